@@ -1,0 +1,96 @@
+"""Absolute deadlines that travel between processes.
+
+One deadline is set where a request enters the system (the BFF, the CLI) and
+travels in the ``Switchboard-Deadline`` header as absolute unix time in ms.
+Every hop runs under it and asks how much time is left; nothing invents a
+fresh timeout of its own (trio's ``fail_at`` is the model).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from contextlib import AbstractAsyncContextManager
+
+from .errors import DecodeError
+
+__all__ = ["Deadline"]
+
+
+class Deadline:
+    """A point in wall-clock time (unix seconds) after which work is worthless."""
+
+    __slots__ = ("at",)
+
+    def __init__(self, at: float) -> None:
+        self.at = at
+
+    @classmethod
+    def after(cls, seconds: float) -> Deadline:
+        """The deadline ``seconds`` from now."""
+        return cls(time.time() + seconds)
+
+    @classmethod
+    def from_ms(cls, ms: int) -> Deadline:
+        return cls(ms / 1000.0)
+
+    @classmethod
+    def from_header(cls, value: str) -> Deadline:
+        """Parse a ``Switchboard-Deadline`` header value.
+
+        Raises:
+            DecodeError: the value is not a whole number of milliseconds.
+        """
+        try:
+            ms = int(value)
+        except ValueError:
+            raise DecodeError(
+                f"The Switchboard-Deadline header {value[:40]!r} is not unix time in milliseconds."
+            ) from None
+        if ms <= 0:
+            raise DecodeError(f"The Switchboard-Deadline header {ms} is not a positive time.")
+        return cls(ms / 1000.0)
+
+    @property
+    def ms(self) -> int:
+        """Absolute unix time in ms (the header and ``deadline_ms`` field value)."""
+        return int(self.at * 1000)
+
+    def header(self) -> str:
+        return str(int(self.at * 1000))
+
+    def remaining(self) -> float:
+        """Seconds left (negative once passed)."""
+        return self.at - time.time()
+
+    @property
+    def expired(self) -> bool:
+        return time.time() >= self.at
+
+    def loop_time(self, loop: asyncio.AbstractEventLoop | None = None) -> float:
+        """This deadline on the event loop's monotonic clock (for ``call_at``/``timeout_at``)."""
+        loop = loop or asyncio.get_running_loop()
+        return loop.time() + (self.at - time.time())
+
+    def earlier(self, seconds: float | None) -> Deadline:
+        """This deadline, or ``seconds`` from now if that comes first."""
+        if seconds is None:
+            return self
+        other = time.time() + seconds
+        return self if self.at <= other else Deadline(other)
+
+    def timeout(self) -> AbstractAsyncContextManager[None]:
+        """``async with deadline.timeout():`` raises TimeoutError when it passes."""
+        return asyncio.timeout_at(self.loop_time())
+
+    def __lt__(self, other: Deadline) -> bool:
+        return self.at < other.at
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Deadline) and other.at == self.at
+
+    def __hash__(self) -> int:
+        return hash(self.at)
+
+    def __repr__(self) -> str:
+        return f"<Deadline in {self.remaining():.3f}s (at {self.ms} ms)>"

@@ -1,0 +1,226 @@
+"""Switchboard's one exception tree.
+
+Every error a caller can see is a :class:`SwitchboardError` and carries a
+wire ``code`` from one vocabulary (``ErrorCode``), used alike in NATS error
+replies and in HTTP problem bodies::
+
+    SwitchboardError                    internal
+    ├── ConfigurationError              internal
+    ├── DecodeError                     bad_request   (.path: msgspec's ``$.path``)
+    │   └── PayloadTooLargeError        too_large
+    ├── RequestError                    (.subject, .correlation_id)
+    │   ├── RequestTimeoutError         timeout       (also the builtin TimeoutError)
+    │   ├── NoRespondersError           no_responders
+    │   ├── OverloadedError             overloaded
+    │   ├── ShuttingDownError           shutting_down
+    │   ├── ConnectionClosedError       internal
+    │   └── RemoteError                 the code the remote side sent
+    ├── PlanError                       bad_request
+    ├── AgentError                      agent_error
+    └── LLMError                        llm_error
+
+Messages are full sentences with their context, safe to show to a caller:
+they never contain a ``repr`` of a foreign exception. Foreign exceptions are
+translated at exactly one boundary each (NATS in ``connection``, msgspec in
+``codec``) and chained with ``raise ... from exc``.
+"""
+
+from __future__ import annotations
+
+import enum
+
+__all__ = [
+    "AgentError",
+    "ConfigurationError",
+    "ConnectionClosedError",
+    "DecodeError",
+    "ErrorCode",
+    "LLMError",
+    "NoRespondersError",
+    "OverloadedError",
+    "PayloadTooLargeError",
+    "PlanError",
+    "RemoteError",
+    "RequestError",
+    "RequestTimeoutError",
+    "ShuttingDownError",
+    "SwitchboardError",
+    "TimeoutPhase",
+]
+
+
+class ErrorCode(enum.StrEnum):
+    """The error vocabulary shared by NATS replies and HTTP problem bodies."""
+
+    BAD_REQUEST = "bad_request"
+    UNAUTHORIZED = "unauthorized"
+    FORBIDDEN = "forbidden"
+    NOT_FOUND = "not_found"
+    NO_RESPONDERS = "no_responders"
+    TIMEOUT = "timeout"
+    OVERLOADED = "overloaded"
+    TOO_LARGE = "too_large"
+    AGENT_ERROR = "agent_error"
+    LLM_ERROR = "llm_error"
+    SHUTTING_DOWN = "shutting_down"
+    INTERNAL = "internal"
+
+    @classmethod
+    def parse(cls, value: str) -> ErrorCode:
+        """Map a wire code to the enum; unknown codes (a newer peer) become ``internal``."""
+        try:
+            return cls(value)
+        except ValueError:
+            return cls.INTERNAL
+
+
+#: Transient failures a caller may retry (elsewhere or a little later).
+RETRYABLE_CODES = frozenset(
+    {ErrorCode.NO_RESPONDERS, ErrorCode.SHUTTING_DOWN, ErrorCode.OVERLOADED}
+)
+
+
+class SwitchboardError(Exception):
+    """Root of every error Switchboard raises on purpose."""
+
+    code: ErrorCode = ErrorCode.INTERNAL
+
+    @property
+    def retryable(self) -> bool:
+        """Whether the same call may succeed if tried again (elsewhere or later)."""
+        return self.code in RETRYABLE_CODES
+
+
+class ConfigurationError(SwitchboardError):
+    """A setting, flag or environment variable has a value that cannot work."""
+
+
+class DecodeError(SwitchboardError):
+    """A payload could not be decoded into the expected message type.
+
+    ``path`` is msgspec's location of the offending field (``$.steps[0].id``),
+    or ``None`` when the payload is not valid JSON at all.
+    """
+
+    code = ErrorCode.BAD_REQUEST
+
+    def __init__(self, message: str, *, path: str | None = None) -> None:
+        super().__init__(message)
+        self.path = path
+
+
+class PayloadTooLargeError(DecodeError):
+    """A payload is larger than the configured limit; it was not parsed."""
+
+    code = ErrorCode.TOO_LARGE
+
+    def __init__(self, message: str, *, size: int, limit: int) -> None:
+        super().__init__(message)
+        self.size = size
+        self.limit = limit
+
+
+class RequestError(SwitchboardError):
+    """A request over NATS failed; names the subject and the correlation id."""
+
+    def __init__(
+        self, message: str, *, subject: str | None = None, correlation_id: str | None = None
+    ) -> None:
+        super().__init__(message)
+        self.subject = subject
+        self.correlation_id = correlation_id
+
+
+class TimeoutPhase(enum.StrEnum):
+    """Which deadline of a request expired."""
+
+    #: Nobody picked the request up in time (queue wait, schedule-to-start).
+    NOT_ACCEPTED = "not_accepted"
+    #: A worker took the request, then went silent (no heartbeat).
+    SILENT = "silent"
+    #: The request's overall deadline passed.
+    DEADLINE = "deadline"
+
+
+class RequestTimeoutError(RequestError, TimeoutError):
+    """A request's deadline expired; ``phase`` says which one.
+
+    It is also the builtin ``TimeoutError`` (so ``asyncio.TimeoutError``), as
+    nats-py does, so generic timeout handling catches it.
+    """
+
+    code = ErrorCode.TIMEOUT
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        subject: str | None = None,
+        correlation_id: str | None = None,
+        phase: TimeoutPhase = TimeoutPhase.DEADLINE,
+    ) -> None:
+        super().__init__(message, subject=subject, correlation_id=correlation_id)
+        self.phase = phase
+
+
+class NoRespondersError(RequestError):
+    """No process subscribes to the subject (NATS status 503)."""
+
+    code = ErrorCode.NO_RESPONDERS
+
+
+class OverloadedError(RequestError):
+    """A bound was reached (pending requests, in-flight work); retry later."""
+
+    code = ErrorCode.OVERLOADED
+
+
+class ShuttingDownError(RequestError):
+    """The process (or the peer) is shutting down and takes no new work."""
+
+    code = ErrorCode.SHUTTING_DOWN
+
+
+class ConnectionClosedError(RequestError):
+    """The NATS connection is closed for good; nothing can be sent."""
+
+
+class RemoteError(RequestError):
+    """The remote side answered with an error reply.
+
+    ``code`` is the wire code it sent (unknown codes read as ``internal``);
+    the message is the remote side's safe message.
+    """
+
+    def __init__(
+        self,
+        code: ErrorCode | str,
+        message: str,
+        *,
+        subject: str | None = None,
+        correlation_id: str | None = None,
+    ) -> None:
+        super().__init__(message, subject=subject, correlation_id=correlation_id)
+        self.code = ErrorCode.parse(code) if isinstance(code, str) else code
+
+
+class PlanError(SwitchboardError):
+    """A plan is invalid: unknown agent, cycle, duplicate step, too many steps."""
+
+    code = ErrorCode.BAD_REQUEST
+
+
+class AgentError(SwitchboardError):
+    """An agent could not do its task; the message is shown to the user.
+
+    Raise it from an agent handler to fail the step with a clear, safe message
+    (any other exception is reported as ``internal`` and logged).
+    """
+
+    code = ErrorCode.AGENT_ERROR
+
+
+class LLMError(SwitchboardError):
+    """The language model provider failed (after its retries) or answered nonsense."""
+
+    code = ErrorCode.LLM_ERROR

@@ -1,0 +1,54 @@
+"""NATS header names and reply kinds used on every Switchboard message."""
+
+from __future__ import annotations
+
+import enum
+from typing import Final
+
+__all__ = [
+    "CORRELATION_ID",
+    "DEADLINE",
+    "ERROR",
+    "HEARTBEAT",
+    "KIND",
+    "NATS_STATUS",
+    "NO_RESPONDERS_STATUS",
+    "PROGRESS",
+    "REPLY_TO_CANCEL",
+    "TRACEPARENT",
+    "Kind",
+]
+
+#: The conversation's correlation id (``conv-{userID}-{uuid4}``), on every message.
+CORRELATION_ID: Final = "Correlation-Id"
+#: Absolute unix time in ms after which the work is worthless; workers drop it.
+DEADLINE: Final = "Switchboard-Deadline"
+#: On replies: ``accepted`` | ``heartbeat`` | ``progress`` | ``final`` (missing = final).
+KIND: Final = "Switchboard-Kind"
+#: On error replies: the error code (the body says the rest).
+ERROR: Final = "Switchboard-Error"
+#: On requests: heartbeat interval (ms) the requester wants while the work runs.
+HEARTBEAT: Final = "Switchboard-Heartbeat"
+#: On requests: "1" when the requester wants progress messages before the final reply.
+PROGRESS: Final = "Switchboard-Progress"
+#: On cancel notices: the reply subject of the one request to cancel.
+REPLY_TO_CANCEL: Final = "Switchboard-Cancel-Reply"
+#: W3C trace context, when tracing is on.
+TRACEPARENT: Final = "traceparent"
+
+#: Header nats-server sets on status messages, and the no-responders status.
+NATS_STATUS: Final = "Status"
+NO_RESPONDERS_STATUS: Final = "503"
+
+
+class Kind(enum.StrEnum):
+    """What a reply message is; a request gets any number of non-final ones first."""
+
+    #: A worker picked the request up (queue wait is over; work time starts).
+    ACCEPTED = "accepted"
+    #: The worker is still on it.
+    HEARTBEAT = "heartbeat"
+    #: A progress message with a payload (e.g. a ProgressEvent).
+    PROGRESS = "progress"
+    #: The answer (or an error reply); ends the request.
+    FINAL = "final"
