@@ -1,0 +1,173 @@
+"""NATS connections: the one module that knows nats-py's exceptions.
+
+:func:`connect` opens a connection the way Switchboard's own processes want it
+(reconnect forever, metrics and logs on connection events); the library's
+classes accept any ``nats.aio.client.Client`` you configured yourself.
+:func:`translate_nats_error` maps nats-py errors to Switchboard's tree, most
+specific first, and is the only place that does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import nats
+import nats.errors
+import structlog
+from nats.aio.client import Client as NATS
+
+from .errors import (
+    ConnectionClosedError,
+    NoRespondersError,
+    OverloadedError,
+    PayloadTooLargeError,
+    RequestError,
+    RequestTimeoutError,
+    ShuttingDownError,
+    SwitchboardError,
+)
+from .metrics import NATS_CONNECTED, NATS_DISCONNECTS, NATS_ERRORS, NATS_RECONNECTS
+
+__all__ = ["ConnectionEvents", "connect", "is_permission_error", "translate_nats_error"]
+
+log = structlog.get_logger("switchboard.nats")
+
+Listener = Callable[[], Awaitable[None]]
+ErrorListener = Callable[[Exception], Awaitable[None]]
+
+
+class ConnectionEvents:
+    """Fans nats-py's single callbacks out to several listeners (consumer, health)."""
+
+    def __init__(self) -> None:
+        self.on_reconnect: list[Listener] = []
+        self.on_disconnect: list[Listener] = []
+        self.on_error: list[ErrorListener] = []
+
+
+def is_permission_error(exc: BaseException) -> bool:
+    """Whether an async error from the server is a permissions violation."""
+    return isinstance(exc, nats.errors.Error) and "permissions violation" in str(exc).lower()
+
+
+def translate_nats_error(
+    exc: BaseException, *, subject: str | None = None, correlation_id: str | None = None
+) -> SwitchboardError:
+    """The Switchboard error for a nats-py exception raised by publish/request/subscribe."""
+    where = f" {correlation_id}" if correlation_id else ""
+    to = f" to {subject}" if subject else ""
+    if isinstance(exc, SwitchboardError):
+        return exc
+    if isinstance(exc, nats.errors.NoRespondersError):
+        return NoRespondersError(
+            f"No responders for request{where}: nothing subscribes to {subject}.",
+            subject=subject,
+            correlation_id=correlation_id,
+        )
+    if isinstance(exc, nats.errors.TimeoutError | asyncio.TimeoutError):
+        return RequestTimeoutError(
+            f"Request{where}{to} timed out.", subject=subject, correlation_id=correlation_id
+        )
+    if isinstance(exc, nats.errors.MaxPayloadError):
+        return PayloadTooLargeError(
+            f"The message{to} is larger than the NATS server's max_payload.", size=-1, limit=-1
+        )
+    if isinstance(exc, nats.errors.OutboundBufferLimitError):
+        return OverloadedError(
+            f"Cannot send{where}{to}: NATS is disconnected and the outbound buffer is full.",
+            subject=subject,
+            correlation_id=correlation_id,
+        )
+    if isinstance(exc, nats.errors.ConnectionDrainingError):
+        return ShuttingDownError(
+            f"Cannot send{where}{to}: the NATS connection is draining (shutting down).",
+            subject=subject,
+            correlation_id=correlation_id,
+        )
+    if isinstance(exc, nats.errors.ConnectionClosedError):
+        return ConnectionClosedError(
+            f"Cannot send{where}{to}: the NATS connection is closed.",
+            subject=subject,
+            correlation_id=correlation_id,
+        )
+    if isinstance(exc, nats.errors.BadSubjectError):
+        return RequestError(
+            f"Cannot send{where}: {subject!r} is not a valid NATS subject.",
+            subject=subject,
+            correlation_id=correlation_id,
+        )
+    return RequestError(
+        f"NATS failed for request{where}{to}: {type(exc).__name__}.",
+        subject=subject,
+        correlation_id=correlation_id,
+    )
+
+
+async def connect(
+    servers: str | list[str],
+    *,
+    name: str,
+    events: ConnectionEvents | None = None,
+    connect_timeout: float = 5.0,
+    **options: Any,
+) -> NATS:
+    """Connect to NATS for a Switchboard process.
+
+    Reconnects forever (a service must outlive a NATS restart), reports the
+    connection state in metrics and logs, and fans connection events out to
+    ``events``. ``options`` go to ``nats.connect`` unchanged (credentials,
+    TLS, ``inbox_prefix`` ...).
+
+    Raises:
+        ConnectionClosedError: the first connection could not be made.
+    """
+    events = events or ConnectionEvents()
+
+    async def disconnected() -> None:
+        NATS_CONNECTED.set(0)
+        NATS_DISCONNECTS.inc()
+        log.warning("nats disconnected", name=name)
+        for listener in events.on_disconnect:
+            await listener()
+
+    async def reconnected() -> None:
+        NATS_CONNECTED.set(1)
+        NATS_RECONNECTS.inc()
+        log.info("nats reconnected", name=name, server=str(nc.connected_url))
+        for listener in events.on_reconnect:
+            await listener()
+
+    async def error(exc: Exception) -> None:
+        kind = "permissions" if is_permission_error(exc) else type(exc).__name__
+        NATS_ERRORS.labels(kind).inc()
+        log.warning("nats async error", name=name, error=str(exc), kind=kind)
+        for listener in events.on_error:
+            await listener(exc)
+
+    async def closed() -> None:
+        NATS_CONNECTED.set(0)
+        log.info("nats connection closed", name=name)
+
+    options.setdefault("max_reconnect_attempts", -1)
+    options.setdefault("reconnect_time_wait", 0.5)
+    try:
+        nc = await nats.connect(
+            servers,
+            name=name,
+            connect_timeout=connect_timeout,  # type: ignore[arg-type]
+            disconnected_cb=disconnected,
+            reconnected_cb=reconnected,
+            error_cb=error,
+            closed_cb=closed,
+            allow_reconnect=True,
+            **options,
+        )
+    except (TimeoutError, nats.errors.Error, OSError) as exc:
+        raise ConnectionClosedError(
+            f"Could not connect to NATS at {servers}: {type(exc).__name__}: {exc}."
+        ) from exc
+    NATS_CONNECTED.set(1)
+    log.info("nats connected", name=name, server=str(nc.connected_url))
+    return nc

@@ -1,0 +1,317 @@
+"""The metrics catalog: every Prometheus metric Switchboard exports, in one place.
+
+Names follow Prometheus conventions: prefix ``switchboard_``, base units
+(seconds, bytes), ``_total`` for counters. Labels are bounded: subjects of
+targets, agent names, routes and outcomes -- never user or correlation ids.
+
+Gauges that can be derived from live objects (pending correlations, in-flight
+handlers) are computed at scrape time by :class:`LiveGauge` from the objects
+themselves, so the hot path pays nothing for them and they can never drift.
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Iterable, Iterator
+from typing import Protocol
+
+from prometheus_client import REGISTRY, Counter, Gauge, Histogram
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+__all__ = [
+    "CANCEL_NOTICES",
+    "CONSUMER_RESUBSCRIBES",
+    "CONVERSATIONS",
+    "CONVERSATION_DURATION",
+    "CORRELATION_CANCELLED",
+    "CORRELATION_DURATION",
+    "CORRELATION_NO_RESPONDERS",
+    "CORRELATION_PENDING",
+    "CORRELATION_REJECTED",
+    "CORRELATION_STRAY",
+    "CORRELATION_TIMEOUTS",
+    "ENDPOINT_CANCELLED",
+    "ENDPOINT_DURATION",
+    "ENDPOINT_EXPIRED",
+    "ENDPOINT_IN_FLIGHT",
+    "ENDPOINT_REJECTED",
+    "ENDPOINT_REQUESTS",
+    "HTTP_DURATION",
+    "HTTP_IN_FLIGHT",
+    "HTTP_REJECTED",
+    "HTTP_REQUESTS",
+    "LLM_DURATION",
+    "LLM_REQUESTS",
+    "LLM_TOKENS",
+    "LiveGauge",
+    "LiveSource",
+    "NATS_CONNECTED",
+    "NATS_DISCONNECTS",
+    "NATS_ERRORS",
+    "NATS_RECONNECTS",
+    "PART_INFO",
+    "PLAN_FALLBACKS",
+    "PLAN_STEPS",
+    "STEPS",
+    "STEP_RETRIES",
+]
+
+#: Latency buckets from 0.5 ms (a local round trip) to 2 min (a long LLM chain).
+LATENCY_BUCKETS = (
+    0.0005,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+    30.0,
+    60.0,
+    120.0,
+)
+
+
+class LiveSource(Protocol):
+    """An object that reports gauge values for a :class:`LiveGauge` at scrape time."""
+
+    def gauge_values(self, gauge: str) -> Iterable[tuple[tuple[str, ...], float]]: ...
+
+
+class LiveGauge(Collector):
+    """A gauge summed at scrape time over the live objects that registered with it."""
+
+    def __init__(self, name: str, documentation: str, labelnames: tuple[str, ...] = ()) -> None:
+        self.name = name
+        self.documentation = documentation
+        self.labelnames = labelnames
+        self._sources: weakref.WeakSet[LiveSource] = weakref.WeakSet()
+        REGISTRY.register(self)
+
+    def track(self, source: LiveSource) -> None:
+        self._sources.add(source)
+
+    def untrack(self, source: LiveSource) -> None:
+        self._sources.discard(source)
+
+    def value(self, *labels: str) -> float:
+        """The current value for ``labels`` (for tests and debug views)."""
+        total = 0.0
+        for source in list(self._sources):
+            for key, value in source.gauge_values(self.name):
+                if key == labels:
+                    total += value
+        return total
+
+    def describe(self) -> Iterable[Metric]:
+        return [GaugeMetricFamily(self.name, self.documentation, labels=self.labelnames)]
+
+    def collect(self) -> Iterator[Metric]:
+        totals: dict[tuple[str, ...], float] = {}
+        for source in list(self._sources):
+            for key, value in source.gauge_values(self.name):
+                totals[key] = totals.get(key, 0.0) + value
+        family = GaugeMetricFamily(self.name, self.documentation, labels=self.labelnames)
+        if not self.labelnames:
+            family.add_metric([], totals.get((), 0.0))
+        else:
+            for key, value in sorted(totals.items()):
+                family.add_metric(list(key), value)
+        yield family
+
+
+# -- part identity ---------------------------------------------------------------------------
+
+PART_INFO = Gauge(
+    "switchboard_part_info",
+    "Always 1; labels say which part (orchestrator, agent, bff) and version this process runs.",
+    ["part", "name", "version"],
+)
+
+# -- correlation (requester side) -------------------------------------------------------------
+
+CORRELATION_PENDING = LiveGauge(
+    "switchboard_correlation_pending",
+    "Requests registered with the correlation tracker and still waiting for their final reply.",
+    ("target",),
+)
+CORRELATION_DURATION = Histogram(
+    "switchboard_correlation_request_duration_seconds",
+    "Round-trip time of tracked requests, from registration to outcome.",
+    ["target", "outcome"],
+    buckets=LATENCY_BUCKETS,
+)
+CORRELATION_TIMEOUTS = Counter(
+    "switchboard_correlation_timeouts_total",
+    "Tracked requests that timed out, by phase (not_accepted, silent, deadline).",
+    ["target", "phase"],
+)
+CORRELATION_NO_RESPONDERS = Counter(
+    "switchboard_correlation_no_responders_total",
+    "Tracked requests failed at once because nobody subscribes to the subject.",
+    ["target"],
+)
+CORRELATION_STRAY = Counter(
+    "switchboard_correlation_stray_replies_total",
+    "Replies whose token matched no waiter: late (after timeout/cancel) or unknown (forged).",
+    ["reason"],
+)
+CORRELATION_CANCELLED = Counter(
+    "switchboard_correlation_cancelled_total",
+    "Tracked requests whose waiter was cancelled before the reply came.",
+    ["target"],
+)
+CORRELATION_REJECTED = Counter(
+    "switchboard_correlation_rejected_total",
+    "Requests refused at registration (overloaded: pending limit; shutting_down).",
+    ["reason"],
+)
+CONSUMER_RESUBSCRIBES = Counter(
+    "switchboard_consumer_resubscribes_total",
+    "Times the global inbox subscription was found dead and re-created.",
+)
+CANCEL_NOTICES = Counter(
+    "switchboard_cancel_notices_total",
+    "Remote cancellation notices: sent by requesters, received by workers, dropped (queue full).",
+    ["direction"],
+)
+
+# -- endpoints (served side: agents and the orchestrator) -------------------------------------
+
+ENDPOINT_REQUESTS = Counter(
+    "switchboard_endpoint_requests_total",
+    "Requests handled by an endpoint (an agent name, or 'orchestrator'), by outcome "
+    "(ok or an error code).",
+    ["endpoint", "outcome"],
+)
+ENDPOINT_DURATION = Histogram(
+    "switchboard_endpoint_duration_seconds",
+    "Time an endpoint's handler spent on a request.",
+    ["endpoint"],
+    buckets=LATENCY_BUCKETS,
+)
+ENDPOINT_IN_FLIGHT = LiveGauge(
+    "switchboard_endpoint_in_flight",
+    "Requests an endpoint is working on right now.",
+    ("endpoint",),
+)
+ENDPOINT_EXPIRED = Counter(
+    "switchboard_endpoint_expired_total",
+    "Requests dropped unhandled because their Switchboard-Deadline had passed.",
+    ["endpoint"],
+)
+ENDPOINT_REJECTED = Counter(
+    "switchboard_endpoint_rejected_total",
+    "Requests refused with an error reply before the handler ran (overloaded, shutting_down, "
+    "bad_request, too_large).",
+    ["endpoint", "reason"],
+)
+ENDPOINT_CANCELLED = Counter(
+    "switchboard_endpoint_cancelled_total",
+    "Handlers cancelled because their requester gave up (remote cancellation).",
+    ["endpoint"],
+)
+
+# -- engine ----------------------------------------------------------------------------------
+
+CONVERSATIONS = Counter(
+    "switchboard_conversations_total",
+    "Conversations answered by the orchestrator, by outcome (ok, partial, error code).",
+    ["outcome"],
+)
+CONVERSATION_DURATION = Histogram(
+    "switchboard_conversation_duration_seconds",
+    "Time from a conversation request reaching the orchestrator to its answer.",
+    buckets=LATENCY_BUCKETS,
+)
+PLAN_STEPS = Histogram(
+    "switchboard_plan_steps",
+    "Number of steps in the plans made, by source (llm, local, fallback).",
+    ["source"],
+    buckets=(1, 2, 3, 4, 5, 6, 8, 10, 15, 20, 30, 50, 100, 256),
+)
+PLAN_FALLBACKS = Counter(
+    "switchboard_plan_fallbacks_total",
+    "LLM plans that were unusable and replaced by the local planner, by reason.",
+    ["reason"],
+)
+STEPS = Counter(
+    "switchboard_steps_total",
+    "Plan steps finished, by agent and outcome (ok, failed, skipped).",
+    ["agent", "outcome"],
+)
+STEP_RETRIES = Counter(
+    "switchboard_step_retries_total",
+    "Step attempts retried after a transient error (no_responders, overloaded, shutting_down).",
+    ["agent"],
+)
+
+# -- LLM -------------------------------------------------------------------------------------
+
+LLM_REQUESTS = Counter(
+    "switchboard_llm_requests_total",
+    "Calls to a language model, by provider, model and outcome (ok or an error kind).",
+    ["provider", "model", "outcome"],
+)
+LLM_DURATION = Histogram(
+    "switchboard_llm_request_duration_seconds",
+    "Duration of language model calls (including the client's own retries).",
+    ["provider", "model"],
+    buckets=LATENCY_BUCKETS,
+)
+LLM_TOKENS = Counter(
+    "switchboard_llm_tokens_total",
+    "Tokens used by language model calls, by kind (prompt, completion).",
+    ["provider", "model", "kind"],
+)
+
+# -- HTTP (BFF) ------------------------------------------------------------------------------
+
+HTTP_REQUESTS = Counter(
+    "switchboard_http_requests_total",
+    "HTTP requests served by the BFF, by route template, method and status code.",
+    ["route", "method", "status"],
+)
+HTTP_DURATION = Histogram(
+    "switchboard_http_request_duration_seconds",
+    "Duration of HTTP requests served by the BFF (streams: until the stream ends).",
+    ["route", "method"],
+    buckets=LATENCY_BUCKETS,
+)
+HTTP_IN_FLIGHT = LiveGauge(
+    "switchboard_http_in_flight",
+    "Chat requests the BFF is working on right now.",
+)
+HTTP_REJECTED = Counter(
+    "switchboard_http_rejected_total",
+    "HTTP requests refused by backpressure or auth, by reason (user_limit, instance_limit, "
+    "unauthorized, auth_rate_limit).",
+    ["reason"],
+)
+
+# -- NATS connection -------------------------------------------------------------------------
+
+NATS_CONNECTED = Gauge(
+    "switchboard_nats_connected",
+    "1 while this process is connected to NATS, else 0.",
+)
+NATS_RECONNECTS = Counter(
+    "switchboard_nats_reconnects_total",
+    "Successful reconnections to NATS.",
+)
+NATS_DISCONNECTS = Counter(
+    "switchboard_nats_disconnects_total",
+    "Losses of the NATS connection.",
+)
+NATS_ERRORS = Counter(
+    "switchboard_nats_errors_total",
+    "Asynchronous errors reported by the NATS client, by kind.",
+    ["kind"],
+)

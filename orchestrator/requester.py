@@ -1,0 +1,354 @@
+"""The Requester: send requests over NATS and get their replies through the tracker.
+
+One Requester per process (per NATS connection) owns the correlation
+tracker, the global inbox consumer and the sender of remote cancellation
+notices. It is what the BFF uses to talk to the orchestrator and what the
+orchestrator uses to talk to agents.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+from collections.abc import AsyncIterator, Mapping
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import structlog
+from nats.aio.client import Client as NATS
+
+from . import headers as h
+from .codec import DEFAULT_MAX_PAYLOAD, decode, encode
+from .connection import ConnectionEvents, translate_nats_error
+from .consumer import GlobalMessageConsumer
+from .correlation import (
+    CorrelationTracker,
+    PendingInfo,
+    PendingRequest,
+    ReplyStream,
+    remote_error,
+)
+from .deadline import Deadline
+from .metrics import CANCEL_NOTICES
+from .subjects import Subjects
+
+if TYPE_CHECKING:
+    from nats.aio.msg import Msg
+
+__all__ = ["Requester"]
+
+T = TypeVar("T")
+
+log = structlog.get_logger("switchboard.requester")
+
+
+class Requester:
+    """Sends requests on one NATS connection and routes every reply back to its waiter.
+
+    Start it before use and close it on the way out (or use ``async with``)::
+
+        async with Requester(nc) as requester:
+            msg = await requester.request("ai.agents.calculator", payload,
+                                          correlation_id="conv-me-1", timeout=5)
+
+    ``max_pending`` bounds the requests waiting at once (past it:
+    :class:`~orchestrator.errors.OverloadedError` at once).
+    """
+
+    def __init__(
+        self,
+        nc: NATS,
+        *,
+        subjects: Subjects | None = None,
+        max_pending: int = 10_000,
+        default_timeout: float = 30.0,
+        inbox_prefix: str = "_INBOX",
+        events: ConnectionEvents | None = None,
+        probe_interval: float = 5.0,
+        max_payload: int = DEFAULT_MAX_PAYLOAD,
+        max_cancel_backlog: int = 10_000,
+    ) -> None:
+        self._nc = nc
+        self.subjects = subjects or Subjects()
+        self.default_timeout = default_timeout
+        self.max_payload = max_payload
+        self.tracker = CorrelationTracker(max_pending=max_pending, on_abandon=self._abandoned)
+        self.consumer = GlobalMessageConsumer(
+            nc,
+            self.tracker,
+            inbox_prefix=inbox_prefix,
+            events=events,
+            probe_interval=probe_interval,
+        )
+        self._prefix = self.consumer.prefix
+        self._cancels: collections.deque[tuple[str, str]] = collections.deque()
+        self._max_cancel_backlog = max_cancel_backlog
+        self._cancel_wake = asyncio.Event()
+        self._cancel_task: asyncio.Task[None] | None = None
+
+    @property
+    def nc(self) -> NATS:
+        return self._nc
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Subscribe the inbox and start the cancel sender (idempotent; restartable)."""
+        self.tracker.reopen()
+        await self.consumer.start()
+        if self._cancel_task is None:
+            self._cancel_task = asyncio.get_running_loop().create_task(
+                self._send_cancels(), name="switchboard-cancel-sender"
+            )
+
+    async def close(self, grace: float = 0.0) -> None:
+        """Stop sending: refuse new requests, give pending ones ``grace`` seconds, fail the rest.
+
+        Idempotent. Pending requests still waiting after the grace period get
+        :class:`~orchestrator.errors.ShuttingDownError` and their workers a
+        cancel notice.
+        """
+        self.tracker.close()
+        if grace > 0:
+            await self.tracker.wait_idle(grace)
+        abandoned = self.tracker.fail_all()
+        if abandoned:
+            log.warning("pending requests abandoned at shutdown", count=abandoned)
+        task, self._cancel_task = self._cancel_task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await self._flush_cancels()
+        await self.consumer.stop()
+
+    async def __aenter__(self) -> Requester:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    # -- requests -----------------------------------------------------------------------------
+
+    async def request(
+        self,
+        subject: str,
+        data: bytes,
+        *,
+        correlation_id: str,
+        timeout: float | None = None,
+        deadline: Deadline | None = None,
+        target: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        accept_timeout: float | None = None,
+        heartbeat: float | None = None,
+        silence_timeout: float | None = None,
+    ) -> Msg:
+        """Send ``data`` to ``subject`` and wait for the final reply.
+
+        The deadline is ``deadline``, else ``timeout`` seconds from now, else
+        the default timeout. ``heartbeat`` asks the worker to acknowledge and
+        heartbeat at that interval (seconds); with it, ``accept_timeout``
+        bounds the queue wait and ``silence_timeout`` (default 3 heartbeats)
+        detects a worker that went quiet.
+
+        Raises:
+            RequestTimeoutError: a deadline passed (``.phase`` says which).
+            NoRespondersError: nobody subscribes to ``subject``.
+            RemoteError: the worker answered with an error reply.
+            OverloadedError, ShuttingDownError: refused locally, nothing was sent.
+        """
+        entry = await self._send(
+            subject,
+            data,
+            correlation_id=correlation_id,
+            timeout=timeout,
+            deadline=deadline,
+            target=target,
+            headers=headers,
+            accept_timeout=accept_timeout,
+            heartbeat=heartbeat,
+            silence_timeout=silence_timeout,
+            stream=False,
+        )
+        future = entry.future
+        assert future is not None
+        try:
+            msg = await future
+        except asyncio.CancelledError:
+            self.tracker.cancel(entry)
+            raise
+        hdrs = msg.headers
+        if hdrs is not None and h.ERROR in hdrs:
+            raise remote_error(msg, subject=subject, correlation_id=correlation_id)
+        return msg
+
+    async def call(
+        self,
+        subject: str,
+        message: Any,
+        response_type: type[T],
+        *,
+        correlation_id: str,
+        **options: Any,
+    ) -> T:
+        """:meth:`request` with a msgspec-encodable ``message`` and a typed reply.
+
+        Raises:
+            DecodeError: the reply is not a ``response_type``.
+        """
+        msg = await self.request(subject, encode(message), correlation_id=correlation_id, **options)
+        return decode(msg.data, response_type, max_bytes=self.max_payload)
+
+    @contextlib.asynccontextmanager
+    async def stream(
+        self,
+        subject: str,
+        data: bytes,
+        *,
+        correlation_id: str,
+        timeout: float | None = None,
+        deadline: Deadline | None = None,
+        target: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        accept_timeout: float | None = None,
+        heartbeat: float | None = None,
+        silence_timeout: float | None = None,
+    ) -> AsyncIterator[ReplyStream]:
+        """Send a request asking for progress; iterate its replies, the final one last.
+
+        ::
+
+            async with requester.stream(subject, data, correlation_id=cid) as replies:
+                async for msg in replies:
+                    ...  # msg.headers["Switchboard-Kind"]: "progress", then "final"
+
+        Leaving the block early cancels the request (and tells the worker).
+        An error reply is raised as :class:`RemoteError` from the iteration.
+        """
+        entry = await self._send(
+            subject,
+            data,
+            correlation_id=correlation_id,
+            timeout=timeout,
+            deadline=deadline,
+            target=target,
+            headers=headers,
+            accept_timeout=accept_timeout,
+            heartbeat=heartbeat,
+            silence_timeout=silence_timeout,
+            stream=True,
+        )
+        stream = entry.stream
+        assert stream is not None
+        try:
+            yield stream
+        finally:
+            if entry.token in self.tracker:
+                self.tracker.cancel(entry)
+
+    async def publish(
+        self,
+        subject: str,
+        data: bytes,
+        *,
+        correlation_id: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        """Fire-and-forget publish (events), with errors translated."""
+        hdrs = dict(headers) if headers else {}
+        if correlation_id is not None:
+            hdrs[h.CORRELATION_ID] = correlation_id
+        try:
+            await self._nc.publish(subject, data, headers=hdrs or None)
+        except Exception as exc:
+            raise translate_nats_error(exc, subject=subject, correlation_id=correlation_id) from exc
+
+    def pending(self) -> list[PendingInfo]:
+        """What is pending now (for debugging)."""
+        return self.tracker.pending()
+
+    # -- internals ----------------------------------------------------------------------------
+
+    async def _send(
+        self,
+        subject: str,
+        data: bytes,
+        *,
+        correlation_id: str,
+        timeout: float | None,
+        deadline: Deadline | None,
+        target: str | None,
+        headers: Mapping[str, str] | None,
+        accept_timeout: float | None,
+        heartbeat: float | None,
+        silence_timeout: float | None,
+        stream: bool,
+    ) -> PendingRequest:
+        if deadline is None:
+            deadline = Deadline.after(self.default_timeout if timeout is None else timeout)
+        elif timeout is not None:
+            deadline = deadline.earlier(timeout)
+        if heartbeat is not None and silence_timeout is None:
+            silence_timeout = 3 * heartbeat
+        entry = self.tracker.register(
+            correlation_id=correlation_id,
+            target=target or subject,
+            subject=subject,
+            deadline=deadline,
+            accept_timeout=accept_timeout,
+            silence_timeout=silence_timeout,
+            stream=stream,
+        )
+        hdrs = {h.CORRELATION_ID: correlation_id, h.DEADLINE: deadline.header()}
+        if heartbeat is not None:
+            hdrs[h.HEARTBEAT] = str(max(1, int(heartbeat * 1000)))
+        if stream:
+            hdrs[h.PROGRESS] = "1"
+        if headers:
+            hdrs.update(headers)
+        try:
+            await self._nc.publish(subject, data, reply=self._prefix + entry.token, headers=hdrs)
+        except BaseException as exc:
+            self.tracker.discard(entry)
+            if isinstance(exc, Exception):
+                raise translate_nats_error(
+                    exc, subject=subject, correlation_id=correlation_id
+                ) from exc
+            raise
+        return entry
+
+    def _abandoned(self, entry: PendingRequest) -> None:
+        """Tracker callback: a waiter gave up; tell the worker (if any) to stop."""
+        if len(self._cancels) >= self._max_cancel_backlog:
+            CANCEL_NOTICES.labels("dropped").inc()
+            return
+        self._cancels.append((entry.correlation_id, self._prefix + entry.token))
+        self._cancel_wake.set()
+
+    async def _send_cancels(self) -> None:
+        while True:
+            await self._cancel_wake.wait()
+            self._cancel_wake.clear()
+            await self._flush_cancels()
+
+    async def _flush_cancels(self) -> None:
+        while self._cancels:
+            correlation_id, reply = self._cancels.popleft()
+            if self._nc.is_closed or self._nc.is_draining_pubs:
+                self._cancels.clear()
+                return
+            try:
+                await self._nc.publish(
+                    self.subjects.cancel(correlation_id),
+                    b"",
+                    headers={h.CORRELATION_ID: correlation_id, h.REPLY_TO_CANCEL: reply},
+                )
+            except Exception as exc:  # best effort: the worker's deadline still holds
+                log.debug("cancel notice not sent", error=str(exc))
+                continue
+            CANCEL_NOTICES.labels("sent").inc()
+
+    def __repr__(self) -> str:
+        return f"<Requester inbox={self._prefix}* {self.tracker!r}>"
