@@ -1,0 +1,540 @@
+"""Serving a subject: one async handler, many requests at once, every failure an error reply.
+
+An :class:`Endpoint` subscribes a subject in a queue group and runs its
+handler for each request as its own task, up to ``max_concurrency`` at once,
+so a slow request never holds up the next. Around the handler, as layers
+(starlette's middleware stack, structlog's processor chain):
+
+* **context** binds the correlation id and endpoint name into every log line;
+* **errors** turns any exception into an error reply with a code from the
+  vocabulary and a safe message (never ``repr(exc)``); details go to the log;
+* **deadline** runs the handler under the request's ``Switchboard-Deadline``.
+
+Before the handler runs, work whose deadline has already passed is dropped
+and counted, oversized payloads and bad headers get an error reply, and past
+``max_concurrency`` + ``max_backlog`` requests get ``overloaded`` at once.
+
+While a handler runs, the endpoint sends ``accepted`` and then ``heartbeat``
+messages on the reply subject when the requester asked for them
+(``Switchboard-Heartbeat``), and it listens on ``ai.cancel.*`` so a requester
+that gave up can cancel the handler (remote cancellation).
+
+``stop(grace)`` stops taking work, lets in-flight handlers finish within the
+grace period and answers the rest (and anything still queued) with
+``shutting_down``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import time
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, TypeVar
+
+import structlog
+from nats.aio.client import Client as NATS
+
+from . import headers as h
+from .codec import DEFAULT_MAX_PAYLOAD, decode, encode
+from .connection import translate_nats_error
+from .deadline import Deadline
+from .errors import DecodeError, ErrorCode, SwitchboardError
+from .messages import ErrorInfo, ErrorReply
+from .metrics import (
+    CANCEL_NOTICES,
+    ENDPOINT_CANCELLED,
+    ENDPOINT_DURATION,
+    ENDPOINT_EXPIRED,
+    ENDPOINT_IN_FLIGHT,
+    ENDPOINT_REJECTED,
+    ENDPOINT_REQUESTS,
+)
+from .subjects import Subjects
+
+if TYPE_CHECKING:
+    from nats.aio.msg import Msg
+    from nats.aio.subscription import Subscription
+
+__all__ = ["Endpoint", "EndpointStats", "ErrorBody", "Handler", "Middleware", "Request"]
+
+T = TypeVar("T")
+
+log = structlog.get_logger("switchboard.endpoint")
+
+Handler = Callable[["Request"], Awaitable[bytes]]
+"""The one handler signature: a request in, the reply payload out."""
+
+Middleware = Callable[[Handler], Handler]
+"""A layer around a handler (logging, metrics, auth ...)."""
+
+ErrorBody = Callable[["Request", ErrorInfo], bytes]
+"""Builds the body of an error reply (e.g. an AgentResult with ok=false)."""
+
+_REMOTE = "remote"
+_SHUTDOWN = "shutdown"
+
+
+class Request:
+    """One request as a handler sees it."""
+
+    __slots__ = (
+        "_endpoint",
+        "accepted_sent",
+        "cancel_reason",
+        "correlation_id",
+        "data",
+        "deadline",
+        "error",
+        "headers",
+        "heartbeat",
+        "msg",
+        "next_beat",
+        "reply",
+        "subject",
+        "wants_progress",
+    )
+
+    def __init__(self, endpoint: Endpoint, msg: Msg, deadline: Deadline) -> None:
+        self._endpoint = endpoint
+        self.msg = msg
+        self.subject: str = msg.subject
+        self.reply: str = msg.reply
+        self.data: bytes = msg.data
+        self.headers: Mapping[str, str] = msg.headers or {}
+        self.correlation_id: str | None = self.headers.get(h.CORRELATION_ID)
+        self.deadline = deadline
+        self.wants_progress = self.headers.get(h.PROGRESS) == "1"
+        self.heartbeat: float | None = None
+        self.accepted_sent = False
+        self.next_beat = 0.0
+        #: Set by the error layer: the reply is an error reply with this code.
+        self.error: ErrorInfo | None = None
+        self.cancel_reason: str | None = None
+
+    def decode(self, type_: type[T]) -> T:
+        """The payload as ``type_``.
+
+        Raises:
+            DecodeError: the payload is not a valid ``type_`` (the caller gets bad_request).
+        """
+        return decode(self.data, type_, max_bytes=self._endpoint.max_payload)
+
+    async def progress(self, data: bytes) -> bool:
+        """Send a progress message to the requester, if it asked for them; returns whether sent."""
+        if not (self.wants_progress and self.reply):
+            return False
+        await self._endpoint._send(self, data, h.Kind.PROGRESS)
+        return True
+
+    def __repr__(self) -> str:
+        return f"<Request {self.subject} correlation_id={self.correlation_id!r}>"
+
+
+class EndpointStats:
+    """Counters for the NATS service API (``$SRV.STATS``)."""
+
+    __slots__ = ("last_error", "num_errors", "num_requests", "processing_time_ns")
+
+    def __init__(self) -> None:
+        self.num_requests = 0
+        self.num_errors = 0
+        self.processing_time_ns = 0
+        self.last_error = ""
+
+    @property
+    def average_processing_time_ns(self) -> int:
+        return self.processing_time_ns // self.num_requests if self.num_requests else 0
+
+
+def default_error_body(request: Request, error: ErrorInfo) -> bytes:
+    return encode(ErrorReply(correlation_id=request.correlation_id, error=error))
+
+
+class Endpoint:
+    """Serves ``subject`` (in queue group ``queue``) with ``handler``.
+
+    ``name`` labels metrics and logs (an agent name, ``orchestrator``);
+    ``default_timeout`` is the deadline of requests that carry no
+    ``Switchboard-Deadline`` header (e.g. from ``nats req``).
+    """
+
+    def __init__(
+        self,
+        nc: NATS,
+        *,
+        subject: str,
+        handler: Handler,
+        name: str | None = None,
+        queue: str | None = None,
+        max_concurrency: int = 64,
+        max_backlog: int = 1_000,
+        max_payload: int = DEFAULT_MAX_PAYLOAD,
+        default_timeout: float = 60.0,
+        subjects: Subjects | None = None,
+        error_body: ErrorBody = default_error_body,
+        middleware: Sequence[Middleware] = (),
+        description: str = "",
+        metadata: Mapping[str, str] | None = None,
+        heartbeat_tick: float = 0.2,
+    ) -> None:
+        if max_concurrency < 1:
+            raise ValueError("max_concurrency must be at least 1")
+        self._nc = nc
+        self.subject = subject
+        self.name = name or subject
+        self.queue = queue
+        self.max_concurrency = max_concurrency
+        self.max_backlog = max_backlog
+        self.max_payload = max_payload
+        self.default_timeout = default_timeout
+        self.subjects = subjects or Subjects()
+        self.description = description
+        self.metadata = dict(metadata or {})
+        self.stats = EndpointStats()
+        self._error_body = error_body
+        self._heartbeat_tick = heartbeat_tick
+        stack: Handler = handler
+        for layer in reversed(middleware):
+            stack = layer(stack)
+        self._stack = _context_layer(self, _error_layer(self, _deadline_layer(stack)))
+        self._sub: Subscription | None = None
+        self._cancel_sub: Subscription | None = None
+        self._stopping = False
+        self._tasks: dict[asyncio.Task[None], Request] = {}
+        self._by_reply: dict[str, asyncio.Task[None]] = {}
+        self._backlog: collections.deque[tuple[Msg, Deadline | None]] = collections.deque()
+        self._ticker: asyncio.Task[None] | None = None
+        self._requests_ok = ENDPOINT_REQUESTS.labels(self.name, "ok")
+        self._duration = ENDPOINT_DURATION.labels(self.name)
+        ENDPOINT_IN_FLIGHT.track(self)
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    @property
+    def running(self) -> bool:
+        return self._sub is not None
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._tasks)
+
+    async def start(self) -> None:
+        """Subscribe (idempotent; restartable after ``stop``)."""
+        if self._sub is not None:
+            return
+        self._stopping = False
+        try:
+            self._cancel_sub = await self._nc.subscribe(
+                self.subjects.all_cancels, cb=self._on_cancel
+            )
+            self._sub = await self._nc.subscribe(
+                self.subject, queue=self.queue or "", cb=self._on_msg
+            )
+        except Exception as exc:
+            raise translate_nats_error(exc, subject=self.subject) from exc
+        log.debug("endpoint started", endpoint=self.name, subject=self.subject, queue=self.queue)
+
+    async def stop(self, grace: float = 10.0) -> None:
+        """Stop taking work; finish in-flight work within ``grace`` s; fail the rest.
+
+        Idempotent. Requests still queued in this process get ``shutting_down``.
+        """
+        sub, self._sub = self._sub, None
+        if sub is None:
+            return
+        self._stopping = True
+        if not self._nc.is_closed:
+            with contextlib.suppress(Exception):
+                await sub.drain()  # UNSUB, then the queued messages get shutting_down
+        while self._backlog:
+            msg, _deadline = self._backlog.popleft()
+            await self._reject(
+                msg,
+                ErrorCode.SHUTTING_DOWN,
+                f"The {self.name} worker is shutting down; retry elsewhere.",
+            )
+        if self._tasks:
+            _done, late = await asyncio.wait(list(self._tasks), timeout=grace)
+            for task in late:
+                self._tasks[task].cancel_reason = _SHUTDOWN
+                task.cancel()
+            if late:
+                log.warning(
+                    "in-flight requests cut short at shutdown", endpoint=self.name, count=len(late)
+                )
+                await asyncio.gather(*late, return_exceptions=True)
+        ticker, self._ticker = self._ticker, None
+        if ticker is not None:
+            ticker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await ticker
+        cancel_sub, self._cancel_sub = self._cancel_sub, None
+        if cancel_sub is not None and not self._nc.is_closed:
+            with contextlib.suppress(Exception):
+                await cancel_sub.unsubscribe()
+        log.debug("endpoint stopped", endpoint=self.name)
+
+    # -- receiving ----------------------------------------------------------------------------
+
+    async def _on_msg(self, msg: Msg) -> None:
+        """The subscription callback: cheap checks, then hand the request to a task."""
+        try:
+            await self._dispatch(msg)
+        except Exception:  # never let one message kill the subscription's task
+            log.exception("failed to dispatch a request", endpoint=self.name)
+
+    async def _dispatch(self, msg: Msg) -> None:
+        hdrs = msg.headers
+        raw_deadline = hdrs.get(h.DEADLINE) if hdrs else None
+        deadline: Deadline | None = None
+        if self._stopping:
+            await self._reject(
+                msg,
+                ErrorCode.SHUTTING_DOWN,
+                f"The {self.name} worker is shutting down; retry elsewhere.",
+            )
+            return
+        if raw_deadline is not None:
+            try:
+                deadline = Deadline.from_header(raw_deadline)
+            except DecodeError as exc:
+                await self._reject(msg, ErrorCode.BAD_REQUEST, str(exc))
+                return
+            if deadline.expired:
+                ENDPOINT_EXPIRED.labels(self.name).inc()
+                log.debug(
+                    "expired request dropped",
+                    endpoint=self.name,
+                    correlation_id=hdrs.get(h.CORRELATION_ID) if hdrs else None,
+                )
+                return
+        if len(msg.data) > self.max_payload:
+            await self._reject(
+                msg,
+                ErrorCode.TOO_LARGE,
+                f"The request is {len(msg.data)} bytes, over the limit of {self.max_payload} "
+                "bytes.",
+            )
+            return
+        if len(self._tasks) >= self.max_concurrency:
+            if len(self._backlog) >= self.max_backlog:
+                await self._reject(
+                    msg,
+                    ErrorCode.OVERLOADED,
+                    f"The {self.name} worker is at capacity ({self.max_concurrency} running, "
+                    f"{len(self._backlog)} queued); retry later.",
+                )
+                return
+            self._backlog.append((msg, deadline))
+            return
+        self._start(msg, deadline)
+
+    def _start(self, msg: Msg, deadline: Deadline | None) -> None:
+        request = Request(self, msg, deadline or Deadline.after(self.default_timeout))
+        self.stats.num_requests += 1
+        task = asyncio.get_running_loop().create_task(self._run(request))
+        self._tasks[task] = request
+        if request.reply:
+            self._by_reply[request.reply] = task
+        task.add_done_callback(self._finished)
+        raw_heartbeat = request.headers.get(h.HEARTBEAT)
+        if raw_heartbeat is not None and request.reply:
+            with contextlib.suppress(ValueError):
+                request.heartbeat = max(0.01, int(raw_heartbeat) / 1000.0)
+                self._ensure_ticker()
+
+    async def _run(self, request: Request) -> None:
+        started = time.perf_counter_ns()
+        try:
+            data = await self._stack(request)
+        except asyncio.CancelledError:
+            if request.cancel_reason is None:
+                raise
+            # We cancelled it ourselves, for a known reason: the task ends normally.
+            current = asyncio.current_task()
+            if current is not None:
+                current.uncancel()
+            if request.cancel_reason == _REMOTE:
+                ENDPOINT_CANCELLED.labels(self.name).inc()
+                log.info(
+                    "handler cancelled by its requester",
+                    endpoint=self.name,
+                    correlation_id=request.correlation_id,
+                )
+                return
+            request.error = ErrorInfo(
+                ErrorCode.SHUTTING_DOWN,
+                f"The {self.name} worker shut down before finishing; retry elsewhere.",
+            )
+            data = self._error_body(request, request.error)
+        finally:
+            elapsed = time.perf_counter_ns() - started
+            self.stats.processing_time_ns += elapsed
+            self._duration.observe(elapsed / 1e9)
+        if request.error is None:
+            self._requests_ok.inc()
+            await self._send(request, data, h.Kind.FINAL)
+        else:
+            self.stats.num_errors += 1
+            self.stats.last_error = request.error.message
+            ENDPOINT_REQUESTS.labels(self.name, request.error.code).inc()
+            await self._send(request, data, h.Kind.FINAL, error=request.error.code)
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        request = self._tasks.pop(task)
+        if request.reply:
+            self._by_reply.pop(request.reply, None)
+        # A slot is free: start queued work, skipping what expired while it waited.
+        while self._backlog and len(self._tasks) < self.max_concurrency and not self._stopping:
+            msg, deadline = self._backlog.popleft()
+            if deadline is not None and deadline.expired:
+                ENDPOINT_EXPIRED.labels(self.name).inc()
+                continue
+            self._start(msg, deadline)
+
+    # -- sending ------------------------------------------------------------------------------
+
+    async def _send(
+        self, request: Request, data: bytes, kind: h.Kind, *, error: str | None = None
+    ) -> None:
+        if not request.reply:
+            return
+        hdrs = {h.KIND: kind.value}
+        if request.correlation_id is not None:
+            hdrs[h.CORRELATION_ID] = request.correlation_id
+        if error is not None:
+            hdrs[h.ERROR] = error
+        try:
+            await self._nc.publish(request.reply, data, headers=hdrs)
+        except Exception as exc:  # the requester will time out; nothing else to do
+            log.warning(
+                "reply not sent",
+                endpoint=self.name,
+                kind=kind.value,
+                correlation_id=request.correlation_id,
+                error=type(exc).__name__,
+            )
+
+    async def _reject(self, msg: Msg, code: ErrorCode, message: str) -> None:
+        ENDPOINT_REJECTED.labels(self.name, code.value).inc()
+        request = Request(self, msg, Deadline.after(0))
+        info = ErrorInfo(code, message)
+        log.debug(
+            "request rejected",
+            endpoint=self.name,
+            code=code.value,
+            correlation_id=request.correlation_id,
+        )
+        await self._send(request, self._error_body(request, info), h.Kind.FINAL, error=code.value)
+
+    # -- concurrency, heartbeats, cancellation -----------------------------------------------
+
+    def _ensure_ticker(self) -> None:
+        if self._ticker is None or self._ticker.done():
+            self._ticker = asyncio.get_running_loop().create_task(
+                self._tick(), name=f"switchboard-heartbeats {self.name}"
+            )
+
+    async def _tick(self) -> None:
+        """Send ``accepted`` then ``heartbeat`` messages for requests that asked for them."""
+        while True:
+            await asyncio.sleep(self._heartbeat_tick)
+            now = time.monotonic()
+            beating = [r for r in self._tasks.values() if r.heartbeat is not None]
+            if not beating:
+                return
+            for request in beating:
+                assert request.heartbeat is not None
+                if not request.accepted_sent:
+                    request.accepted_sent = True
+                    request.next_beat = now + request.heartbeat
+                    await self._send(request, b"", h.Kind.ACCEPTED)
+                elif now >= request.next_beat:
+                    request.next_beat = now + request.heartbeat
+                    await self._send(request, b"", h.Kind.HEARTBEAT)
+
+    async def _on_cancel(self, msg: Msg) -> None:
+        """``ai.cancel.<correlation_id>``: cancel that request (or all of that conversation)."""
+        try:
+            correlation_id = msg.subject.rsplit(".", 1)[-1]
+            reply = msg.headers.get(h.REPLY_TO_CANCEL) if msg.headers else None
+            if reply:
+                task = self._by_reply.get(reply)
+                targets = [task] if task is not None else []
+            else:
+                targets = [t for t, r in self._tasks.items() if r.correlation_id == correlation_id]
+            if not targets:
+                return
+            CANCEL_NOTICES.labels("received").inc()
+            for task in targets:
+                self._tasks[task].cancel_reason = _REMOTE
+                task.cancel()
+        except Exception:
+            log.exception("failed to process a cancel notice", endpoint=self.name)
+
+    def gauge_values(self, gauge: str) -> Iterable[tuple[tuple[str, ...], float]]:
+        return [((self.name,), float(len(self._tasks)))]
+
+    def __repr__(self) -> str:
+        state = "running" if self._sub is not None else "stopped"
+        return (
+            f"<Endpoint {self.name} {self.subject} queue={self.queue!r} {state} "
+            f"in_flight={len(self._tasks)}/{self.max_concurrency}>"
+        )
+
+
+# -- the layers around every handler -----------------------------------------------------------
+
+
+def _deadline_layer(inner: Handler) -> Handler:
+    async def with_deadline(request: Request) -> bytes:
+        async with asyncio.timeout_at(request.deadline.loop_time()):
+            return await inner(request)
+
+    return with_deadline
+
+
+def _error_layer(endpoint: Endpoint, inner: Handler) -> Handler:
+    async def with_errors(request: Request) -> bytes:
+        try:
+            return await inner(request)
+        except SwitchboardError as exc:
+            info = ErrorInfo(exc.code.value, str(exc))
+            if exc.code is ErrorCode.INTERNAL:
+                log.exception("handler failed", endpoint=endpoint.name)
+            else:
+                log.info(
+                    "handler answered with an error",
+                    endpoint=endpoint.name,
+                    code=exc.code.value,
+                    error=str(exc),
+                )
+        except TimeoutError:
+            info = ErrorInfo(
+                ErrorCode.TIMEOUT,
+                f"The {endpoint.name} worker did not finish before the request's deadline.",
+            )
+            log.info("handler timed out", endpoint=endpoint.name)
+        except Exception:
+            info = ErrorInfo(
+                ErrorCode.INTERNAL,
+                f"The {endpoint.name} worker failed with an internal error "
+                f"(correlation id {request.correlation_id}); its logs have the details.",
+            )
+            log.exception("handler crashed", endpoint=endpoint.name)
+        request.error = info
+        return endpoint._error_body(request, info)
+
+    return with_errors
+
+
+def _context_layer(endpoint: Endpoint, inner: Handler) -> Handler:
+    async def with_context(request: Request) -> bytes:
+        with structlog.contextvars.bound_contextvars(
+            correlation_id=request.correlation_id, endpoint=endpoint.name
+        ):
+            return await inner(request)
+
+    return with_context
