@@ -5,7 +5,8 @@ The protocol
 
 A process that sends requests owns ONE inbox prefix ``_INBOX.<nuid>.`` and
 ONE wildcard subscription ``_INBOX.<nuid>.*`` (the GlobalMessageConsumer).
-Each request gets a fresh random *token*; it is published with the reply
+Each request gets a fresh random *token* (64 bits from ``os.urandom``: a
+responder that sees one token learns nothing about the next); it is published with the reply
 subject ``_INBOX.<nuid>.<token>``, and every message that comes back on that
 subject is handed to this tracker, which finds the waiter by token. There is
 no subscription per request and no task per request: a waiter is a bare
@@ -52,12 +53,13 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import os
+import time
 from collections.abc import AsyncIterator, Callable, Iterable
 from typing import TYPE_CHECKING, Final
 
 import msgspec
 import structlog
-from nats.nuid import NUID
 
 from . import headers as h
 from .codec import decode
@@ -90,6 +92,7 @@ __all__ = ["CorrelationTracker", "PendingInfo", "PendingRequest", "ReplyStream",
 log = structlog.get_logger("switchboard.correlation")
 
 _FINAL: Final = h.Kind.FINAL.value
+_TOKEN_BATCH: Final = 256
 _PROGRESS: Final = h.Kind.PROGRESS.value
 
 
@@ -222,17 +225,28 @@ class PendingRequest:
         "wall_deadline",
     )
 
-    def __init__(self) -> None:
-        self.token = ""
-        self.correlation_id = ""
-        self.target = ""
-        self.subject = ""
-        self.registered_at = 0.0
-        self.deadline = 0.0
-        self.wall_deadline: Deadline | None = None
+    def __init__(
+        self,
+        token: str,
+        correlation_id: str,
+        target: str,
+        subject: str,
+        registered_at: float,
+        deadline: float,
+        wall_deadline: Deadline,
+        silence_timeout: float | None,
+    ) -> None:
+        self.token = token
+        self.correlation_id = correlation_id
+        self.target = target
+        self.subject = subject
+        #: event-loop times
+        self.registered_at = registered_at
+        self.deadline = deadline
+        self.last_seen = registered_at
+        self.wall_deadline = wall_deadline
         self.accept_by: float | None = None
-        self.silence_timeout: float | None = None
-        self.last_seen = 0.0
+        self.silence_timeout = silence_timeout
         self.accepted = False
         self.timer: asyncio.TimerHandle | None = None
         self.future: asyncio.Future[Msg] | None = None
@@ -269,7 +283,7 @@ class CorrelationTracker:
         self._entries: dict[str, PendingRequest] = {}
         self._abandoned: collections.OrderedDict[str, None] = collections.OrderedDict()
         self._remember_abandoned = remember_abandoned
-        self._nuid = NUID()
+        self._tokens: list[str] = []
         self._closed = False
         self._idle: asyncio.Future[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -317,17 +331,17 @@ class CorrelationTracker:
         if loop is None:
             loop = self._loop = asyncio.get_running_loop()
         now = loop.time()
-        entry = PendingRequest()
-        token = self._nuid.next().decode()
-        entry.token = token
-        entry.correlation_id = correlation_id
-        entry.target = target
-        entry.subject = subject or target
-        entry.registered_at = now
-        entry.last_seen = now
-        entry.wall_deadline = deadline
-        entry.deadline = deadline.loop_time(loop)
-        entry.silence_timeout = silence_timeout
+        token = self._token()
+        entry = PendingRequest(
+            token,
+            correlation_id,
+            target,
+            subject or target,
+            now,
+            now + (deadline.at - time.time()),
+            deadline,
+            silence_timeout,
+        )
         first = entry.deadline
         if accept_timeout is not None:
             entry.accept_by = now + accept_timeout
@@ -343,6 +357,14 @@ class CorrelationTracker:
         entry.timer = loop.call_at(first, self._on_timer, entry)
         self._entries[token] = entry
         return entry
+
+    def _token(self) -> str:
+        """A fresh random reply token (64 bits from os.urandom, drawn in batches)."""
+        pool = self._tokens
+        if not pool:
+            raw = os.urandom(8 * _TOKEN_BATCH).hex()
+            pool.extend(raw[i : i + 16] for i in range(0, len(raw), 16))
+        return pool.pop()
 
     # -- routing (called by the consumer for every message on the inbox) ----------------------
 

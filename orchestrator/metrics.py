@@ -11,12 +11,14 @@ themselves, so the hot path pays nothing for them and they can never drift.
 
 from __future__ import annotations
 
+import bisect
+import math
 import weakref
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Protocol
 
 from prometheus_client import REGISTRY, Counter, Gauge, Histogram
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 __all__ = [
@@ -46,6 +48,7 @@ __all__ = [
     "LLM_TOKENS",
     "LiveGauge",
     "LiveSource",
+    "LoopHistogram",
     "NATS_CONNECTED",
     "NATS_DISCONNECTS",
     "NATS_ERRORS",
@@ -127,6 +130,70 @@ class LiveGauge(Collector):
         yield family
 
 
+class _HistogramChild:
+    """One label set of a :class:`LoopHistogram`: bucket counts and a sum."""
+
+    __slots__ = ("_bounds", "counts", "sum")
+
+    def __init__(self, bounds: Sequence[float]) -> None:
+        self._bounds = bounds
+        self.counts = [0] * (len(bounds) + 1)  # the last one is +Inf
+        self.sum = 0.0
+
+    def observe(self, value: float) -> None:
+        self.counts[bisect.bisect_left(self._bounds, value)] += 1
+        self.sum += value
+
+
+class LoopHistogram(Collector):
+    """A Prometheus histogram for the hot path of one event loop.
+
+    prometheus-client's Histogram takes a lock per bucket and per sum on
+    every observation (about 3 us); on the request path of the correlation
+    tracker that is a tenth of a round trip. This one observes with a
+    ``bisect`` and two additions, and renders the standard histogram
+    exposition (``_bucket``, ``_sum``, ``_count``) at scrape time. It is not
+    thread-safe: observe it from one event loop (scrapes of our own
+    ``/metrics`` run on that loop too).
+    """
+
+    def __init__(
+        self, name: str, documentation: str, labelnames: Sequence[str], buckets: Sequence[float]
+    ) -> None:
+        self.name = name
+        self.documentation = documentation
+        self.labelnames = tuple(labelnames)
+        self._bounds = tuple(sorted(buckets))
+        self._children: dict[tuple[str, ...], _HistogramChild] = {}
+        REGISTRY.register(self)
+
+    def labels(self, *values: str) -> _HistogramChild:
+        child = self._children.get(values)
+        if child is None:
+            if len(values) != len(self.labelnames):
+                raise ValueError(f"{self.name} takes labels {self.labelnames}, got {values}")
+            child = self._children[values] = _HistogramChild(self._bounds)
+        return child
+
+    def describe(self) -> Iterable[Metric]:
+        return [HistogramMetricFamily(self.name, self.documentation, labels=self.labelnames)]
+
+    def collect(self) -> Iterator[Metric]:
+        family = HistogramMetricFamily(self.name, self.documentation, labels=self.labelnames)
+        for values, child in sorted(self._children.items()):
+            cumulative = 0
+            buckets = []
+            for bound, count in zip((*self._bounds, math.inf), child.counts, strict=True):
+                cumulative += count
+                buckets.append((_bound(bound), cumulative))
+            family.add_metric(list(values), buckets, child.sum)
+        yield family
+
+
+def _bound(value: float) -> str:
+    return "+Inf" if value == math.inf else repr(float(value))
+
+
 # -- part identity ---------------------------------------------------------------------------
 
 PART_INFO = Gauge(
@@ -142,7 +209,7 @@ CORRELATION_PENDING = LiveGauge(
     "Requests registered with the correlation tracker and still waiting for their final reply.",
     ("target",),
 )
-CORRELATION_DURATION = Histogram(
+CORRELATION_DURATION = LoopHistogram(
     "switchboard_correlation_request_duration_seconds",
     "Round-trip time of tracked requests, from registration to outcome.",
     ["target", "outcome"],
@@ -191,7 +258,7 @@ ENDPOINT_REQUESTS = Counter(
     "(ok or an error code).",
     ["endpoint", "outcome"],
 )
-ENDPOINT_DURATION = Histogram(
+ENDPOINT_DURATION = LoopHistogram(
     "switchboard_endpoint_duration_seconds",
     "Time an endpoint's handler spent on a request.",
     ["endpoint"],

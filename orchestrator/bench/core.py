@@ -1,0 +1,143 @@
+"""``switchboard bench core``: the correlation tracker against raw nats-py ``nc.request``.
+
+Same machine, same run, same NATS connection, same responder (a plain
+nats-py echo process), same bytes on the wire: the baseline sends the same
+payload with the same ``Correlation-Id`` and ``Switchboard-Deadline`` headers
+that the tracker sends, so the comparison is the routing machinery alone.
+For transparency the row also reports raw ``nc.request`` with no headers at
+all (``bare_rps``): the price of the protocol's two headers in nats-py.
+
+For each concurrency level every variant sends the same number of requests,
+in alternating rounds; throughput is the median round, latency percentiles
+are over every request of every round.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+
+import nats
+from nats.aio.client import Client as NATS
+
+from .. import headers as h
+from ..deadline import Deadline
+from ..embedded import EmbeddedNatsServer
+from ..requester import Requester
+from .processes import python_process
+from .stats import BenchResult, Run
+
+__all__ = ["run_core", "drive", "nats_for_bench"]
+
+SUBJECT = "bench.echo"
+PAYLOAD = b'{"question": "what is 17 * 23?", "user": "bench"}'
+
+Send = Callable[[int], Awaitable[object]]
+
+
+async def drive(send: Send, *, requests: int, concurrency: int) -> Run:
+    """Send ``requests`` requests from ``concurrency`` concurrent workers; time each."""
+    latencies = [0.0] * requests
+    errors = 0
+    next_index = 0
+    clock = time.perf_counter
+
+    async def worker() -> None:
+        nonlocal next_index, errors
+        while next_index < requests:
+            i = next_index
+            next_index += 1
+            started = clock()
+            try:
+                await send(i)
+            except Exception:
+                errors += 1
+            latencies[i] = clock() - started
+
+    started = clock()
+    await asyncio.gather(*(worker() for _ in range(min(concurrency, requests))))
+    wall = clock() - started
+    return Run(requests=requests, wall_s=wall, latencies=latencies, errors=errors)
+
+
+@contextlib.asynccontextmanager
+async def nats_for_bench(url: str | None) -> AsyncIterator[str]:
+    """The given NATS URL, or an embedded nats-server for the duration."""
+    if url:
+        yield url
+        return
+    server = EmbeddedNatsServer(jetstream=False)
+    await asyncio.to_thread(server.start)
+    try:
+        yield server.url
+    finally:
+        await asyncio.to_thread(server.cleanup)
+
+
+async def run_core(
+    *,
+    nats_url: str | None = None,
+    requests: int = 10_000,
+    concurrency: Sequence[int] = (1, 10, 100, 1000),
+    rounds: int = 3,
+    progress: Callable[[str], None] = lambda _: None,
+) -> list[BenchResult]:
+    """Measure the tracker against raw ``nc.request`` at each concurrency level."""
+    results = []
+    async with (
+        nats_for_bench(nats_url) as url,
+        python_process("orchestrator.bench.responder", url, SUBJECT),
+    ):
+        nc: NATS = await nats.connect(url, pending_size=64 * 1024 * 1024)
+        requester = Requester(nc, max_pending=max(concurrency) * 2)
+        await requester.start()
+        try:
+
+            async def bare(i: int) -> object:
+                return await nc.request(SUBJECT, PAYLOAD, timeout=30)
+
+            async def raw(i: int) -> object:
+                headers = {
+                    h.CORRELATION_ID: f"conv-bench-{i}",
+                    h.DEADLINE: Deadline.after(30).header(),
+                }
+                return await nc.request(SUBJECT, PAYLOAD, timeout=30, headers=headers)
+
+            async def tracked(i: int) -> object:
+                return await requester.request(
+                    SUBJECT, PAYLOAD, correlation_id=f"conv-bench-{i}", timeout=30
+                )
+
+            for level in concurrency:
+                await drive(raw, requests=min(1000, requests), concurrency=level)  # warm up
+                await drive(tracked, requests=min(1000, requests), concurrency=level)
+                ours: list[Run] = []
+                base: list[Run] = []
+                bare_runs: list[Run] = []
+                for r in range(rounds):
+                    order = [(raw, base), (tracked, ours), (bare, bare_runs)]
+                    if r % 2:
+                        order.reverse()
+                    for send, into in order:
+                        into.append(await drive(send, requests=requests, concurrency=level))
+                bare_result = BenchResult.compare("bare", level, bare_runs, base)
+                result = BenchResult.compare(
+                    "core",
+                    level,
+                    ours,
+                    base,
+                    bare_rps=bare_result.rps,
+                    bare_p50_ms=bare_result.p50_ms,
+                    bare_p99_ms=bare_result.p99_ms,
+                )
+                progress(
+                    f"core c={level}: tracker {result.rps:.0f} req/s, raw {result.baseline_rps:.0f}"
+                    f" req/s, ratio {result.ratio:.2f}"
+                )
+                results.append(result)
+        finally:
+            await requester.close()
+            await nc.close()
+    return results

@@ -1,0 +1,240 @@
+"""One Switchboard process: its NATS connection, its components, health endpoint and signals.
+
+Start order: connect to NATS, start the requester (replies must be routable
+before anything sends), start the components (endpoints last, so work only
+arrives once everything it needs runs), then the health endpoint reports
+ready. Shutdown (SIGTERM or Ctrl-C) reverses it: components stop taking work
+and finish in-flight work within ``shutdown_grace``, the requester fails what
+is still pending, the NATS connection drains, and the process exits 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import ssl
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
+
+import msgspec
+import structlog
+from nats.aio.client import Client as NATS
+
+from .connection import ConnectionEvents, connect
+from .health import HealthServer
+from .logs import configure_logging
+from .metrics import PART_INFO
+from .requester import Requester
+from .settings import Settings
+from .subjects import Subjects
+
+__all__ = ["Component", "Runtime", "nats_options", "run_main"]
+
+log = structlog.get_logger("switchboard.runtime")
+
+VERSION = "0.1.0"
+
+
+class Component(Protocol):
+    """Anything a runtime starts and stops (an Endpoint, an agent worker, a service)."""
+
+    async def start(self) -> None: ...
+
+    async def stop(self, grace: float = ...) -> None: ...
+
+
+def nats_options(settings: Settings) -> dict[str, Any]:
+    """``nats.connect`` keyword arguments for the credentials and TLS in ``settings``."""
+    options: dict[str, Any] = {"inbox_prefix": settings.inbox_prefix}
+    if settings.nats_creds:
+        options["user_credentials"] = settings.nats_creds
+    if settings.nats_user:
+        options["user"] = settings.nats_user
+        options["password"] = settings.nats_password or ""
+    if settings.nats_token:
+        options["token"] = settings.nats_token
+    if settings.nats_tls_ca or settings.nats_tls_cert:
+        context = ssl.create_default_context(cafile=settings.nats_tls_ca)
+        if settings.nats_tls_cert:
+            context.load_cert_chain(settings.nats_tls_cert, settings.nats_tls_key)
+        options["tls"] = context
+    return options
+
+
+class Runtime:
+    """Runs the parts of one process until SIGTERM/SIGINT, then shuts them down in order."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        part: str,
+        name: str,
+        health: bool = True,
+        configure_logs: bool = True,
+    ) -> None:
+        self.settings = settings
+        self.part = part
+        self.name = name
+        self.subjects = Subjects(settings.subject_prefix)
+        self.events = ConnectionEvents()
+        self._configure_logs = configure_logs
+        self._health_enabled = health
+        self._nc: NATS | None = None
+        self._requester: Requester | None = None
+        self._components: list[Component] = []
+        self._checks: dict[str, Callable[[], bool]] = {}
+        self._debug: dict[str, Callable[[], Any]] = {}
+        self.health: HealthServer | None = None
+        self._stop = asyncio.Event()
+        self._started = False
+
+    # -- wiring -------------------------------------------------------------------------------
+
+    @property
+    def nc(self) -> NATS:
+        if self._nc is None:
+            raise RuntimeError("The runtime is not connected yet: call connect() first.")
+        return self._nc
+
+    @property
+    def requester(self) -> Requester:
+        """The process's one Requester (created on first use, started with the runtime)."""
+        if self._requester is None:
+            self._requester = Requester(
+                self.nc,
+                subjects=self.subjects,
+                max_pending=self.settings.max_pending,
+                inbox_prefix=self.settings.inbox_prefix,
+                events=self.events,
+                max_payload=self.settings.max_payload,
+            )
+            self._debug["/debug/pending"] = lambda: msgspec.to_builtins(self.requester.pending())
+        return self._requester
+
+    def add(
+        self,
+        component: Component,
+        *,
+        ready: Callable[[], bool] | None = None,
+        name: str | None = None,
+    ) -> None:
+        """Add a component, started in order and stopped in reverse order."""
+        self._components.append(component)
+        if ready is not None:
+            self._checks[name or type(component).__name__] = ready
+
+    def add_check(self, name: str, check: Callable[[], bool]) -> None:
+        self._checks[name] = check
+
+    def add_debug_view(self, path: str, view: Callable[[], Any]) -> None:
+        self._debug[path] = view
+
+    def ready(self) -> bool:
+        return self._started and all(check() for check in self._checks.values())
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    async def connect(self) -> NATS:
+        """Configure logging and connect to NATS (idempotent)."""
+        if self._nc is None:
+            if self._configure_logs:
+                fmt = self.settings.log_format
+                configure_logging(
+                    self.settings.log_level, json=None if fmt == "auto" else fmt == "json"
+                )
+            structlog.contextvars.bind_contextvars(part=self.part)
+            self._nc = await connect(
+                self.settings.nats_servers,
+                name=f"switchboard-{self.part}-{self.name}",
+                events=self.events,
+                **nats_options(self.settings),
+            )
+            self._checks.setdefault("nats", lambda: self.nc.is_connected)
+        return self._nc
+
+    async def start(self) -> None:
+        await self.connect()
+        PART_INFO.labels(self.part, self.name, VERSION).set(1)
+        if self._requester is not None:
+            await self._requester.start()
+            self._checks.setdefault("inbox", lambda: self.requester.consumer.running)
+        for component in self._components:
+            await component.start()
+        if self._health_enabled:
+            self.health = HealthServer(
+                host=self.settings.metrics_host,
+                port=self.settings.metrics_port,
+                checks={"runtime": self.ready, **self._checks},
+                debug=self._debug,
+            )
+            await self.health.start()
+        self._started = True
+        log.info(
+            "ready", name=self.name, metrics=self.health.url + "/metrics" if self.health else None
+        )
+
+    async def shutdown(self) -> None:
+        """Stop everything in reverse order within the grace period (idempotent)."""
+        if not self._started and self._nc is None:
+            return
+        self._started = False
+        grace = self.settings.shutdown_grace
+        started = time.monotonic()
+        log.info("shutting down", name=self.name, grace_s=grace)
+        for component in reversed(self._components):
+            left = max(0.0, grace - (time.monotonic() - started))
+            try:
+                await component.stop(left)
+            except Exception:
+                log.exception("component failed to stop", component=repr(component))
+        if self._requester is not None:
+            left = max(0.0, grace - (time.monotonic() - started))
+            await self._requester.close(grace=left)
+        nc, self._nc = self._nc, None
+        if nc is not None and not nc.is_closed:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(nc.drain(), timeout=max(1.0, grace))
+            with contextlib.suppress(Exception):
+                await nc.close()
+        if self.health is not None:
+            await self.health.stop()
+            self.health = None
+        log.info("stopped", name=self.name, took_s=round(time.monotonic() - started, 3))
+
+    def request_stop(self) -> None:
+        """Ask :meth:`run` to shut down (what SIGTERM and SIGINT do)."""
+        self._stop.set()
+
+    async def run(self, on_ready: Callable[[], Awaitable[None]] | None = None) -> None:
+        """Start, serve until SIGTERM/SIGINT (or ``request_stop``), then shut down."""
+        loop = asyncio.get_running_loop()
+        installed = []
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, self.request_stop)
+                installed.append(sig)
+        try:
+            await self.start()
+            if on_ready is not None:
+                await on_ready()
+            await self._stop.wait()
+        finally:
+            await self.shutdown()
+            for sig in installed:
+                loop.remove_signal_handler(sig)
+
+
+def run_main(main: Callable[[], Awaitable[int]]) -> int:
+    """Run an async main on uvloop when available; returns its exit code."""
+    loop_factory: Callable[[], asyncio.AbstractEventLoop] | None = None
+    try:
+        import uvloop
+
+        loop_factory = uvloop.new_event_loop
+    except ImportError:  # pragma: no cover - uvloop is a dependency on POSIX
+        loop_factory = None
+    with asyncio.Runner(loop_factory=loop_factory) as runner:
+        return runner.run(main())

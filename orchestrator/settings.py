@@ -1,0 +1,224 @@
+"""One settings object for every part, from ``SWITCHBOARD_*`` env vars and CLI flags.
+
+Precedence: defaults < environment < command-line flags. Every field ``x_y``
+is read from ``SWITCHBOARD_X_Y`` and set by ``--x-y``; a few standard
+variables are honoured too (``NATS_URL``, ``OPENAI_API_KEY``,
+``OPENAI_BASE_URL``). :func:`settings_table` renders the README's table from
+this very class, so the documentation cannot drift from the code.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Annotated, Any, Literal
+
+import msgspec
+from msgspec import Meta
+
+from .errors import ConfigurationError
+
+__all__ = ["ENV_PREFIX", "SECRET_FIELDS", "Settings", "load_settings", "settings_table"]
+
+ENV_PREFIX = "SWITCHBOARD_"
+
+#: Standard variables read when the SWITCHBOARD_ one is not set.
+ALIASES: Mapping[str, str] = {
+    "nats_url": "NATS_URL",
+    "openai_api_key": "OPENAI_API_KEY",
+    "openai_base_url": "OPENAI_BASE_URL",
+}
+
+#: Never logged, never shown: ``Settings.redacted()`` masks them.
+SECRET_FIELDS = frozenset({"nats_password", "nats_token", "openai_api_key", "api_keys"})
+
+Positive = Meta(gt=0)
+
+
+def _d(text: str, **constraints: Any) -> Meta:
+    return Meta(description=text, **constraints)
+
+
+class Settings(msgspec.Struct, kw_only=True, frozen=True):
+    """Every setting of every part (each part reads the ones it needs)."""
+
+    # -- NATS ---------------------------------------------------------------------------------
+    nats_url: Annotated[str, _d("NATS server URL(s), comma-separated. Also NATS_URL.")] = (
+        "nats://127.0.0.1:4222"
+    )
+    nats_creds: Annotated[str | None, _d("NATS credentials file (.creds, JWT + nkey).")] = None
+    nats_user: Annotated[str | None, _d("NATS user name.")] = None
+    nats_password: Annotated[str | None, _d("NATS password (secret).")] = None
+    nats_token: Annotated[str | None, _d("NATS token (secret).")] = None
+    nats_tls_ca: Annotated[str | None, _d("CA file to verify the NATS server's TLS cert.")] = None
+    nats_tls_cert: Annotated[str | None, _d("Client certificate for NATS mutual TLS.")] = None
+    nats_tls_key: Annotated[str | None, _d("Client key for NATS mutual TLS.")] = None
+    subject_prefix: Annotated[str, _d("First token(s) of every Switchboard subject.")] = "ai"
+    inbox_prefix: Annotated[
+        str, _d("Reply inbox prefix of this process (match it in NATS permissions).")
+    ] = "_INBOX"
+
+    # -- process ------------------------------------------------------------------------------
+    log_level: Annotated[Literal["debug", "info", "warning", "error"], _d("Log level.")] = "info"
+    log_format: Annotated[
+        Literal["auto", "json", "console"], _d("Log format; auto = JSON unless on a terminal.")
+    ] = "auto"
+    metrics_host: Annotated[str, _d("Address of /metrics, /healthz, /readyz.")] = "127.0.0.1"
+    metrics_port: Annotated[
+        int, _d("Port of /metrics, /healthz, /readyz (0: any free port).", ge=0, le=65535)
+    ] = 9464
+    shutdown_grace: Annotated[
+        float, _d("Seconds in-flight work may finish after SIGTERM.", ge=0)
+    ] = 10.0
+
+    # -- correlation and workers --------------------------------------------------------------
+    max_pending: Annotated[int, _d("Requests one process may have waiting for replies.", ge=1)] = (
+        10_000
+    )
+    max_payload: Annotated[int, _d("Largest message accepted, in bytes.", ge=1024)] = 1024 * 1024
+    max_concurrency: Annotated[
+        int, _d("Requests a worker (agent, orchestrator) handles at once.", ge=1)
+    ] = 256
+    max_backlog: Annotated[
+        int, _d("Requests a worker queues beyond that before answering overloaded.", ge=0)
+    ] = 2_000
+
+    # -- engine -------------------------------------------------------------------------------
+    conversation_timeout: Annotated[
+        float, _d("Default deadline of a conversation, in seconds.", gt=0)
+    ] = 60.0
+    step_timeout: Annotated[float, _d("Default timeout of one plan step, in seconds.", gt=0)] = 30.0
+    step_retries: Annotated[
+        int, _d("Retries of a step after a transient error (no responders...).", ge=0)
+    ] = 2
+    max_plan_steps: Annotated[int, _d("Most steps a plan may have.", ge=1, le=256)] = 16
+    heartbeat_interval: Annotated[
+        float, _d("Heartbeat interval agents are asked for while they work, in seconds.", gt=0)
+    ] = 1.0
+    accept_timeout: Annotated[
+        float, _d("Seconds an agent task may wait for a worker to pick it up.", gt=0)
+    ] = 5.0
+    catalog_refresh: Annotated[
+        float, _d("Seconds between agent catalog refreshes ($SRV.INFO).", gt=0)
+    ] = 5.0
+    history_bucket: Annotated[str, _d("JetStream KV bucket of conversation history.")] = (
+        "switchboard-history"
+    )
+    history_turns: Annotated[int, _d("Turns kept per conversation.", ge=1, le=1000)] = 20
+
+    # -- LLM ----------------------------------------------------------------------------------
+    llm_provider: Annotated[
+        Literal["auto", "openai", "local"],
+        _d("LLM for planning/answers; auto = openai when OPENAI_API_KEY is set, else local."),
+    ] = "auto"
+    llm_model: Annotated[str, _d("Model name for the openai provider.")] = "gpt-4o-mini"
+    llm_timeout: Annotated[float, _d("Timeout of one LLM call, in seconds.", gt=0)] = 30.0
+    llm_max_retries: Annotated[int, _d("Retries of an LLM call (429, 5xx).", ge=0)] = 2
+    openai_api_key: Annotated[str | None, _d("OpenAI API key (secret). Also OPENAI_API_KEY.")] = (
+        None
+    )
+    openai_base_url: Annotated[
+        str | None, _d("OpenAI-compatible server URL. Also OPENAI_BASE_URL.")
+    ] = None
+
+    # -- BFF ----------------------------------------------------------------------------------
+    http_host: Annotated[str, _d("Address the BFF listens on.")] = "127.0.0.1"
+    http_port: Annotated[int, _d("Port the BFF listens on.", ge=0, le=65535)] = 8080
+    api_keys: Annotated[
+        str | None, _d("API keys as 'user:key' pairs, comma-separated (secret).")
+    ] = None
+    api_keys_file: Annotated[
+        str | None, _d("File of API keys, one 'user:key' or 'user:sha256:<hex>' per line.")
+    ] = None
+    max_inflight_per_user: Annotated[
+        int, _d("Chat requests one user may have in flight at the BFF.", ge=1)
+    ] = 8
+    max_inflight: Annotated[int, _d("Chat requests one BFF instance handles at once.", ge=1)] = (
+        1_000
+    )
+
+    def redacted(self) -> dict[str, Any]:
+        """The settings as a dict with secrets masked (for logs and debug views)."""
+        values = msgspec.structs.asdict(self)
+        for name in SECRET_FIELDS:
+            if values.get(name):
+                values[name] = "***"
+        return values
+
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{k}={v!r}" for k, v in self.redacted().items())
+        return f"Settings({shown})"
+
+    @property
+    def nats_servers(self) -> list[str]:
+        return [url.strip() for url in self.nats_url.split(",") if url.strip()]
+
+
+def env_name(field: str) -> str:
+    return ENV_PREFIX + field.upper()
+
+
+def flag_name(field: str) -> str:
+    return "--" + field.replace("_", "-")
+
+
+def load_settings(
+    environ: Mapping[str, str] | None = None, overrides: Mapping[str, Any] | None = None
+) -> Settings:
+    """Settings from the environment (``os.environ`` by default) and explicit overrides.
+
+    Raises:
+        ConfigurationError: a value has the wrong type or is out of range; the
+            message names the variable.
+    """
+    environ = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    for field in msgspec.structs.fields(Settings):
+        name = field.name
+        raw = environ.get(env_name(name))
+        if raw is None and name in ALIASES:
+            raw = environ.get(ALIASES[name])
+        if raw is not None and raw != "":
+            values[name] = raw
+    values.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    try:
+        return msgspec.convert(values, Settings, strict=False)
+    except msgspec.ValidationError as exc:
+        detail = str(exc)
+        field = detail.rsplit("`$.", 1)[-1].rstrip("`") if "`$." in detail else ""
+        where = f" ({env_name(field)} / {flag_name(field)})" if field else ""
+        raise ConfigurationError(f"Invalid setting{where}: {detail}.") from exc
+
+
+def settings_table() -> str:
+    """The Markdown table of every setting (the README embeds it)."""
+    rows = [
+        "| setting | environment | flag | default | meaning |",
+        "|---|---|---|---|---|",
+    ]
+    info = msgspec.inspect.type_info(Settings)
+    assert isinstance(info, msgspec.inspect.StructType)
+    for field in info.fields:
+        meta = field.type
+        description = ""
+        if isinstance(meta, msgspec.inspect.Metadata):
+            description = (meta.extra_json_schema or {}).get("description", "") or ""
+        description = description or _description(field.name)
+        env = env_name(field.name)
+        if field.name in ALIASES:
+            env += f" ({ALIASES[field.name]})"
+        default = field.default if field.default is not msgspec.NODEFAULT else ""
+        shown = "" if default is None else f"`{default}`"
+        rows.append(
+            f"| {field.name} | `{env}` | `{flag_name(field.name)}` | {shown} | {description} |"
+        )
+    return "\n".join(rows)
+
+
+def _description(name: str) -> str:
+    hints = Settings.__annotations__.get(name)
+    metadata = getattr(hints, "__metadata__", ())
+    for meta in metadata:
+        if isinstance(meta, Meta) and meta.description:
+            return meta.description
+    return ""
