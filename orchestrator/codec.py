@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 import re
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import msgspec
 
@@ -60,7 +60,7 @@ def decode(
             limit=max_bytes,
         )
     try:
-        result: T = _decoder(type_).decode(data)
+        result: T = _decoder(cast(Any, type_)).decode(data)
     except msgspec.ValidationError as exc:
         detail = str(exc)
         match = _PATH.search(detail)

@@ -156,7 +156,7 @@ async def connect(
         nc = await nats.connect(
             servers,
             name=name,
-            connect_timeout=connect_timeout,  # type: ignore[arg-type]
+            connect_timeout=connect_timeout,
             disconnected_cb=disconnected,
             reconnected_cb=reconnected,
             error_cb=error,

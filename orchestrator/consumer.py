@@ -179,8 +179,6 @@ class GlobalMessageConsumer:
                 failures = 0
                 continue
             failures += 1
-            if not self._nc.is_connected:
-                continue
             try:
                 await self.resubscribe(f"probe failed ({failures} in a row)")
             except Exception as exc:  # NATS trouble: try again at the next round

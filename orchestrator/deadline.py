@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from contextlib import AbstractAsyncContextManager
 
 from .errors import DecodeError
 
@@ -79,7 +78,7 @@ class Deadline:
         other = time.time() + seconds
         return self if self.at <= other else Deadline(other)
 
-    def timeout(self) -> AbstractAsyncContextManager[None]:
+    def timeout(self) -> asyncio.Timeout:
         """``async with deadline.timeout():`` raises TimeoutError when it passes."""
         return asyncio.timeout_at(self.loop_time())
 

@@ -247,7 +247,8 @@ class Endpoint:
         self._stopping = True
         if not self._nc.is_closed:
             with contextlib.suppress(Exception):
-                await sub.drain()  # UNSUB, then the queued messages get shutting_down
+                # UNSUB, then the queued messages get shutting_down
+                await sub.drain()  # type: ignore[no-untyped-call]
         while self._backlog:
             msg, _deadline = self._backlog.popleft()
             await self._reject(

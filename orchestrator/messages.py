@@ -28,6 +28,8 @@ __all__ = [
     "ErrorInfo",
     "ErrorReply",
     "EventKind",
+    "HistoryReply",
+    "HistoryRequest",
     "Plan",
     "PlanStep",
     "ProgressEvent",
@@ -125,6 +127,7 @@ class StepResult(Struct, kw_only=True):
     error: ErrorInfo | None = None
     duration_ms: float = 0.0
     attempts: int = 0
+    usage: Usage | None = None
 
 
 class ConversationReply(Struct, kw_only=True):
@@ -192,6 +195,18 @@ class ConversationTurn(Struct, kw_only=True):
     message: str
     answer: str
     ts: float = 0.0
+
+
+class HistoryRequest(Struct, kw_only=True):
+    """``ai.orchestrator.history``: one user's turns of one conversation."""
+
+    user_id: UserId
+    conversation_id: CorrelationId
+
+
+class HistoryReply(Struct, kw_only=True):
+    conversation_id: str
+    turns: list[ConversationTurn] = field(default_factory=list)
 
 
 def to_builtins(obj: Any) -> Any:

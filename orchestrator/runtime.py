@@ -15,7 +15,7 @@ import contextlib
 import signal
 import ssl
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, Protocol
 
 import msgspec
@@ -227,7 +227,7 @@ class Runtime:
                 loop.remove_signal_handler(sig)
 
 
-def run_main(main: Callable[[], Awaitable[int]]) -> int:
+def run_main(main: Callable[[], Coroutine[Any, Any, int]]) -> int:
     """Run an async main on uvloop when available; returns its exit code."""
     loop_factory: Callable[[], asyncio.AbstractEventLoop] | None = None
     try:

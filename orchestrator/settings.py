@@ -185,8 +185,8 @@ def load_settings(
         return msgspec.convert(values, Settings, strict=False)
     except msgspec.ValidationError as exc:
         detail = str(exc)
-        field = detail.rsplit("`$.", 1)[-1].rstrip("`") if "`$." in detail else ""
-        where = f" ({env_name(field)} / {flag_name(field)})" if field else ""
+        name = detail.rsplit("`$.", 1)[-1].rstrip("`") if "`$." in detail else ""
+        where = f" ({env_name(name)} / {flag_name(name)})" if name else ""
         raise ConfigurationError(f"Invalid setting{where}: {detail}.") from exc
 
 

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import re
+import uuid
 from dataclasses import dataclass
 
 from .errors import ConfigurationError
 
-__all__ = ["Subjects", "is_safe_token", "safe_token"]
+__all__ = ["Subjects", "is_safe_token", "new_correlation_id", "safe_token"]
 
 _TOKEN = re.compile(r"^[A-Za-z0-9_-]+$")
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
@@ -22,6 +23,14 @@ def safe_token(value: str, *, max_length: int = 64) -> str:
     """``value`` made into a subject-safe token: other characters become ``_``."""
     token = _UNSAFE.sub("_", value)[:max_length]
     return token or "_"
+
+
+def new_correlation_id(user_id: str) -> str:
+    """``conv-{userID}-{uuid4}``, the correlation id of one user request.
+
+    ``user_id`` must already be a safe token (the BFF makes it one).
+    """
+    return f"conv-{user_id}-{uuid.uuid4()}"
 
 
 @dataclass(frozen=True, slots=True)

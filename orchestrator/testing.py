@@ -55,7 +55,7 @@ async def nats_client(nats_server: EmbeddedNatsServer) -> AsyncIterator[NATS]:
     nc = await nats.connect(
         nats_server.url,
         max_reconnect_attempts=-1,
-        reconnect_time_wait=0.2,  # type: ignore[arg-type]
+        reconnect_time_wait=0.2,
     )
     try:
         yield nc

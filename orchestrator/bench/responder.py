@@ -14,13 +14,14 @@ import signal
 import sys
 
 import nats
+from nats.aio.msg import Msg
 
 
 async def main(url: str, subject: str) -> None:
     nc = await nats.connect(url)
     publish = nc.publish
 
-    async def echo(msg: nats.aio.msg.Msg) -> None:
+    async def echo(msg: Msg) -> None:
         await publish(msg.reply, msg.data)
 
     await nc.subscribe(subject, cb=echo)

@@ -1,0 +1,143 @@
+"""Writing an agent: a name, a description the planner reads, and one async handler.
+
+::
+
+    from agents import agent
+
+    @agent("weather", "Tells the weather in a city. Example: 'weather in Paris'",
+           keywords=("weather", "rain", "forecast"))
+    async def weather(task, ctx):
+        await ctx.progress("looking it up")
+        return f"Sunny in {task.instruction}"
+
+The handler gets the :class:`~orchestrator.messages.AgentTask` (instruction,
+dependency outputs in ``task.inputs``) and a :class:`TaskContext` (correlation
+id, deadline and time left, a progress reporter, the LLM provider, a bound
+logger). It returns text or any msgspec-encodable value. Raise
+:class:`~orchestrator.errors.AgentError` for a clear, user-facing failure;
+anything else is reported as an internal error and logged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from orchestrator import (
+    LLM,
+    AgentTask,
+    ChatMessage,
+    Deadline,
+    ProgressEvent,
+    Usage,
+    encode,
+    is_safe_token,
+)
+
+__all__ = ["Agent", "AgentHandler", "TaskContext", "agent"]
+
+AgentHandler = Callable[[AgentTask, "TaskContext"], Awaitable[Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class Agent:
+    """An agent definition: what it is called, what it does, and its handler."""
+
+    name: str
+    description: str
+    handler: AgentHandler
+    keywords: tuple[str, ...] = ()
+    patterns: tuple[str, ...] = ()
+    input_hints: str = ""
+    version: str = "1.0.0"
+
+    def __post_init__(self) -> None:
+        if not is_safe_token(self.name) or len(self.name) > 64:
+            raise ValueError(
+                f"Agent name {self.name!r} must be 1-64 letters, digits, '_' or '-' "
+                "(it becomes the NATS subject ai.agents.<name>)."
+            )
+        if not self.description.strip():
+            raise ValueError(f"Agent {self.name!r} needs a description: the planner reads it.")
+
+
+def agent(
+    name: str,
+    description: str,
+    *,
+    keywords: tuple[str, ...] = (),
+    patterns: tuple[str, ...] = (),
+    input_hints: str = "",
+    version: str = "1.0.0",
+) -> Callable[[AgentHandler], Agent]:
+    """Decorator: turn an async handler into an :class:`Agent`."""
+
+    def wrap(handler: AgentHandler) -> Agent:
+        return Agent(
+            name=name,
+            description=description,
+            handler=handler,
+            keywords=keywords,
+            patterns=patterns,
+            input_hints=input_hints,
+            version=version,
+        )
+
+    return wrap
+
+
+@dataclass(slots=True)
+class TaskContext:
+    """What a handler knows about the task it runs, and what it can do besides returning."""
+
+    task: AgentTask
+    deadline: Deadline
+    llm: LLM
+    log: Any
+    _progress: Callable[[bytes], Awaitable[bool]]
+    usage: Usage = field(default_factory=Usage)
+
+    @property
+    def correlation_id(self) -> str:
+        return self.task.correlation_id
+
+    @property
+    def task_id(self) -> str:
+        return self.task.task_id
+
+    @property
+    def user_id(self) -> str | None:
+        return self.task.user_id
+
+    def time_left(self) -> float:
+        """Seconds until the task's deadline."""
+        return max(0.0, self.deadline.remaining())
+
+    async def progress(self, detail: Any) -> bool:
+        """Tell the requester how the work goes (shown live in the web page); best effort."""
+        event = ProgressEvent(
+            correlation_id=self.task.correlation_id,
+            kind="step_progress",
+            step=self.task.task_id,
+            agent=self.task.agent,
+            detail=detail,
+            ts=Deadline.after(0).at,
+        )
+        return await self._progress(encode(event))
+
+    async def ask_llm(
+        self, prompt: str, *, system: str | None = None, max_tokens: int | None = None
+    ) -> str:
+        """One completion from the configured LLM, within the deadline; usage is counted.
+
+        Raises:
+            LLMError: the provider failed.
+        """
+        messages = [ChatMessage("system", system)] if system else []
+        messages.append(ChatMessage("user", prompt))
+        completion = await self.llm.complete(
+            messages, deadline=self.deadline, max_tokens=max_tokens
+        )
+        self.usage = self.usage + completion.usage
+        return completion.text

@@ -1,0 +1,144 @@
+"""AgentWorker: serves one agent on ``ai.agents.<name>`` and answers the NATS service API."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from typing import Any
+
+import msgspec
+import structlog
+from nats.aio.client import Client as NATS
+
+from orchestrator import (
+    LLM,
+    ROLE_AGENT,
+    AgentError,
+    AgentResult,
+    AgentTask,
+    Endpoint,
+    ErrorInfo,
+    LocalLLM,
+    Request,
+    ServiceResponder,
+    Subjects,
+    agent_metadata,
+    encode,
+)
+from orchestrator.catalog import ROLE_KEY
+
+from .sdk import Agent, TaskContext
+
+__all__ = ["AgentWorker"]
+
+log = structlog.get_logger("switchboard.agent")
+
+
+class AgentWorker:
+    """Runs an :class:`Agent`: many tasks at once (up to ``max_concurrency``), each to its deadline.
+
+    Tasks whose deadline passed are dropped; progress goes to the requester's
+    inbox; the result (or the error) is an :class:`AgentResult`.
+    """
+
+    def __init__(
+        self,
+        nc: NATS,
+        agent: Agent,
+        *,
+        subjects: Subjects | None = None,
+        llm: LLM | None = None,
+        max_concurrency: int = 64,
+        max_backlog: int = 1_000,
+        max_payload: int = 1024 * 1024,
+        default_timeout: float = 60.0,
+    ) -> None:
+        self.agent = agent
+        self.subjects = subjects or Subjects()
+        self.llm: LLM = llm or LocalLLM()
+        self.endpoint = Endpoint(
+            nc,
+            subject=self.subjects.agent(agent.name),
+            queue=self.subjects.agent_queue(agent.name),
+            handler=self._handle,
+            name=agent.name,
+            max_concurrency=max_concurrency,
+            max_backlog=max_backlog,
+            max_payload=max_payload,
+            default_timeout=default_timeout,
+            subjects=self.subjects,
+            error_body=self._error_body,
+            description=agent.description,
+            metadata=agent_metadata(
+                keywords=agent.keywords, patterns=agent.patterns, input_hints=agent.input_hints
+            ),
+        )
+        self.responder = ServiceResponder(
+            nc,
+            name=agent.name,
+            version=agent.version,
+            description=agent.description,
+            endpoints=[self.endpoint],
+            metadata={ROLE_KEY: ROLE_AGENT},
+        )
+
+    @property
+    def running(self) -> bool:
+        return self.endpoint.running
+
+    async def start(self) -> None:
+        """Serve the subject first, then advertise it (so discovery never lies)."""
+        await self.endpoint.start()
+        await self.responder.start()
+
+    async def stop(self, grace: float = 10.0) -> None:
+        """Stop advertising, then finish in-flight tasks within ``grace``."""
+        await self.responder.stop()
+        await self.endpoint.stop(grace)
+
+    async def _handle(self, request: Request) -> bytes:
+        task = request.decode(AgentTask)
+        started = time.perf_counter()
+        context = TaskContext(
+            task=task,
+            deadline=request.deadline,
+            llm=self.llm,
+            log=log.bind(agent=self.agent.name, step=task.task_id),
+            _progress=request.progress,
+        )
+        output: Any = await self.agent.handler(task, context)
+        result = AgentResult(
+            correlation_id=task.correlation_id,
+            task_id=task.task_id,
+            ok=True,
+            output=output,
+            usage=context.usage,
+            duration_ms=round((time.perf_counter() - started) * 1000, 3),
+        )
+        try:
+            return encode(result)
+        except (TypeError, msgspec.EncodeError) as exc:
+            raise AgentError(
+                f"The {self.agent.name} agent returned a {type(output).__name__}, which cannot be "
+                "sent as JSON."
+            ) from exc
+
+    def _error_body(self, request: Request, error: ErrorInfo) -> bytes:
+        task_id = ""
+        with contextlib.suppress(msgspec.MsgspecError):
+            task_id = msgspec.json.decode(request.data, type=_TaskId).task_id
+        return encode(
+            AgentResult(
+                correlation_id=request.correlation_id or "",
+                task_id=task_id,
+                ok=False,
+                error=error,
+            )
+        )
+
+    def __repr__(self) -> str:
+        return f"<AgentWorker {self.agent.name} {self.endpoint!r}>"
+
+
+class _TaskId(msgspec.Struct):
+    task_id: str = ""

@@ -1,0 +1,80 @@
+"""``switchboard ask``: a conversation from the terminal, over NATS."""
+
+from __future__ import annotations
+
+import sys
+
+from .codec import decode, encode
+from .connection import connect
+from .errors import SwitchboardError
+from .headers import KIND, Kind
+from .messages import ConversationReply, ConversationRequest, ProgressEvent
+from .requester import Requester
+from .runtime import nats_options
+from .settings import Settings
+from .subjects import Subjects, new_correlation_id, safe_token
+
+__all__ = ["ask"]
+
+
+async def ask(
+    settings: Settings,
+    message: str,
+    *,
+    user: str = "cli",
+    conversation: str | None = None,
+    agents: list[str] | None = None,
+    timeout: float = 60.0,
+    stream: bool = False,
+    as_json: bool = False,
+) -> int:
+    """Send one ConversationRequest and print the answer; 0 ok, 1 failed or partial."""
+    subjects = Subjects(settings.subject_prefix)
+    user_id = safe_token(user)
+    correlation_id = new_correlation_id(user_id)
+    request = ConversationRequest(
+        correlation_id=correlation_id, user_id=user_id, message=message,
+        conversation_id=conversation, timeout_s=timeout, agents=agents,
+    )
+    nc = await connect(settings.nats_servers, name="switchboard-ask", **nats_options(settings))
+    requester = Requester(nc, subjects=subjects, inbox_prefix=settings.inbox_prefix)
+    await requester.start()
+    try:
+        if stream:
+            reply = None
+            async with requester.stream(subjects.converse, encode(request),
+                                        correlation_id=correlation_id,
+                                        timeout=timeout + 1) as replies:
+                async for msg in replies:
+                    if (msg.headers or {}).get(KIND) == Kind.PROGRESS:
+                        _print_event(decode(msg.data, ProgressEvent))
+                    else:
+                        reply = decode(msg.data, ConversationReply)
+            assert reply is not None
+        else:
+            reply = await requester.call(
+                subjects.converse, request, ConversationReply, correlation_id=correlation_id,
+                timeout=timeout + 1,
+            )
+    except SwitchboardError as exc:
+        print(f"error [{exc.code.value}] {exc}", file=sys.stderr)
+        return 1
+    finally:
+        await requester.close()
+        await nc.drain()
+    if as_json:
+        sys.stdout.buffer.write(encode(reply) + b"\n")
+    else:
+        print(reply.answer)
+        print(f"({correlation_id}, {reply.duration_ms:.0f} ms"
+              + (", partial" if reply.partial else "") + ")", file=sys.stderr)
+    return 1 if reply.partial else 0
+
+
+def _print_event(event: ProgressEvent) -> None:
+    where = f" {event.step}/{event.agent}" if event.step else ""
+    detail = event.detail
+    if event.kind == "planned" and isinstance(detail, dict):
+        steps = detail.get("steps", [])
+        detail = ", ".join(f"{s.get('id')}:{s.get('agent')}" for s in steps) or "no steps"
+    print(f"[{event.seq:>3}] {event.kind}{where}: {detail}", file=sys.stderr)

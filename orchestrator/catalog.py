@@ -1,0 +1,154 @@
+"""The live agent catalog: who can do what, discovered over ``$SRV.INFO`` and cached.
+
+Agents advertise themselves through the NATS service API with
+``metadata["switchboard.role"] == "agent"`` and their planning hints
+(keywords, patterns, input hints) in the endpoint metadata. The orchestrator
+refreshes the catalog in the background, so starting a new agent makes it
+plannable within one refresh interval, with no orchestrator restart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from collections.abc import Mapping
+
+import msgspec
+import structlog
+from nats.aio.client import Client as NATS
+
+from .discovery import ServiceInfo, discover
+
+__all__ = ["ROLE_AGENT", "AgentCatalog", "AgentInfo", "agent_metadata"]
+
+log = structlog.get_logger("switchboard.catalog")
+
+ROLE_KEY = "switchboard.role"
+ROLE_AGENT = "agent"
+
+
+class AgentInfo(msgspec.Struct, kw_only=True, frozen=True):
+    """One agent as the planner sees it."""
+
+    name: str
+    description: str
+    subject: str
+    keywords: tuple[str, ...] = ()
+    patterns: tuple[str, ...] = ()
+    input_hints: str = ""
+    version: str = ""
+    instances: int = 1
+
+
+def agent_metadata(
+    *, keywords: tuple[str, ...], patterns: tuple[str, ...], input_hints: str
+) -> dict[str, str]:
+    """Endpoint metadata an agent advertises (``nats micro info`` shows it too)."""
+    return {
+        "keywords": json.dumps(list(keywords)),
+        "patterns": json.dumps(list(patterns)),
+        "input_hints": input_hints,
+    }
+
+
+def _parse(raw: bytes) -> AgentInfo | None:
+    try:
+        info = msgspec.json.decode(raw, type=ServiceInfo)
+    except msgspec.MsgspecError:
+        return None
+    if info.metadata.get(ROLE_KEY) != ROLE_AGENT or not info.endpoints:
+        return None
+    endpoint = info.endpoints[0]
+    meta = endpoint.metadata or {}
+
+    def strings(key: str) -> tuple[str, ...]:
+        try:
+            value = json.loads(meta.get(key, "[]"))
+        except ValueError:
+            return ()
+        return tuple(str(v) for v in value) if isinstance(value, list) else ()
+
+    return AgentInfo(
+        name=info.name,
+        description=info.description or "",
+        subject=endpoint.subject,
+        keywords=strings("keywords"),
+        patterns=strings("patterns"),
+        input_hints=meta.get("input_hints", ""),
+        version=info.version,
+    )
+
+
+class AgentCatalog:
+    """A cached view of the running agents, refreshed every ``refresh`` seconds."""
+
+    def __init__(self, nc: NATS, *, refresh: float = 5.0, window: float = 1.0) -> None:
+        self._nc = nc
+        self.refresh_interval = refresh
+        self.window = window
+        self._agents: dict[str, AgentInfo] = {}
+        self._refreshed_at = 0.0
+        self._task: asyncio.Task[None] | None = None
+        self._lock = asyncio.Lock()
+
+    @property
+    def agents(self) -> Mapping[str, AgentInfo]:
+        return self._agents
+
+    @property
+    def age(self) -> float:
+        return time.monotonic() - self._refreshed_at
+
+    async def start(self) -> None:
+        await self.refresh()
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(
+                self._loop(), name="switchboard-catalog-refresh"
+            )
+
+    async def stop(self, grace: float = 0.0) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def refresh(self) -> Mapping[str, AgentInfo]:
+        """Ask the agents now (concurrent callers share one round)."""
+        async with self._lock:
+            try:
+                raw = await discover(self._nc, "INFO", timeout=self.window)
+            except Exception as exc:  # NATS trouble: keep the last known catalog
+                log.warning("agent discovery failed", error=str(exc))
+                return self._agents
+            found: dict[str, AgentInfo] = {}
+            for item in raw:
+                agent = _parse(item)
+                if agent is None:
+                    continue
+                seen = found.get(agent.name)
+                instances = seen.instances + 1 if seen else 1
+                found[agent.name] = msgspec.structs.replace(agent, instances=instances)
+            if set(found) != set(self._agents):
+                log.info("agent catalog changed", agents=sorted(found))
+            self._agents = found
+            self._refreshed_at = time.monotonic()
+            return found
+
+    async def get(self, names: list[str] | None = None) -> dict[str, AgentInfo]:
+        """The catalog (restricted to ``names``), refreshed first if empty or missing a name."""
+        wanted = set(names) if names else None
+        stale = not self._agents or (wanted and not wanted <= set(self._agents))
+        if stale and self.age > 0.5:  # not on every request: do not hammer the service API
+            await self.refresh()
+        agents = dict(self._agents)
+        if wanted is not None:
+            agents = {name: info for name, info in agents.items() if name in wanted}
+        return agents
+
+    async def _loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.refresh_interval)
+            await self.refresh()

@@ -1,0 +1,159 @@
+"""The ``switchboard`` command.
+
+::
+
+    switchboard up                      everything on one machine (embedded nats-server)
+    switchboard orchestrator            the orchestrator service
+    switchboard agent NAME [NAME...]    built-in agents (calculator clock text llm summarizer
+                                        all) or your own (module:attribute)
+    switchboard bff                     the HTTP API and web page
+    switchboard ask "question"          ask from the terminal (--stream shows progress)
+    switchboard bench MODE              benchmarks against a raw nats-py baseline
+    switchboard settings                the effective settings (secrets masked)
+
+Every setting is a ``SWITCHBOARD_*`` environment variable and a flag (see
+``switchboard settings --table``); flags win over the environment.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import msgspec
+
+from .errors import ConfigurationError
+from .settings import Settings, flag_name, load_settings, settings_table
+
+__all__ = ["main"]
+
+def _settings_parser() -> argparse.ArgumentParser:
+    """A parent parser with one flag per setting (default None: only given flags override)."""
+    parser = argparse.ArgumentParser(add_help=False)
+    group = parser.add_argument_group("settings (also SWITCHBOARD_* environment variables)")
+    info = msgspec.inspect.type_info(Settings)
+    assert isinstance(info, msgspec.inspect.StructType)
+    for field in info.fields:
+        kind = field.type
+        if isinstance(kind, msgspec.inspect.Metadata):
+            kind = kind.type
+        if isinstance(kind, msgspec.inspect.UnionType):
+            kind = next(t for t in kind.types if not isinstance(t, msgspec.inspect.NoneType))
+        if isinstance(kind, msgspec.inspect.Metadata):
+            kind = kind.type
+        options: dict[str, Any] = {"dest": field.name, "default": None, "metavar": "VALUE"}
+        if isinstance(kind, msgspec.inspect.IntType):
+            options["type"] = int
+        elif isinstance(kind, msgspec.inspect.FloatType):
+            options["type"] = float
+        elif isinstance(kind, msgspec.inspect.LiteralType):
+            options["choices"] = list(kind.values)
+        group.add_argument(flag_name(field.name), **options)
+    return parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = _settings_parser()
+    parser = argparse.ArgumentParser(
+        prog="switchboard",
+        description="Correlation-routed request/reply on NATS for AI multi-agent orchestration.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    up = commands.add_parser("up", parents=[common], help="run everything on this machine")
+    up.add_argument("--host", help="BFF address (default: the http_host setting)")
+    up.add_argument("--port", type=int, help="BFF port (default: the http_port setting)")
+    up.add_argument("--nats-server-bin", help="nats-server binary for the embedded server")
+    up.add_argument("--agents", default="all",
+                    help="agents to run, comma-separated (default: all built-ins)")
+
+    commands.add_parser("orchestrator", parents=[common], help="run the orchestrator service")
+    agent = commands.add_parser("agent", parents=[common], help="run agents")
+    agent.add_argument("names", nargs="+", metavar="NAME",
+                       help="built-in name, 'all', or module:attribute")
+    commands.add_parser("bff", parents=[common], help="run the HTTP API and web page")
+
+    ask = commands.add_parser("ask", parents=[common], help="ask a question from the terminal")
+    ask.add_argument("message")
+    ask.add_argument("--user", default="cli", help="user id (default: cli)")
+    ask.add_argument("--conversation", help="conversation id, to continue a conversation")
+    ask.add_argument("--agents-only", dest="only", help="restrict the plan to these agents")
+    ask.add_argument("--timeout", type=float, default=60.0, help="seconds (default 60)")
+    ask.add_argument("--stream", action="store_true", help="print progress events as they come")
+    ask.add_argument("--json", action="store_true", help="print the whole reply as JSON")
+
+    bench = commands.add_parser("bench", parents=[common], help="benchmarks")
+    bench.add_argument("mode", choices=["core"], help="what to measure")
+    bench.add_argument("--requests", type=int, default=10_000,
+                       help="requests per run (default 10000)")
+    bench.add_argument("--concurrency", default="1,10,100,1000",
+                       help="comma-separated levels (default 1,10,100,1000)")
+    bench.add_argument("--rounds", type=int, default=3, help="alternating rounds (default 3)")
+    bench.add_argument("--json", action="store_true", help="print results as JSON")
+
+    shown = commands.add_parser("settings", parents=[common], help="show the settings")
+    shown.add_argument("--table", action="store_true", help="the Markdown table of all settings")
+    return parser
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    names = {f.name for f in msgspec.structs.fields(Settings)}
+    overrides = {k: v for k, v in vars(args).items() if k in names and v is not None}
+    return load_settings(overrides=overrides)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = _settings(args)
+        return _dispatch(args, settings)
+    except ConfigurationError as exc:
+        print(f"switchboard: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
+    from .runtime import run_main
+
+    command = args.command
+    if command == "settings":
+        if args.table:
+            print(settings_table())
+        else:
+            print(json.dumps(settings.redacted(), indent=2))
+        return 0
+    if command == "orchestrator":
+        from .processes import run_orchestrator
+
+        return run_main(lambda: run_orchestrator(settings))
+    if command == "agent":
+        from .processes import run_agents
+
+        return run_main(lambda: run_agents(settings, args.names))
+    if command == "bff":
+        from bff.process import run_bff
+
+        return run_main(lambda: run_bff(settings))
+    if command == "ask":
+        from .ask import ask
+
+        return run_main(lambda: ask(
+            settings, args.message, user=args.user, conversation=args.conversation,
+            agents=args.only.split(",") if args.only else None, timeout=args.timeout,
+            stream=args.stream, as_json=args.json,
+        ))
+    if command == "bench":
+        from .bench.command import bench
+
+        return run_main(lambda: bench(args, settings))
+    if command == "up":
+        from .supervisor import up
+
+        return up(settings, host=args.host, port=args.port, nats_server_bin=args.nats_server_bin,
+                  agents=args.agents)
+    raise ConfigurationError(f"Unknown command {command!r}.")  # argparse prevents this

@@ -1,0 +1,132 @@
+"""One conversation, start to finish: plan, run, aggregate, remember.
+
+The engine is stateless: everything about a conversation lives in its
+arguments, its events and the history bucket, so any orchestrator replica can
+answer any request and many conversations run at once.
+"""
+
+from __future__ import annotations
+
+import time
+
+import msgspec
+import structlog
+
+from ..catalog import AgentCatalog
+from ..deadline import Deadline
+from ..llm.base import LLM
+from ..messages import ConversationReply, ConversationRequest, ConversationTurn, Plan, Usage
+from ..metrics import CONVERSATION_DURATION, CONVERSATIONS, PLAN_STEPS
+from .aggregator import Aggregator
+from .events import EventSink
+from .executor import Executor
+from .history import HistoryStore
+from .plan import validate_plan
+from .planner import LLMPlanner, LocalPlanner
+
+__all__ = ["ConversationEngine"]
+
+log = structlog.get_logger("switchboard.engine")
+
+
+class ConversationEngine:
+    """Plans with the LLM (or offline rules), runs the plan, writes the answer."""
+
+    def __init__(
+        self,
+        *,
+        catalog: AgentCatalog,
+        executor: Executor,
+        llm: LLM,
+        history: HistoryStore | None = None,
+        max_plan_steps: int = 16,
+    ) -> None:
+        self.catalog = catalog
+        self.executor = executor
+        self.llm = llm
+        self.history = history
+        self.max_plan_steps = max_plan_steps
+        self.local_planner = LocalPlanner()
+        self.llm_planner = None if llm.offline else LLMPlanner(llm, self.local_planner)
+        self.aggregator = Aggregator(llm)
+
+    async def converse(
+        self, request: ConversationRequest, *, deadline: Deadline, events: EventSink
+    ) -> ConversationReply:
+        """Answer one request (the caller maps exceptions to error replies)."""
+        started = time.perf_counter()
+        outcome = "error"
+        try:
+            reply = await self._converse(request, deadline, events)
+            outcome = "partial" if reply.partial else "ok"
+            return reply
+        finally:
+            CONVERSATIONS.labels(outcome).inc()
+            CONVERSATION_DURATION.observe(time.perf_counter() - started)
+
+    async def _converse(
+        self, request: ConversationRequest, deadline: Deadline, events: EventSink
+    ) -> ConversationReply:
+        started = time.perf_counter()
+        history: list[ConversationTurn] = []
+        if request.conversation_id and self.history is not None:
+            history = await self.history.load(request.user_id, request.conversation_id)
+        agents = await self.catalog.get(request.agents)
+        usage = Usage()
+        plan: Plan
+        if self.llm_planner is not None and agents:
+            plan, used = await self.llm_planner.plan(
+                request.message,
+                agents,
+                max_steps=self.max_plan_steps,
+                history=history,
+                deadline=deadline.earlier(max(1.0, deadline.remaining() * 0.3)),
+            )
+            usage = usage + used
+        else:
+            plan = self.local_planner.plan(request.message, agents, max_steps=self.max_plan_steps)
+        validate_plan(plan, agents, max_steps=self.max_plan_steps)
+        PLAN_STEPS.labels(plan.source).observe(len(plan.steps))
+        await events.emit("planned", detail=msgspec.to_builtins(plan))
+        results = await self.executor.run(
+            plan,
+            correlation_id=request.correlation_id,
+            user_id=request.user_id,
+            deadline=deadline,
+            events=events,
+        )
+        answer, used = await self.aggregator.answer(
+            request.message,
+            plan,
+            results,
+            history=history,
+            deadline=deadline,
+            available=", ".join(sorted(agents)),
+        )
+        usage = usage + used
+        for result in results:
+            if result.usage is not None:
+                usage = usage + result.usage
+        partial = any(r.status != "ok" and r.required for r in results)
+        reply = ConversationReply(
+            correlation_id=request.correlation_id,
+            answer=answer,
+            steps=results,
+            partial=partial,
+            usage=usage,
+            duration_ms=round((time.perf_counter() - started) * 1000, 3),
+            conversation_id=request.conversation_id,
+        )
+        await events.emit("answered", detail={"answer": answer, "partial": partial})
+        if request.conversation_id and self.history is not None:
+            await self.history.append(
+                request.user_id,
+                request.conversation_id,
+                ConversationTurn(
+                    correlation_id=request.correlation_id,
+                    message=request.message,
+                    answer=answer,
+                    ts=time.time(),
+                ),
+            )
+        return reply

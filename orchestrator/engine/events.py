@@ -1,0 +1,73 @@
+"""Progress events of one conversation: published on ``ai.events.<id>`` and streamed back.
+
+Anyone may watch a conversation with ``nats sub 'ai.events.<correlation_id>'``;
+the requester that asked for progress (the BFF's SSE stream, ``switchboard ask
+--stream``) gets the same events on its reply inbox before the final answer.
+Events are best effort: a failure to publish one never fails the conversation.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import structlog
+
+from ..codec import encode
+from ..messages import EventKind, ProgressEvent
+
+__all__ = ["EventSink"]
+
+log = structlog.get_logger("switchboard.events")
+
+Publish = Callable[[str, bytes], Awaitable[None]]
+Progress = Callable[[bytes], Awaitable[bool]]
+
+
+class EventSink:
+    """Numbers, timestamps and sends the events of one conversation."""
+
+    __slots__ = ("_progress", "_publish", "_subject", "correlation_id", "seq")
+
+    def __init__(
+        self,
+        correlation_id: str,
+        *,
+        subject: str | None,
+        publish: Publish | None,
+        progress: Progress | None = None,
+    ) -> None:
+        self.correlation_id = correlation_id
+        self._subject = subject
+        self._publish = publish
+        self._progress = progress
+        self.seq = 0
+
+    async def emit(
+        self,
+        kind: EventKind,
+        *,
+        step: str | None = None,
+        agent: str | None = None,
+        detail: Any = None,
+    ) -> None:
+        self.seq += 1
+        data = encode(
+            ProgressEvent(
+                correlation_id=self.correlation_id,
+                kind=kind,
+                step=step,
+                agent=agent,
+                detail=detail,
+                ts=round(time.time(), 3),
+                seq=self.seq,
+            )
+        )
+        try:
+            if self._publish is not None and self._subject is not None:
+                await self._publish(self._subject, data)
+            if self._progress is not None:
+                await self._progress(data)
+        except Exception as exc:  # events are best effort
+            log.debug("progress event not sent", kind=kind, error=str(exc))

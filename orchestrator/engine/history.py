@@ -1,0 +1,84 @@
+"""Conversation memory in a JetStream KV bucket, per user, bounded.
+
+Key ``<user_id>.<conversation_id>``: a user can only ever read keys under
+their own user id, so the same conversation id used by two users names two
+different histories. Writes are compare-and-set, so two orchestrator
+replicas answering the same conversation at once do not lose a turn.
+"""
+
+from __future__ import annotations
+
+import structlog
+from nats.aio.client import Client as NATS
+
+from ..codec import decode, encode
+from ..errors import DecodeError
+from ..kv import KVBucket
+from ..messages import ConversationTurn
+
+__all__ = ["HistoryStore"]
+
+log = structlog.get_logger("switchboard.history")
+
+#: Longest message/answer kept per turn (characters).
+MAX_TURN_CHARS = 4_000
+
+
+class HistoryStore:
+    """Loads and appends conversation turns."""
+
+    def __init__(
+        self,
+        nc: NATS,
+        *,
+        bucket: str = "switchboard-history",
+        max_turns: int = 20,
+        ttl: float | None = 30 * 24 * 3600,
+    ) -> None:
+        self.max_turns = max_turns
+        self._kv = KVBucket(nc, bucket, ttl=ttl)
+
+    async def start(self) -> None:
+        await self._kv.open()
+
+    async def stop(self, grace: float = 0.0) -> None:
+        return None
+
+    @staticmethod
+    def key(user_id: str, conversation_id: str) -> str:
+        return f"{user_id}.{conversation_id}"
+
+    async def load(self, user_id: str, conversation_id: str) -> list[ConversationTurn]:
+        found = await self._kv.get(self.key(user_id, conversation_id))
+        if found is None:
+            return []
+        try:
+            return decode(found[0], list[ConversationTurn], max_bytes=None)
+        except DecodeError:
+            log.warning(
+                "unreadable history ignored", user_id=user_id, conversation_id=conversation_id
+            )
+            return []
+
+    async def append(self, user_id: str, conversation_id: str, turn: ConversationTurn) -> None:
+        turn = ConversationTurn(
+            correlation_id=turn.correlation_id,
+            message=turn.message[:MAX_TURN_CHARS],
+            answer=turn.answer[:MAX_TURN_CHARS],
+            ts=turn.ts,
+        )
+        key = self.key(user_id, conversation_id)
+        for _ in range(10):
+            found = await self._kv.get(key)
+            turns: list[ConversationTurn] = []
+            revision = None
+            if found is not None:
+                revision = found[1]
+                try:
+                    turns = decode(found[0], list[ConversationTurn], max_bytes=None)
+                except DecodeError:
+                    turns = []
+            turns = [*turns, turn][-self.max_turns :]
+            if await self._kv.put_if(key, encode(turns), revision):
+                return
+        log.warning("history not saved: too much contention", key=key)

@@ -1,0 +1,270 @@
+"""Planners: the user's message and the agent catalog in, a plan (a DAG of steps) out.
+
+``LocalPlanner`` is deterministic and offline: it splits the message into
+clauses and gives each clause to the agent whose advertised patterns and
+keywords match it best; a clause that refers back ("the result", "then")
+depends on the step before it, and a summarizer depends on everything before
+it. ``LLMPlanner`` asks a language model for the plan (tool call validated
+with msgspec), repairs small mistakes, and falls back to the local planner
+when the model's plan is unusable -- logged and counted.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Mapping, Sequence
+
+import msgspec
+import structlog
+
+from ..catalog import AgentInfo
+from ..deadline import Deadline
+from ..errors import LLMError, PlanError
+from ..llm.base import LLM, ChatMessage
+from ..messages import ConversationTurn, Plan, PlanStep, Usage
+from ..metrics import PLAN_FALLBACKS
+from ..subjects import safe_token
+from .plan import validate_plan
+
+__all__ = ["GENERAL_AGENT", "SUMMARY_AGENT", "LLMPlanner", "LocalPlanner", "split_clauses"]
+
+log = structlog.get_logger("switchboard.planner")
+
+#: The agent that takes clauses nothing else matches (if it runs).
+GENERAL_AGENT = "llm"
+#: The agent that condenses the outputs of the steps before it.
+SUMMARY_AGENT = "summarizer"
+
+_QUESTION_START = (
+    r"what|what's|whats|how|when|where|which|who|why|is|are|can|could|please|tell|give|"
+    r"calculate|compute|evaluate|count|convert|summari[sz]e|extract|list|find|show|"
+    r"uppercase|lowercase|reverse|translate|explain|describe|write"
+)
+_SPLIT = re.compile(
+    r"(?:[?!;]+\s*|\.\s+|\n+"
+    r"|,?\s+and\s+then\s+|,?\s+then\s+|,\s*after\s+that\s*,?\s*"
+    rf"|,\s*(?:and\s+)?(?=(?:{_QUESTION_START})\b)"
+    rf"|\s+and\s+(?=(?:{_QUESTION_START})\b)"
+    r"|,\s*and\s+also\s+|\s+and\s+also\s+|\s+also\s+)",
+    re.IGNORECASE,
+)
+_REFERS_BACK = re.compile(
+    r"\b(?:the\s+(?:result|answer|output|previous|above|last)|that\s+(?:result|answer|number|"
+    r"text)|of\s+(?:it|that|this)|with\s+(?:it|that)|then)\b",
+    re.IGNORECASE,
+)
+_THEN = re.compile(r"(?:,?\s+and\s+then\s+|,?\s+then\s+|,\s*after\s+that)", re.IGNORECASE)
+_WORD = re.compile(r"[a-z0-9']+")
+
+
+_QUOTED = re.compile(r'"[^"]*"|“[^”]*”|\'[^\']*\'(?!\w)')
+_PAYLOAD_COLON = re.compile(r"^[^:\n]{1,80}?:\s")
+
+
+def _masked(message: str) -> str:
+    """``message`` with quoted text and text after "do this:" blanked, so it is never split."""
+    chars = list(message)
+    for match in _QUOTED.finditer(message):
+        chars[match.start() + 1 : match.end() - 1] = "_" * (match.end() - match.start() - 2)
+    colon = _PAYLOAD_COLON.match(message)
+    if colon:
+        chars[colon.end() :] = "_" * (len(chars) - colon.end())
+    return "".join(chars)
+
+
+def split_clauses(message: str) -> list[str]:
+    """The message cut into clauses that could each be one step, in order.
+
+    Quoted text and the text after a leading "instruction:" stay whole.
+    """
+    clauses = []
+    pos = 0
+    for match in _SPLIT.finditer(_masked(message)):
+        clause = message[pos : match.start()].strip(" ,.;:")
+        if clause:
+            clauses.append((clause, bool(_THEN.fullmatch(match.group(0)))))
+        pos = match.end()
+    tail = message[pos:].strip(" ,.;:?!")
+    if tail:
+        clauses.append((tail, False))
+    # A clause introduced by "then" refers back: keep the word so the planner sees it.
+    result = []
+    previous_then = False
+    for clause, then_after in clauses:
+        result.append(f"then {clause}" if previous_then else clause)
+        previous_then = then_after
+    return result
+
+
+@functools.lru_cache(maxsize=1024)
+def _compiled(pattern: str) -> re.Pattern[str] | None:
+    try:
+        return re.compile(pattern, re.IGNORECASE)
+    except re.error:
+        return None
+
+
+def _score(clause: str, agent: AgentInfo) -> int:
+    score = 0
+    for pattern in agent.patterns:
+        compiled = _compiled(pattern)
+        if compiled is not None and compiled.search(clause):
+            score += 3
+    words = set(_WORD.findall(clause.lower()))
+    score += sum(1 for keyword in agent.keywords if keyword.lower() in words)
+    return score
+
+
+class LocalPlanner:
+    """Deterministic, rule-based planning from the agents' advertised hints."""
+
+    def plan(self, message: str, agents: Mapping[str, AgentInfo], *, max_steps: int) -> Plan:
+        steps: list[PlanStep] = []
+        for clause in split_clauses(message)[: max_steps * 2]:
+            if len(steps) >= max_steps:
+                break
+            agent = self._choose(clause, agents)
+            if agent is None:
+                continue
+            step_id = f"s{len(steps) + 1}"
+            instruction = clause[5:] if clause.lower().startswith("then ") else clause
+            depends: list[str] = []
+            if agent == SUMMARY_AGENT:
+                depends = [s.id for s in steps]
+            elif steps and _REFERS_BACK.search(clause):
+                depends = [steps[-1].id]
+            steps.append(
+                PlanStep(id=step_id, agent=agent, instruction=instruction, depends_on=depends)
+            )
+        return Plan(steps=steps, source="local")
+
+    @staticmethod
+    def _choose(clause: str, agents: Mapping[str, AgentInfo]) -> str | None:
+        best, best_score = None, 0
+        for name in sorted(agents):
+            if name == GENERAL_AGENT:
+                continue
+            score = _score(clause, agents[name])
+            if score > best_score:
+                best, best_score = name, score
+        if best is None and GENERAL_AGENT in agents and len(_WORD.findall(clause)) >= 2:
+            return GENERAL_AGENT
+        return best
+
+
+class _StepDraft(msgspec.Struct, kw_only=True):
+    id: str
+    agent: str
+    instruction: str
+    depends_on: list[str] = msgspec.field(default_factory=list)
+    required: bool = True
+
+
+class _PlanDraft(msgspec.Struct, kw_only=True):
+    """The shape asked of the model: lenient, so small mistakes can be repaired."""
+
+    steps: list[_StepDraft]
+
+
+SYSTEM_PROMPT = """You plan work for a team of agents. Split the user's request into steps, \
+each done by one agent from the list below. Steps with no dependencies run in parallel; a \
+step that needs another step's output lists it in depends_on and receives that output. Use \
+only the agents listed, use as few steps as the request needs (at most {max_steps}), give \
+each step a short id (s1, s2, ...) and a self-contained instruction for its agent. Mark a \
+step required=false when the answer is still useful without it.
+
+Agents:
+{agents}"""
+
+
+class LLMPlanner:
+    """Plans with a language model; repairs or falls back to :class:`LocalPlanner`."""
+
+    def __init__(self, llm: LLM, fallback: LocalPlanner | None = None) -> None:
+        self.llm = llm
+        self.fallback = fallback or LocalPlanner()
+
+    async def plan(
+        self,
+        message: str,
+        agents: Mapping[str, AgentInfo],
+        *,
+        max_steps: int,
+        history: Sequence[ConversationTurn] = (),
+        deadline: Deadline | None = None,
+    ) -> tuple[Plan, Usage]:
+        catalog = "\n".join(
+            f"- {a.name}: {a.description}" + (f" Inputs: {a.input_hints}" if a.input_hints else "")
+            for a in sorted(agents.values(), key=lambda a: a.name)
+        )
+        messages = [
+            ChatMessage("system", SYSTEM_PROMPT.format(max_steps=max_steps, agents=catalog))
+        ]
+        for turn in history[-5:]:
+            messages.append(ChatMessage("user", turn.message))
+            messages.append(ChatMessage("assistant", turn.answer))
+        messages.append(ChatMessage("user", message))
+        try:
+            draft, usage = await self.llm.structured(
+                messages,
+                _PlanDraft,
+                name="make_plan",
+                description="The plan: the steps, their agents, instructions and dependencies.",
+                deadline=deadline,
+            )
+        except LLMError as exc:
+            return self._fall_back(message, agents, max_steps, "llm_error", str(exc)), Usage()
+        plan, reason = self._repair(draft, agents, max_steps)
+        try:
+            validate_plan(plan, agents, max_steps=max_steps)
+        except PlanError as exc:
+            return self._fall_back(message, agents, max_steps, "invalid", str(exc)), usage
+        if reason:
+            PLAN_FALLBACKS.labels(f"repaired_{reason}").inc()
+            log.info("llm plan repaired", reason=reason)
+        if not plan.steps and agents:
+            return self._fall_back(message, agents, max_steps, "empty", "no steps"), usage
+        return plan, usage
+
+    def _fall_back(
+        self,
+        message: str,
+        agents: Mapping[str, AgentInfo],
+        max_steps: int,
+        reason: str,
+        detail: str,
+    ) -> Plan:
+        PLAN_FALLBACKS.labels(reason).inc()
+        log.warning("llm plan unusable, using the local planner", reason=reason, detail=detail)
+        plan = self.fallback.plan(message, agents, max_steps=max_steps)
+        return msgspec.structs.replace(plan, source="fallback")
+
+    @staticmethod
+    def _repair(
+        draft: _PlanDraft, agents: Mapping[str, AgentInfo], max_steps: int
+    ) -> tuple[Plan, str]:
+        """Drop steps for unknown agents and dangling dependencies; cut to ``max_steps``."""
+        reason = ""
+        drafts = draft.steps
+        if len(drafts) > max_steps:
+            drafts, reason = drafts[:max_steps], "too_many_steps"
+        kept = [d for d in drafts if d.agent in agents]
+        if len(kept) != len(drafts):
+            reason = reason or "unknown_agent"
+        ids = {d.id: safe_token(d.id) for d in kept}
+        steps = []
+        for d in kept:
+            depends = [ids[x] for x in d.depends_on if x in ids and x != d.id]
+            if len(depends) != len(d.depends_on):
+                reason = reason or "unknown_dependency"
+            steps.append(
+                PlanStep(
+                    id=ids[d.id],
+                    agent=d.agent,
+                    instruction=d.instruction,
+                    depends_on=depends,
+                    required=d.required,
+                )
+            )
+        return Plan(steps=steps, source="llm"), reason

@@ -1,0 +1,82 @@
+"""JetStream key-value access: the one module that knows nats-py's JetStream errors."""
+
+from __future__ import annotations
+
+import nats.errors
+import nats.js.errors
+from nats.aio.client import Client as NATS
+from nats.js.kv import KeyValue
+
+from .errors import RequestError
+
+__all__ = ["KVBucket", "Revision"]
+
+Revision = int
+
+
+class KVBucket:
+    """A JetStream KV bucket with compare-and-set, errors translated."""
+
+    def __init__(
+        self, nc: NATS, name: str, *, ttl: float | None = None, max_value_size: int = 1024 * 1024
+    ) -> None:
+        self._nc = nc
+        self.name = name
+        self.ttl = ttl
+        self.max_value_size = max_value_size
+        self._kv: KeyValue | None = None
+
+    async def open(self) -> None:
+        """Bind to the bucket, creating it if it does not exist yet."""
+        js = self._nc.jetstream()
+        try:
+            try:
+                self._kv = await js.key_value(self.name)
+            except nats.js.errors.BucketNotFoundError:
+                self._kv = await js.create_key_value(
+                    bucket=self.name,
+                    history=1,
+                    ttl=self.ttl,
+                    max_value_size=self.max_value_size,
+                    description="Switchboard conversation history",
+                )
+        except (nats.errors.Error, nats.js.errors.Error) as exc:
+            raise RequestError(
+                f"The JetStream KV bucket {self.name} is not available: {type(exc).__name__}."
+            ) from exc
+
+    @property
+    def _bucket(self) -> KeyValue:
+        if self._kv is None:
+            raise RequestError(f"The KV bucket {self.name} is not open.")
+        return self._kv
+
+    async def get(self, key: str) -> tuple[bytes, Revision] | None:
+        """The value and its revision, or None when the key does not exist."""
+        try:
+            entry = await self._bucket.get(key)
+        except (nats.js.errors.KeyNotFoundError, nats.js.errors.KeyDeletedError):
+            return None
+        except (nats.errors.Error, nats.js.errors.Error) as exc:
+            raise RequestError(f"Reading {key} from {self.name} failed: {exc}.") from exc
+        return entry.value or b"", entry.revision or 0
+
+    async def put_if(self, key: str, value: bytes, revision: Revision | None) -> bool:
+        """Write ``value`` if the key is still at ``revision`` (None: does not exist yet).
+
+        Returns False when someone else wrote first (read again and retry).
+        """
+        try:
+            if revision is None:
+                await self._bucket.create(key, value)
+            else:
+                await self._bucket.update(key, value, last=revision)
+        except nats.js.errors.KeyWrongLastSequenceError:
+            return False
+        except nats.js.errors.APIError as exc:
+            if "wrong last sequence" in str(exc).lower() or "key exists" in str(exc).lower():
+                return False
+            raise RequestError(f"Writing {key} to {self.name} failed: {exc}.") from exc
+        except (nats.errors.Error, nats.js.errors.Error) as exc:
+            raise RequestError(f"Writing {key} to {self.name} failed: {exc}.") from exc
+        return True

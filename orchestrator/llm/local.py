@@ -1,0 +1,62 @@
+"""The offline provider: no model, deterministic, the default when no API key is set.
+
+Planning and aggregation have rule-based offline paths of their own
+(``LocalPlanner``, the deterministic aggregator); this provider only answers
+free-text questions honestly: it says that no language model is configured.
+"""
+
+from __future__ import annotations
+
+from typing import TypeVar
+
+from ..deadline import Deadline
+from ..errors import LLMError
+from ..messages import Usage
+from ..metrics import LLM_REQUESTS
+from .base import ChatMessage, Completion
+
+__all__ = ["LocalLLM"]
+
+T = TypeVar("T")
+
+OFFLINE_ANSWER = (
+    "No language model is configured, so I cannot answer open questions offline "
+    "(set OPENAI_API_KEY, and OPENAI_BASE_URL for another OpenAI-compatible server). "
+    "Offline I can calculate, tell the time and date anywhere, and analyse text."
+)
+
+
+class LocalLLM:
+    """Deterministic stand-in for a language model."""
+
+    provider = "local"
+    model = "rules"
+    offline = True
+
+    async def complete(
+        self,
+        messages: list[ChatMessage],
+        *,
+        deadline: Deadline | None = None,
+        max_tokens: int | None = None,
+    ) -> Completion:
+        LLM_REQUESTS.labels(self.provider, self.model, "ok").inc()
+        return Completion(text=OFFLINE_ANSWER, usage=Usage())
+
+    async def structured(
+        self,
+        messages: list[ChatMessage],
+        schema: type[T],
+        *,
+        name: str,
+        description: str,
+        deadline: Deadline | None = None,
+    ) -> tuple[T, Usage]:
+        LLM_REQUESTS.labels(self.provider, self.model, "unsupported").inc()
+        raise LLMError(f"The offline provider cannot produce a {name}; use the local planner.")
+
+    async def aclose(self) -> None:
+        return None
+
+    def __repr__(self) -> str:
+        return "<LocalLLM (offline)>"

@@ -1,0 +1,211 @@
+"""OpenAIProvider: any OpenAI-compatible chat-completions server through the ``openai`` package.
+
+Structured answers use a forced tool call whose parameters are the msgspec
+JSON schema of the wanted type (supported by OpenAI and by most compatible
+servers), with the reply's content as a fallback when a server ignores
+tools; either way the JSON is validated with msgspec. This module is the
+only place that knows the ``openai`` exceptions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any, TypeVar
+
+import msgspec
+import openai
+import structlog
+
+from ..deadline import Deadline
+from ..errors import LLMError
+from ..messages import Usage
+from ..metrics import LLM_DURATION, LLM_REQUESTS, LLM_TOKENS
+from .base import ChatMessage, Completion
+
+__all__ = ["OpenAIProvider"]
+
+T = TypeVar("T")
+
+log = structlog.get_logger("switchboard.llm")
+
+
+class OpenAIProvider:
+    """Chat completions from OpenAI or any compatible server (``base_url``)."""
+
+    provider = "openai"
+    offline = False
+
+    def __init__(
+        self,
+        *,
+        model: str = "gpt-4o-mini",
+        api_key: str | None = None,
+        base_url: str | None = None,
+        timeout: float = 30.0,
+        max_retries: int = 2,
+        client: openai.AsyncOpenAI | None = None,
+    ) -> None:
+        self.model = model
+        self.timeout = timeout
+        self._client = client or openai.AsyncOpenAI(
+            api_key=api_key, base_url=base_url, timeout=timeout, max_retries=max_retries
+        )
+        self._owns_client = client is None
+
+    async def aclose(self) -> None:
+        if self._owns_client:
+            await self._client.close()
+
+    def __repr__(self) -> str:
+        return f"<OpenAIProvider model={self.model!r} base_url={str(self._client.base_url)!r}>"
+
+    async def complete(
+        self,
+        messages: list[ChatMessage],
+        *,
+        deadline: Deadline | None = None,
+        max_tokens: int | None = None,
+    ) -> Completion:
+        options: dict[str, Any] = {}
+        if max_tokens is not None:
+            options["max_tokens"] = max_tokens
+        response = await self._create(messages, deadline, **options)
+        message = _first_message(response)
+        content = getattr(message, "content", None)
+        if not isinstance(content, str) or not content.strip():
+            raise LLMError(f"The model {self.model} answered with no text.")
+        return Completion(text=content.strip(), usage=_usage(response))
+
+    async def structured(
+        self,
+        messages: list[ChatMessage],
+        schema: type[T],
+        *,
+        name: str,
+        description: str,
+        deadline: Deadline | None = None,
+    ) -> tuple[T, Usage]:
+        tool = {
+            "type": "function",
+            "function": {
+                "name": name,
+                "description": description,
+                "parameters": _json_schema(schema),
+            },
+        }
+        response = await self._create(
+            messages,
+            deadline,
+            tools=[tool],
+            tool_choice={"type": "function", "function": {"name": name}},
+        )
+        message = _first_message(response)
+        raw: str | None = None
+        for call in getattr(message, "tool_calls", None) or []:
+            function = getattr(call, "function", None)
+            if function is not None and function.name == name:
+                raw = function.arguments
+                break
+        if raw is None:  # a server that ignores tools may still answer with the JSON
+            raw = getattr(message, "content", None)
+        if not isinstance(raw, str) or not raw.strip():
+            raise LLMError(f"The model {self.model} gave no {name} answer.")
+        try:
+            value = msgspec.json.decode(_strip_fences(raw), type=schema)
+        except msgspec.MsgspecError as exc:
+            raise LLMError(f"The model {self.model} gave an invalid {name}: {exc}.") from exc
+        return value, _usage(response)
+
+    async def _create(
+        self, messages: list[ChatMessage], deadline: Deadline | None, **options: Any
+    ) -> Any:
+        timeout = self.timeout
+        if deadline is not None:
+            timeout = min(timeout, deadline.remaining())
+            if timeout <= 0:
+                raise LLMError("No time is left for the language model before the deadline.")
+        started = time.perf_counter()
+        outcome = "ok"
+        try:
+            async with asyncio.timeout(timeout + 1.0):  # the client's own timeout comes first
+                response = await self._client.chat.completions.create(
+                    model=self.model,
+                    messages=[{"role": m.role, "content": m.content} for m in messages],  # type: ignore[misc]
+                    timeout=timeout,
+                    **options,
+                )
+        except openai.APITimeoutError as exc:
+            outcome = "timeout"
+            raise LLMError(f"The model {self.model} did not answer within {timeout:.1f}s.") from exc
+        except TimeoutError as exc:
+            outcome = "timeout"
+            raise LLMError(f"The model {self.model} did not answer within {timeout:.1f}s.") from exc
+        except openai.RateLimitError as exc:
+            outcome = "rate_limited"
+            raise LLMError(
+                f"The model {self.model} is rate limited (HTTP 429) and retries did not help."
+            ) from exc
+        except openai.APIStatusError as exc:
+            outcome = f"http_{exc.status_code}"
+            raise LLMError(f"The model {self.model} failed with HTTP {exc.status_code}.") from exc
+        except openai.APIConnectionError as exc:
+            outcome = "unreachable"
+            raise LLMError(f"The model server for {self.model} is unreachable.") from exc
+        except (openai.OpenAIError, ValueError) as exc:  # JSONDecodeError is a ValueError
+            outcome = "invalid_response"
+            raise LLMError(f"The model {self.model} sent an unreadable response.") from exc
+        finally:
+            LLM_REQUESTS.labels(self.provider, self.model, outcome).inc()
+            LLM_DURATION.labels(self.provider, self.model).observe(time.perf_counter() - started)
+        usage = _usage(response)
+        LLM_TOKENS.labels(self.provider, self.model, "prompt").inc(usage.prompt_tokens)
+        LLM_TOKENS.labels(self.provider, self.model, "completion").inc(usage.completion_tokens)
+        return response
+
+
+def _first_message(response: Any) -> Any:
+    choices = getattr(response, "choices", None)
+    if not choices:
+        raise LLMError("The model's response has no choices (not a chat completion).")
+    return getattr(choices[0], "message", None)
+
+
+def _usage(response: Any) -> Usage:
+    usage = getattr(response, "usage", None)
+    if usage is None:
+        return Usage()
+    prompt = int(getattr(usage, "prompt_tokens", 0) or 0)
+    completion = int(getattr(usage, "completion_tokens", 0) or 0)
+    return Usage(
+        prompt_tokens=prompt,
+        completion_tokens=completion,
+        total_tokens=int(getattr(usage, "total_tokens", 0) or prompt + completion),
+    )
+
+
+def _strip_fences(text: str) -> str:
+    """Models like to wrap JSON in ```json fences."""
+    text = text.strip()
+    if text.startswith("```"):
+        text = text.split("\n", 1)[1] if "\n" in text else ""
+        text = text.rsplit("```", 1)[0]
+    return text.strip()
+
+
+def _json_schema(schema: type[Any]) -> dict[str, Any]:
+    """An inline JSON schema (no $refs) for a msgspec type, as tool parameters."""
+    raw = msgspec.json.schema(schema)
+    defs = raw.pop("$defs", {})
+
+    def inline(node: Any) -> Any:
+        if isinstance(node, dict):
+            ref = node.get("$ref")
+            if isinstance(ref, str) and ref.startswith("#/$defs/"):
+                return inline(defs[ref.rsplit("/", 1)[-1]])
+            return {k: inline(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [inline(v) for v in node]
+        return node
+
+    return inline(raw)  # type: ignore[no-any-return]

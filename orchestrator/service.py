@@ -1,0 +1,176 @@
+"""The orchestrator service: ``ai.orchestrator.converse`` and its two helpers, over NATS.
+
+=============================  ============================================
+subject                        does
+=============================  ============================================
+``ai.orchestrator.converse``   ConversationRequest -> ConversationReply
+                               (progress events first, when asked for)
+``ai.orchestrator.agents``     the live agent catalog (list of AgentInfo)
+``ai.orchestrator.history``    HistoryRequest -> one user's conversation
+=============================  ============================================
+
+All three are served in queue group ``ai-orchestrator`` by every replica;
+the service keeps no per-conversation state of its own.
+"""
+
+from __future__ import annotations
+
+import structlog
+from nats.aio.client import Client as NATS
+
+from .catalog import ROLE_KEY, AgentCatalog
+from .codec import encode
+from .discovery import ServiceResponder
+from .endpoint import Endpoint, Request
+from .engine.conversation import ConversationEngine
+from .engine.events import EventSink
+from .engine.executor import Executor
+from .engine.history import HistoryStore
+from .llm.base import LLM
+from .messages import (
+    ConversationReply,
+    ConversationRequest,
+    ErrorInfo,
+    HistoryReply,
+    HistoryRequest,
+)
+from .requester import Requester
+from .settings import Settings
+from .subjects import Subjects
+
+__all__ = ["OrchestratorService"]
+
+log = structlog.get_logger("switchboard.orchestrator")
+
+VERSION = "0.1.0"
+
+
+class OrchestratorService:
+    """Everything the orchestrator process serves, wired to one requester."""
+
+    def __init__(self, nc: NATS, requester: Requester, llm: LLM, settings: Settings) -> None:
+        self.settings = settings
+        self.subjects = Subjects(settings.subject_prefix)
+        self.requester = requester
+        self.llm = llm
+        self.catalog = AgentCatalog(nc, refresh=settings.catalog_refresh)
+        self.history = HistoryStore(
+            nc, bucket=settings.history_bucket, max_turns=settings.history_turns
+        )
+        self.engine = ConversationEngine(
+            catalog=self.catalog,
+            executor=Executor(
+                requester,
+                subjects=self.subjects,
+                step_timeout=settings.step_timeout,
+                retries=settings.step_retries,
+                heartbeat=settings.heartbeat_interval,
+                accept_timeout=settings.accept_timeout,
+            ),
+            llm=llm,
+            history=self.history,
+            max_plan_steps=settings.max_plan_steps,
+        )
+        base = f"{self.subjects.prefix}.orchestrator"
+        common = {
+            "queue": self.subjects.orchestrator_queue,
+            "max_concurrency": settings.max_concurrency,
+            "max_backlog": settings.max_backlog,
+            "max_payload": settings.max_payload,
+            "subjects": self.subjects,
+        }
+        self.converse = Endpoint(
+            nc,
+            subject=self.subjects.converse,
+            handler=self._converse,
+            name="orchestrator",
+            default_timeout=settings.conversation_timeout,
+            error_body=_conversation_error,
+            **common,  # type: ignore[arg-type]
+        )
+        self.agents_endpoint = Endpoint(
+            nc,
+            subject=f"{base}.agents",
+            handler=self._agents,
+            name="orchestrator-agents",
+            default_timeout=10,
+            **common,  # type: ignore[arg-type]
+        )
+        self.history_endpoint = Endpoint(
+            nc,
+            subject=f"{base}.history",
+            handler=self._history,
+            name="orchestrator-history",
+            default_timeout=10,
+            **common,  # type: ignore[arg-type]
+        )
+        self.endpoints = [self.converse, self.agents_endpoint, self.history_endpoint]
+        self.responder = ServiceResponder(
+            nc,
+            name="orchestrator",
+            version=VERSION,
+            description="Switchboard orchestrator: plans with an LLM (or offline rules), runs "
+            "agents in parallel, answers.",
+            endpoints=self.endpoints,
+            metadata={ROLE_KEY: "orchestrator"},
+        )
+
+    @property
+    def running(self) -> bool:
+        return all(e.running for e in self.endpoints)
+
+    async def start(self) -> None:
+        await self.history.start()
+        await self.catalog.start()
+        for endpoint in self.endpoints:
+            await endpoint.start()
+        await self.responder.start()
+        log.info(
+            "orchestrator serving",
+            subject=self.subjects.converse,
+            agents=sorted(self.catalog.agents),
+            llm=self.llm.provider,
+        )
+
+    async def stop(self, grace: float = 10.0) -> None:
+        await self.responder.stop()
+        for endpoint in self.endpoints:
+            await endpoint.stop(grace)
+        await self.catalog.stop()
+        await self.history.stop()
+
+    # -- handlers ----------------------------------------------------------------------------
+
+    async def _converse(self, request: Request) -> bytes:
+        conversation = request.decode(ConversationRequest)
+        deadline = request.deadline
+        if conversation.timeout_s is not None:
+            deadline = deadline.earlier(conversation.timeout_s)
+        events = EventSink(
+            conversation.correlation_id,
+            subject=self.subjects.events(conversation.correlation_id),
+            publish=lambda subject, data: self.requester.publish(
+                subject, data, correlation_id=conversation.correlation_id
+            ),
+            progress=request.progress if request.wants_progress else None,
+        )
+        with structlog.contextvars.bound_contextvars(
+            correlation_id=conversation.correlation_id, user_id=conversation.user_id
+        ):
+            reply = await self.engine.converse(conversation, deadline=deadline, events=events)
+        return encode(reply)
+
+    async def _agents(self, request: Request) -> bytes:
+        agents = await self.catalog.get()
+        return encode(sorted(agents.values(), key=lambda a: a.name))
+
+    async def _history(self, request: Request) -> bytes:
+        query = request.decode(HistoryRequest)
+        turns = await self.history.load(query.user_id, query.conversation_id)
+        return encode(HistoryReply(conversation_id=query.conversation_id, turns=turns))
+
+
+def _conversation_error(request: Request, error: ErrorInfo) -> bytes:
+    return encode(
+        ConversationReply(correlation_id=request.correlation_id or "", answer="", error=error)
+    )

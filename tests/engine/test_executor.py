@@ -1,0 +1,232 @@
+"""The DAG executor over real NATS: parallel steps, chains, partial failures, dead agents."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+
+from orchestrator import Deadline, Plan, PlanStep, Requester, Settings, StepResult
+from orchestrator.engine import EventSink, Executor
+from tests.helpers import eventually, metric
+from tests.support.agents import ALL as TEST_AGENTS
+from tests.support.system import agents_running
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+class Recorder:
+    """An EventSink target that keeps the events in order."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, str | None]] = []
+
+    async def progress(self, data: bytes) -> bool:
+        import msgspec
+
+        event = msgspec.json.decode(data)
+        self.events.append((event["kind"], event["step"]))
+        return True
+
+
+@pytest_asyncio.fixture
+async def executor(settings: Settings, requester: Requester) -> AsyncIterator[Executor]:
+    async with agents_running(settings, *TEST_AGENTS):
+        yield Executor(requester, heartbeat=0.2, accept_timeout=2.0, retries=2)
+
+
+async def run(
+    executor: Executor, *steps: PlanStep, timeout: float = 20.0, recorder: Recorder | None = None
+) -> list[StepResult]:
+    recorder = recorder or Recorder()
+    sink = EventSink("conv-t-1", subject=None, publish=None, progress=recorder.progress)
+    return await executor.run(
+        Plan(steps=list(steps)),
+        correlation_id="conv-t-1",
+        user_id="t",
+        deadline=Deadline.after(timeout),
+        events=sink,
+    )
+
+
+def step(
+    id: str,
+    agent: str,
+    instruction: str = "x",
+    *depends: str,
+    required: bool = True,
+    timeout_s: float | None = None,
+) -> PlanStep:
+    return PlanStep(
+        id=id,
+        agent=agent,
+        instruction=instruction,
+        depends_on=list(depends),
+        required=required,
+        timeout_s=timeout_s,
+    )
+
+
+async def test_independent_steps_run_in_parallel(executor: Executor) -> None:
+    started = time.monotonic()
+    results = await run(executor, step("a", "sleepy", "sleep 1"), step("b", "sleepy", "sleep 1"))
+    elapsed = time.monotonic() - started
+    assert [r.status for r in results] == ["ok", "ok"]
+    assert elapsed < 1.8  # about 1 s, not 2
+
+
+async def test_a_chain_passes_the_output_along(executor: Executor) -> None:
+    results = await run(executor, step("a", "whoami", "hello"), step("b", "upper", "", "a"))
+    assert results[1].status == "ok"
+    assert '"INSTRUCTION": "HELLO"' in results[1].output
+    assert '"USER": "T"' in results[1].output
+
+
+async def test_a_failed_required_step_skips_its_dependents(executor: Executor) -> None:
+    recorder = Recorder()
+    results = await run(
+        executor,
+        step("a", "broken"),
+        step("b", "upper", "", "a"),
+        step("c", "upper", "", "b"),
+        step("d", "upper", "independent"),
+        recorder=recorder,
+    )
+    by_id = {r.id: r for r in results}
+    assert by_id["a"].status == "failed"
+    assert by_id["a"].error is not None
+    assert by_id["a"].error.message == "The broken agent is broken on purpose."
+    assert (by_id["b"].status, by_id["c"].status) == ("skipped", "skipped")
+    assert "step a failed" in (by_id["b"].error.message if by_id["b"].error else "")
+    assert (by_id["d"].status, by_id["d"].output) == ("ok", "INDEPENDENT")
+    assert ("step_failed", "b") in recorder.events
+
+
+async def test_an_optional_failure_does_not_block(executor: Executor) -> None:
+    results = await run(
+        executor, step("a", "broken", required=False), step("b", "upper", "still runs", "a")
+    )
+    assert results[0].status == "failed"
+    assert (results[1].status, results[1].output) == ("ok", "STILL RUNS")
+
+
+async def test_an_unknown_agent_fails_fast_as_no_responders(executor: Executor) -> None:
+    started = time.monotonic()
+    [result] = await run(executor, step("a", "nobody"), timeout=30)
+    assert result.status == "failed"
+    assert result.error is not None
+    assert result.error.code == "no_responders"
+    assert result.attempts == 3  # retried, then given up
+    assert time.monotonic() - started < 3
+
+
+async def test_a_step_timeout_bounds_a_slow_agent(executor: Executor) -> None:
+    started = time.monotonic()
+    [result] = await run(executor, step("a", "sleepy", "sleep 30", timeout_s=0.5))
+    assert result.status == "failed"
+    assert result.error is not None
+    assert result.error.code == "timeout"
+    assert time.monotonic() - started < 5
+
+
+async def test_events_are_in_order(executor: Executor) -> None:
+    recorder = Recorder()
+    await run(
+        executor, step("a", "sleepy", "sleep 0.1"), step("b", "upper", "", "a"), recorder=recorder
+    )
+    kinds = [kind for kind, _ in recorder.events]
+    assert kinds.index("step_started") < kinds.index("step_progress")
+    assert recorder.events[-1] == ("step_finished", "b")
+    assert recorder.events.index(("step_finished", "a")) < recorder.events.index(
+        ("step_started", "b")
+    )
+
+
+async def test_cancelling_a_run_cancels_its_steps(
+    executor: Executor, requester: Requester, settings: Settings
+) -> None:
+    task = asyncio.create_task(run(executor, step("a", "sleepy", "sleep 30")))
+    await eventually(lambda: len(requester.tracker) == 1)
+    before = metric("switchboard_endpoint_cancelled_total", endpoint="sleepy")
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert len(requester.tracker) == 0
+    await eventually(
+        lambda: metric("switchboard_endpoint_cancelled_total", endpoint="sleepy") == before + 1
+    )
+
+
+async def test_a_killed_agent_process_fails_only_its_step(
+    settings: Settings, requester: Requester
+) -> None:
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "NATS_URL": settings.nats_url,
+        "SWITCHBOARD_METRICS_PORT": "0",
+        "SWITCHBOARD_LOG_LEVEL": "warning",
+    }
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "orchestrator",
+        "agent",
+        "tests.support.agents:sleepy",
+        env=env,
+        cwd=ROOT,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    try:
+        executor = Executor(requester, heartbeat=0.2, accept_timeout=2.0, retries=0)
+        async with agents_running(settings, *TEST_AGENTS[1:]):  # upper etc., not sleepy
+            await _wait_for_responder(requester, "ai.agents.sleepy")
+            task = asyncio.create_task(
+                run(
+                    executor,
+                    step("a", "sleepy", "sleep 20"),
+                    step("b", "upper", "fine"),
+                    timeout=15,
+                )
+            )
+            await asyncio.sleep(1.0)  # mid-task
+            proc.send_signal(signal.SIGKILL)
+            started = time.monotonic()
+            results = await task
+        by_id = {r.id: r for r in results}
+        assert (by_id["b"].status, by_id["b"].output) == ("ok", "FINE")
+        assert by_id["a"].status == "failed"
+        assert by_id["a"].error is not None
+        assert by_id["a"].error.code == "timeout"
+        assert "went silent" in by_id["a"].error.message
+        assert time.monotonic() - started < 5  # noticed by missing heartbeats, not at 15 s
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+        await proc.wait()
+
+
+async def _wait_for_responder(requester: Requester, subject: str) -> None:
+    async def ready() -> bool:
+        msgs = await _srv_ping(requester)
+        return any(subject.rsplit(".", 1)[-1] in m for m in msgs)
+
+    for _ in range(200):
+        if await ready():
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{subject} never came up")
+
+
+async def _srv_ping(requester: Requester) -> list[str]:
+    from orchestrator import discover
+
+    return [m.decode() for m in await discover(requester.nc, "PING", timeout=0.5)]

@@ -1,0 +1,109 @@
+"""Planning offline, and plan validation: before anything runs."""
+
+from __future__ import annotations
+
+import pytest
+
+from agents import builtin_agents
+from orchestrator import AgentInfo, Plan, PlanError, PlanStep
+from orchestrator.engine import LocalPlanner, validate_plan
+
+
+def catalog() -> dict[str, AgentInfo]:
+    return {
+        name: AgentInfo(
+            name=name,
+            description=a.description,
+            subject=f"ai.agents.{name}",
+            keywords=a.keywords,
+            patterns=a.patterns,
+        )
+        for name, a in builtin_agents().items()
+    }
+
+
+def test_two_independent_questions_make_two_parallel_steps() -> None:
+    plan = LocalPlanner().plan(
+        "what is 17*23, and what time is it in Tokyo?", catalog(), max_steps=8
+    )
+    assert [(s.agent, s.depends_on) for s in plan.steps] == [("calculator", []), ("clock", [])]
+    assert plan.steps[0].instruction == "what is 17*23"
+
+
+def test_a_clause_that_refers_back_depends_on_the_step_before() -> None:
+    plan = LocalPlanner().plan(
+        "calculate 2+2 then count the words of the result", catalog(), max_steps=8
+    )
+    assert [(s.agent, s.depends_on) for s in plan.steps] == [
+        ("calculator", []),
+        ("text", ["s1"]),
+    ]
+    assert plan.steps[1].instruction == "count the words of the result"
+
+
+def test_a_summary_depends_on_everything_before_it() -> None:
+    plan = LocalPlanner().plan(
+        "what is 2+2, what time is it in Paris, and summarize the results",
+        catalog(),
+        max_steps=8,
+    )
+    assert plan.steps[-1].agent == "summarizer"
+    assert plan.steps[-1].depends_on == ["s1", "s2"]
+
+
+def test_an_open_question_goes_to_the_general_agent() -> None:
+    plan = LocalPlanner().plan("who wrote the odyssey", catalog(), max_steps=8)
+    assert [s.agent for s in plan.steps] == ["llm"]
+
+
+def test_nothing_matches_without_a_general_agent() -> None:
+    agents = {k: v for k, v in catalog().items() if k != "llm"}
+    assert LocalPlanner().plan("who wrote the odyssey", agents, max_steps=8).steps == []
+
+
+def test_the_plan_respects_the_step_limit() -> None:
+    message = ", ".join(f"what is {i}+{i}" for i in range(30))
+    plan = LocalPlanner().plan(message, catalog(), max_steps=5)
+    assert len(plan.steps) == 5
+
+
+def test_restricting_the_catalog_restricts_the_plan() -> None:
+    agents = {"clock": catalog()["clock"]}
+    plan = LocalPlanner().plan("what is 17*23, and what time is it in Tokyo?", agents, max_steps=8)
+    assert [s.agent for s in plan.steps] == ["clock"]
+
+
+def step(id: str, agent: str = "calculator", depends: tuple[str, ...] = ()) -> PlanStep:
+    return PlanStep(id=id, agent=agent, instruction="x", depends_on=list(depends))
+
+
+def test_a_cycle_is_rejected() -> None:
+    plan = Plan(
+        steps=[step("a", depends=("c",)), step("b", depends=("a",)), step("c", depends=("b",))]
+    )
+    with pytest.raises(PlanError, match="cycle"):
+        validate_plan(plan, catalog(), max_steps=10)
+
+
+def test_an_oversized_plan_is_rejected() -> None:
+    plan = Plan(steps=[step(f"s{i}") for i in range(20)])
+    with pytest.raises(PlanError, match="20 steps; at most 16"):
+        validate_plan(plan, catalog(), max_steps=16)
+
+
+def test_an_unknown_agent_is_rejected_with_the_available_ones() -> None:
+    with pytest.raises(PlanError, match=r"unknown agents: teleporter \(available: calculator"):
+        validate_plan(Plan(steps=[step("a", agent="teleporter")]), catalog(), max_steps=5)
+
+
+@pytest.mark.parametrize(
+    ("steps", "message"),
+    [
+        ([step("a"), step("a")], "repeats step ids: a"),
+        ([step("a", depends=("zz",))], "unknown steps: zz"),
+        ([step("a", depends=("a",))], "depends on itself"),
+    ],
+)
+def test_malformed_plans_are_rejected(steps: list[PlanStep], message: str) -> None:
+    with pytest.raises(PlanError, match=message):
+        validate_plan(Plan(steps=steps), catalog(), max_steps=10)

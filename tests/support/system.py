@@ -1,0 +1,84 @@
+"""Running Switchboard parts inside a test: the orchestrator and agents on their own connections."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+from agents import Agent, AgentWorker
+from orchestrator import (
+    LLM,
+    ConversationReply,
+    ConversationRequest,
+    LocalLLM,
+    OrchestratorService,
+    Requester,
+    Runtime,
+    Settings,
+    new_correlation_id,
+)
+
+
+def make_settings(nats_url: str, **overrides: Any) -> Settings:
+    """Settings tuned for tests: quick refresh, short heartbeats, no fixed ports."""
+    values: dict[str, Any] = {
+        "nats_url": nats_url,
+        "metrics_port": 0,
+        "catalog_refresh": 0.3,
+        "heartbeat_interval": 0.2,
+        "accept_timeout": 2.0,
+        "step_timeout": 10.0,
+        "conversation_timeout": 20.0,
+        "shutdown_grace": 2.0,
+        "log_level": "warning",
+    }
+    values.update(overrides)
+    return Settings(**values)
+
+
+@contextlib.asynccontextmanager
+async def orchestrator_running(
+    settings: Settings, llm: LLM | None = None
+) -> AsyncIterator[OrchestratorService]:
+    runtime = Runtime(settings, part="orchestrator", name="test", health=False,
+                      configure_logs=False)
+    await runtime.connect()
+    service = OrchestratorService(runtime.nc, runtime.requester, llm or LocalLLM(), settings)
+    runtime.add(service)
+    await runtime.start()
+    try:
+        yield service
+    finally:
+        await runtime.shutdown()
+
+
+@contextlib.asynccontextmanager
+async def agents_running(
+    settings: Settings, *agents: Agent, llm: LLM | None = None
+) -> AsyncIterator[list[AgentWorker]]:
+    runtime = Runtime(settings, part="agent", name="test", health=False, configure_logs=False)
+    await runtime.connect()
+    workers = [AgentWorker(runtime.nc, a, subjects=runtime.subjects, llm=llm or LocalLLM())
+               for a in agents]
+    for worker in workers:
+        runtime.add(worker)
+    await runtime.start()
+    try:
+        yield workers
+    finally:
+        await runtime.shutdown()
+
+
+async def converse(
+    requester: Requester, message: str, *, user: str = "tester", timeout: float = 20.0,
+    **fields: Any,
+) -> ConversationReply:
+    """One conversation through ``ai.orchestrator.converse``."""
+    correlation_id = new_correlation_id(user)
+    request = ConversationRequest(correlation_id=correlation_id, user_id=user, message=message,
+                                  **fields)
+    return await requester.call(
+        requester.subjects.converse, request, ConversationReply, correlation_id=correlation_id,
+        timeout=timeout,
+    )
