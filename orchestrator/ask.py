@@ -33,8 +33,12 @@ async def ask(
     user_id = safe_token(user)
     correlation_id = new_correlation_id(user_id)
     request = ConversationRequest(
-        correlation_id=correlation_id, user_id=user_id, message=message,
-        conversation_id=conversation, timeout_s=timeout, agents=agents,
+        correlation_id=correlation_id,
+        user_id=user_id,
+        message=message,
+        conversation_id=conversation,
+        timeout_s=timeout,
+        agents=agents,
     )
     nc = await connect(settings.nats_servers, name="switchboard-ask", **nats_options(settings))
     requester = Requester(nc, subjects=subjects, inbox_prefix=settings.inbox_prefix)
@@ -42,9 +46,12 @@ async def ask(
     try:
         if stream:
             reply = None
-            async with requester.stream(subjects.converse, encode(request),
-                                        correlation_id=correlation_id,
-                                        timeout=timeout + 1) as replies:
+            async with requester.stream(
+                subjects.converse,
+                encode(request),
+                correlation_id=correlation_id,
+                timeout=timeout + 1,
+            ) as replies:
                 async for msg in replies:
                     if (msg.headers or {}).get(KIND) == Kind.PROGRESS:
                         _print_event(decode(msg.data, ProgressEvent))
@@ -53,7 +60,10 @@ async def ask(
             assert reply is not None
         else:
             reply = await requester.call(
-                subjects.converse, request, ConversationReply, correlation_id=correlation_id,
+                subjects.converse,
+                request,
+                ConversationReply,
+                correlation_id=correlation_id,
                 timeout=timeout + 1,
             )
     except SwitchboardError as exc:
@@ -66,8 +76,12 @@ async def ask(
         sys.stdout.buffer.write(encode(reply) + b"\n")
     else:
         print(reply.answer)
-        print(f"({correlation_id}, {reply.duration_ms:.0f} ms"
-              + (", partial" if reply.partial else "") + ")", file=sys.stderr)
+        print(
+            f"({correlation_id}, {reply.duration_ms:.0f} ms"
+            + (", partial" if reply.partial else "")
+            + ")",
+            file=sys.stderr,
+        )
     return 1 if reply.partial else 0
 
 

@@ -30,6 +30,7 @@ from .settings import Settings, flag_name, load_settings, settings_table
 
 __all__ = ["main"]
 
+
 def _settings_parser() -> argparse.ArgumentParser:
     """A parent parser with one flag per setting (default None: only given flags override)."""
     parser = argparse.ArgumentParser(add_help=False)
@@ -67,13 +68,15 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--host", help="BFF address (default: the http_host setting)")
     up.add_argument("--port", type=int, help="BFF port (default: the http_port setting)")
     up.add_argument("--nats-server-bin", help="nats-server binary for the embedded server")
-    up.add_argument("--agents", default="all",
-                    help="agents to run, comma-separated (default: all built-ins)")
+    up.add_argument(
+        "--agents", default="all", help="agents to run, comma-separated (default: all built-ins)"
+    )
 
     commands.add_parser("orchestrator", parents=[common], help="run the orchestrator service")
     agent = commands.add_parser("agent", parents=[common], help="run agents")
-    agent.add_argument("names", nargs="+", metavar="NAME",
-                       help="built-in name, 'all', or module:attribute")
+    agent.add_argument(
+        "names", nargs="+", metavar="NAME", help="built-in name, 'all', or module:attribute"
+    )
     commands.add_parser("bff", parents=[common], help="run the HTTP API and web page")
 
     ask = commands.add_parser("ask", parents=[common], help="ask a question from the terminal")
@@ -87,10 +90,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     bench = commands.add_parser("bench", parents=[common], help="benchmarks")
     bench.add_argument("mode", choices=["core"], help="what to measure")
-    bench.add_argument("--requests", type=int, default=10_000,
-                       help="requests per run (default 10000)")
-    bench.add_argument("--concurrency", default="1,10,100,1000",
-                       help="comma-separated levels (default 1,10,100,1000)")
+    bench.add_argument(
+        "--requests", type=int, default=10_000, help="requests per run (default 10000)"
+    )
+    bench.add_argument(
+        "--concurrency",
+        default="1,10,100,1000",
+        help="comma-separated levels (default 1,10,100,1000)",
+    )
     bench.add_argument("--rounds", type=int, default=3, help="alternating rounds (default 3)")
     bench.add_argument("--json", action="store_true", help="print results as JSON")
 
@@ -142,11 +149,18 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
     if command == "ask":
         from .ask import ask
 
-        return run_main(lambda: ask(
-            settings, args.message, user=args.user, conversation=args.conversation,
-            agents=args.only.split(",") if args.only else None, timeout=args.timeout,
-            stream=args.stream, as_json=args.json,
-        ))
+        return run_main(
+            lambda: ask(
+                settings,
+                args.message,
+                user=args.user,
+                conversation=args.conversation,
+                agents=args.only.split(",") if args.only else None,
+                timeout=args.timeout,
+                stream=args.stream,
+                as_json=args.json,
+            )
+        )
     if command == "bench":
         from .bench.command import bench
 
@@ -154,6 +168,11 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
     if command == "up":
         from .supervisor import up
 
-        return up(settings, host=args.host, port=args.port, nats_server_bin=args.nats_server_bin,
-                  agents=args.agents)
+        return up(
+            settings,
+            host=args.host,
+            port=args.port,
+            nats_server_bin=args.nats_server_bin,
+            agents=args.agents,
+        )
     raise ConfigurationError(f"Unknown command {command!r}.")  # argparse prevents this

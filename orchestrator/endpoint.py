@@ -232,6 +232,7 @@ class Endpoint:
             self._sub = await self._nc.subscribe(
                 self.subject, queue=self.queue or "", cb=self._on_msg
             )
+            await self._nc.flush()  # the server knows the subscription when start() returns
         except Exception as exc:
             raise translate_nats_error(exc, subject=self.subject) from exc
         log.debug("endpoint started", endpoint=self.name, subject=self.subject, queue=self.queue)

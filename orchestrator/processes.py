@@ -22,8 +22,9 @@ async def run_orchestrator(settings: Settings) -> int:
     try:
         service = OrchestratorService(runtime.nc, runtime.requester, llm, settings)
         runtime.add(service, ready=lambda: service.running, name="orchestrator")
-        runtime.add_debug_view("/debug/agents",
-                               lambda: msgspec.to_builtins(dict(service.catalog.agents)))
+        runtime.add_debug_view(
+            "/debug/agents", lambda: msgspec.to_builtins(dict(service.catalog.agents))
+        )
         await runtime.run()
     finally:
         await llm.aclose()
@@ -41,9 +42,14 @@ async def run_agents(settings: Settings, specs: Sequence[str]) -> int:
     try:
         for agent in chosen:
             worker = AgentWorker(
-                runtime.nc, agent, subjects=runtime.subjects, llm=llm,
-                max_concurrency=settings.max_concurrency, max_backlog=settings.max_backlog,
-                max_payload=settings.max_payload, default_timeout=settings.step_timeout,
+                runtime.nc,
+                agent,
+                subjects=runtime.subjects,
+                llm=llm,
+                max_concurrency=settings.max_concurrency,
+                max_backlog=settings.max_backlog,
+                max_payload=settings.max_payload,
+                default_timeout=settings.step_timeout,
             )
             runtime.add(worker, ready=lambda w=worker: w.running, name=f"agent:{agent.name}")
         await runtime.run()

@@ -20,8 +20,13 @@ async def bench(args: argparse.Namespace, settings: Settings) -> int:
         print(line, file=sys.stderr, flush=True)
 
     if args.mode == "core":
-        results = await run_core(nats_url=nats_url, requests=args.requests, concurrency=levels,
-                                 rounds=args.rounds, progress=progress)
+        results = await run_core(
+            nats_url=nats_url,
+            requests=args.requests,
+            concurrency=levels,
+            rounds=args.rounds,
+            progress=progress,
+        )
         baseline = "raw"
     else:  # pragma: no cover - argparse limits the choices
         raise SystemExit(f"unknown bench mode {args.mode}")
