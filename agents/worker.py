@@ -13,6 +13,7 @@ from nats.aio.client import Client as NATS
 from orchestrator import (
     LLM,
     ROLE_AGENT,
+    ROLE_KEY,
     AgentError,
     AgentResult,
     AgentTask,
@@ -25,7 +26,6 @@ from orchestrator import (
     agent_metadata,
     encode,
 )
-from orchestrator.catalog import ROLE_KEY
 
 from .sdk import Agent, TaskContext
 

@@ -6,16 +6,30 @@ orchestrator service (planner, DAG executor, aggregator, LLM providers,
 CLI). ``agents`` and ``bff`` build on the names exported here.
 """
 
-from . import headers
-from .catalog import ROLE_AGENT, AgentCatalog, AgentInfo, agent_metadata
+from . import headers, metrics
+from .catalog import ROLE_AGENT, ROLE_KEY, AgentCatalog, AgentInfo, agent_metadata
 from .codec import DEFAULT_MAX_PAYLOAD, decode, encode
-from .connection import ConnectionEvents, connect
+from .connection import ConnectionEvents, connect, is_permission_error, translate_nats_error
 from .consumer import GlobalMessageConsumer
-from .correlation import CorrelationTracker, PendingInfo, PendingRequest, ReplyStream
+from .correlation import (
+    CorrelationTracker,
+    PendingInfo,
+    PendingRequest,
+    ReplyStream,
+    remote_error,
+)
 from .deadline import Deadline
-from .discovery import ServiceResponder, discover
+from .discovery import (
+    EndpointInfo,
+    EndpointStatsInfo,
+    ServiceInfo,
+    ServicePing,
+    ServiceResponder,
+    ServiceStatsInfo,
+    discover,
+)
 from .embedded import EmbeddedNatsServer, find_nats_server
-from .endpoint import Endpoint, Handler, Middleware, Request
+from .endpoint import Endpoint, EndpointStats, ErrorBody, Handler, Middleware, Request
 from .errors import (
     AgentError,
     ConfigurationError,
@@ -35,15 +49,19 @@ from .errors import (
     TimeoutPhase,
 )
 from .headers import Kind
-from .health import HealthServer
+from .health import HealthServer, QuietServer, ReadinessCheck, bind_socket
+from .kv import KVBucket, Revision
 from .llm import LLM, ChatMessage, Completion, LocalLLM, OpenAIProvider, make_llm
 from .logs import configure_logging, get_logger
 from .messages import (
+    MAX_MESSAGE_CHARS,
+    AgentName,
     AgentResult,
     AgentTask,
     ConversationReply,
     ConversationRequest,
     ConversationTurn,
+    CorrelationId,
     ErrorInfo,
     ErrorReply,
     HistoryReply,
@@ -51,13 +69,16 @@ from .messages import (
     Plan,
     PlanStep,
     ProgressEvent,
+    StepId,
     StepResult,
+    StepStatus,
     Usage,
+    UserId,
 )
 from .requester import Requester
-from .runtime import Runtime, run_main
+from .runtime import Component, Runtime, nats_options, run_main
 from .service import OrchestratorService
-from .settings import Settings, load_settings
+from .settings import Settings, load_settings, settings_table
 from .subjects import Subjects, is_safe_token, new_correlation_id, safe_token
 
 __version__ = "0.1.0"
@@ -65,25 +86,34 @@ __version__ = "0.1.0"
 __all__ = [
     "DEFAULT_MAX_PAYLOAD",
     "LLM",
+    "MAX_MESSAGE_CHARS",
     "ROLE_AGENT",
+    "ROLE_KEY",
     "AgentCatalog",
     "AgentError",
     "AgentInfo",
+    "AgentName",
     "AgentResult",
     "AgentTask",
     "ChatMessage",
     "Completion",
+    "Component",
     "ConfigurationError",
     "ConnectionClosedError",
     "ConnectionEvents",
     "ConversationReply",
     "ConversationRequest",
     "ConversationTurn",
+    "CorrelationId",
     "CorrelationTracker",
     "Deadline",
     "DecodeError",
     "EmbeddedNatsServer",
     "Endpoint",
+    "EndpointInfo",
+    "EndpointStats",
+    "EndpointStatsInfo",
+    "ErrorBody",
     "ErrorCode",
     "ErrorInfo",
     "ErrorReply",
@@ -92,6 +122,7 @@ __all__ = [
     "HealthServer",
     "HistoryReply",
     "HistoryRequest",
+    "KVBucket",
     "Kind",
     "LLMError",
     "LocalLLM",
@@ -107,22 +138,32 @@ __all__ = [
     "PlanError",
     "PlanStep",
     "ProgressEvent",
+    "QuietServer",
+    "ReadinessCheck",
     "RemoteError",
     "ReplyStream",
     "Request",
     "RequestError",
     "RequestTimeoutError",
     "Requester",
+    "Revision",
     "Runtime",
+    "ServiceInfo",
+    "ServicePing",
     "ServiceResponder",
+    "ServiceStatsInfo",
     "Settings",
     "ShuttingDownError",
+    "StepId",
     "StepResult",
+    "StepStatus",
     "Subjects",
     "SwitchboardError",
     "TimeoutPhase",
     "Usage",
+    "UserId",
     "agent_metadata",
+    "bind_socket",
     "configure_logging",
     "connect",
     "decode",
@@ -131,10 +172,16 @@ __all__ = [
     "find_nats_server",
     "get_logger",
     "headers",
+    "is_permission_error",
     "is_safe_token",
     "load_settings",
     "make_llm",
+    "metrics",
+    "nats_options",
     "new_correlation_id",
+    "remote_error",
     "run_main",
     "safe_token",
+    "settings_table",
+    "translate_nats_error",
 ]

@@ -21,7 +21,7 @@ from nats.aio.client import Client as NATS
 
 from .discovery import ServiceInfo, discover
 
-__all__ = ["ROLE_AGENT", "AgentCatalog", "AgentInfo", "agent_metadata"]
+__all__ = ["ROLE_AGENT", "ROLE_KEY", "AgentCatalog", "AgentInfo", "agent_metadata"]
 
 log = structlog.get_logger("switchboard.catalog")
 
@@ -84,11 +84,21 @@ def _parse(raw: bytes) -> AgentInfo | None:
 class AgentCatalog:
     """A cached view of the running agents, refreshed every ``refresh`` seconds."""
 
-    def __init__(self, nc: NATS, *, refresh: float = 5.0, window: float = 1.0) -> None:
+    def __init__(
+        self,
+        nc: NATS,
+        *,
+        refresh: float = 5.0,
+        window: float = 1.0,
+        stale_after: float | None = None,
+    ) -> None:
         self._nc = nc
         self.refresh_interval = refresh
         self.window = window
+        #: An agent that misses a refresh (busy, slow to answer) stays this long.
+        self.stale_after = stale_after if stale_after is not None else 3 * refresh + window
         self._agents: dict[str, AgentInfo] = {}
+        self._seen: dict[str, float] = {}
         self._refreshed_at = 0.0
         self._task: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
@@ -123,6 +133,7 @@ class AgentCatalog:
             except Exception as exc:  # NATS trouble: keep the last known catalog
                 log.warning("agent discovery failed", error=str(exc))
                 return self._agents
+            now = time.monotonic()
             found: dict[str, AgentInfo] = {}
             for item in raw:
                 agent = _parse(item)
@@ -131,10 +142,17 @@ class AgentCatalog:
                 seen = found.get(agent.name)
                 instances = seen.instances + 1 if seen else 1
                 found[agent.name] = msgspec.structs.replace(agent, instances=instances)
+                self._seen[agent.name] = now
+            # A busy agent may miss one round of answers: keep it until it is stale.
+            for name, agent in self._agents.items():
+                if name not in found and now - self._seen.get(name, 0.0) < self.stale_after:
+                    found[name] = agent
+            for name in [n for n in self._seen if n not in found]:
+                del self._seen[name]
             if set(found) != set(self._agents):
                 log.info("agent catalog changed", agents=sorted(found))
             self._agents = found
-            self._refreshed_at = time.monotonic()
+            self._refreshed_at = now
             return found
 
     async def get(self, names: list[str] | None = None) -> dict[str, AgentInfo]:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -26,7 +27,7 @@ from typing import Any
 import msgspec
 
 from .errors import ConfigurationError
-from .settings import Settings, flag_name, load_settings, settings_table
+from .settings import Settings, env_name, flag_name, load_settings, settings_table
 
 __all__ = ["main"]
 
@@ -106,10 +107,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _settings(args: argparse.Namespace) -> Settings:
+def _overrides(args: argparse.Namespace) -> dict[str, Any]:
     names = {f.name for f in msgspec.structs.fields(Settings)}
-    overrides = {k: v for k, v in vars(args).items() if k in names and v is not None}
-    return load_settings(overrides=overrides)
+    return {k: v for k, v in vars(args).items() if k in names and v is not None}
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    return load_settings(overrides=_overrides(args))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -168,11 +172,16 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
     if command == "up":
         from .supervisor import up
 
+        explicit = (
+            args.nats_url or os.environ.get(env_name("nats_url")) or os.environ.get("NATS_URL")
+        )
         return up(
             settings,
             host=args.host,
             port=args.port,
+            nats_url=explicit,
             nats_server_bin=args.nats_server_bin,
             agents=args.agents,
+            overrides={env_name(k): str(v) for k, v in _overrides(args).items()},
         )
     raise ConfigurationError(f"Unknown command {command!r}.")  # argparse prevents this

@@ -127,6 +127,8 @@ async def connect(
 
     async def disconnected() -> None:
         NATS_CONNECTED.set(0)
+        if nc.is_closed or nc.is_draining:  # our own shutdown, not a failure
+            return
         NATS_DISCONNECTS.inc()
         log.warning("nats disconnected", name=name)
         for listener in events.on_disconnect:
@@ -135,7 +137,7 @@ async def connect(
     async def reconnected() -> None:
         NATS_CONNECTED.set(1)
         NATS_RECONNECTS.inc()
-        log.info("nats reconnected", name=name, server=str(nc.connected_url))
+        log.info("nats reconnected", name=name, server=_where(nc))
         for listener in events.on_reconnect:
             await listener()
 
@@ -169,5 +171,10 @@ async def connect(
             f"Could not connect to NATS at {servers}: {type(exc).__name__}: {exc}."
         ) from exc
     NATS_CONNECTED.set(1)
-    log.info("nats connected", name=name, server=str(nc.connected_url))
+    log.info("nats connected", name=name, server=_where(nc))
     return nc
+
+
+def _where(nc: NATS) -> str:
+    url = nc.connected_url  # host and port only: a URL may carry user:password
+    return f"{url.hostname}:{url.port}" if url is not None else "?"

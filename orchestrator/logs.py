@@ -12,6 +12,7 @@ import sys
 from typing import Any
 
 import structlog
+import structlog.tracebacks
 
 __all__ = ["configure_logging", "get_logger"]
 
@@ -49,7 +50,12 @@ def configure_logging(level: str = "info", *, json: bool | None = None, cache: b
     ]
     renderer: Any
     if use_json:
-        shared.append(structlog.processors.dict_tracebacks)
+        # Tracebacks as data, without local variables: locals can hold secrets (API keys).
+        shared.append(
+            structlog.processors.ExceptionRenderer(
+                structlog.tracebacks.ExceptionDictTransformer(show_locals=False)
+            )
+        )
         renderer = structlog.processors.JSONRenderer()
     else:
         renderer = structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())

@@ -46,9 +46,6 @@ __all__ = [
     "LLM_DURATION",
     "LLM_REQUESTS",
     "LLM_TOKENS",
-    "LiveGauge",
-    "LiveSource",
-    "LoopHistogram",
     "NATS_CONNECTED",
     "NATS_DISCONNECTS",
     "NATS_ERRORS",
@@ -58,6 +55,11 @@ __all__ = [
     "PLAN_STEPS",
     "STEPS",
     "STEP_RETRIES",
+    "LiveGauge",
+    "LiveSource",
+    "LoopHistogram",
+    "catalog",
+    "metrics_table",
 ]
 
 #: Latency buckets from 0.5 ms (a local round trip) to 2 min (a long LLM chain).
@@ -382,3 +384,27 @@ NATS_ERRORS = Counter(
     "Asynchronous errors reported by the NATS client, by kind.",
     ["kind"],
 )
+
+
+def catalog() -> list[tuple[str, str, tuple[str, ...], str]]:
+    """(name, type, labels, meaning) of every metric in this module, in order."""
+    rows = []
+    for value in list(globals().values()):
+        if isinstance(value, LiveGauge):
+            rows.append((value.name, "gauge", value.labelnames, value.documentation))
+        elif isinstance(value, LoopHistogram):
+            rows.append((value.name, "histogram", value.labelnames, value.documentation))
+        elif isinstance(value, Counter | Gauge | Histogram):
+            kind = {Counter: "counter", Gauge: "gauge", Histogram: "histogram"}[type(value)]
+            name = value._name + ("_total" if kind == "counter" else "")
+            rows.append((name, kind, tuple(value._labelnames), value._documentation))
+    return rows
+
+
+def metrics_table() -> str:
+    """The Markdown table of every metric (the README embeds it)."""
+    lines = ["| metric | type | labels | meaning |", "|---|---|---|---|"]
+    for name, kind, labels, meaning in catalog():
+        shown = ", ".join(labels) if labels else "-"
+        lines.append(f"| `{name}` | {kind} | {shown} | {meaning} |")
+    return "\n".join(lines)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import msgspec
 
@@ -31,6 +32,10 @@ async def run_orchestrator(settings: Settings) -> int:
     return 0
 
 
+def _running(worker: Any) -> Callable[[], bool]:
+    return lambda: bool(worker.running)
+
+
 async def run_agents(settings: Settings, specs: Sequence[str]) -> int:
     """Serve the named agents (one process, one connection) until SIGTERM/SIGINT."""
     from agents import AgentWorker, load_agents
@@ -51,7 +56,7 @@ async def run_agents(settings: Settings, specs: Sequence[str]) -> int:
                 max_payload=settings.max_payload,
                 default_timeout=settings.step_timeout,
             )
-            runtime.add(worker, ready=lambda w=worker: w.running, name=f"agent:{agent.name}")
+            runtime.add(worker, ready=_running(worker), name=f"agent:{agent.name}")
         await runtime.run()
     finally:
         await llm.aclose()

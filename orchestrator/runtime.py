@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import signal
 import ssl
 import time
@@ -216,15 +217,32 @@ class Runtime:
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, self.request_stop)
                 installed.append(sig)
+        orphan_watch = None
+        supervisor = os.environ.get("SWITCHBOARD_SUPERVISOR_PID")
+        if supervisor and supervisor.isdigit():
+            orphan_watch = loop.create_task(self._watch_supervisor(int(supervisor)))
         try:
             await self.start()
             if on_ready is not None:
                 await on_ready()
             await self._stop.wait()
         finally:
+            if orphan_watch is not None:
+                orphan_watch.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await orphan_watch
             await self.shutdown()
             for sig in installed:
                 loop.remove_signal_handler(sig)
+
+    async def _watch_supervisor(self, pid: int) -> None:
+        """Under ``switchboard up``: stop when the supervisor is gone (never orphaned)."""
+        while True:
+            await asyncio.sleep(1.0)
+            if os.getppid() != pid:
+                log.warning("the supervisor is gone; shutting down", supervisor_pid=pid)
+                self.request_stop()
+                return
 
 
 def run_main(main: Callable[[], Coroutine[Any, Any, int]]) -> int:

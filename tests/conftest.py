@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from orchestrator.logs import configure_logging
 
-pytest_plugins = ["orchestrator.testing", "tests.support.fake_openai"]
+pytest_plugins = [
+    "orchestrator.testing",
+    "tests.support.fake_openai",
+    "tests.support.up",
+]
 
 # Quiet, uncached logging: capture_logs() works, and test output stays readable.
 configure_logging("warning", json=False, cache=False)

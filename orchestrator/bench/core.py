@@ -29,7 +29,7 @@ from ..requester import Requester
 from .processes import python_process
 from .stats import BenchResult, Run
 
-__all__ = ["run_core", "drive", "nats_for_bench"]
+__all__ = ["drive", "nats_for_bench", "run_core"]
 
 SUBJECT = "bench.echo"
 PAYLOAD = b'{"question": "what is 17 * 23?", "user": "bench"}'

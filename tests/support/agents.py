@@ -9,16 +9,23 @@ from agents import Agent, TaskContext, agent
 from orchestrator import AgentError, AgentTask
 
 
-@agent("sleepy", "Waits the number of seconds given in the instruction, then says so.",
-       keywords=("sleep", "wait"), patterns=(r"\bsleep\b",))
+@agent(
+    "sleepy",
+    "Waits the number of seconds given in the instruction, then says so.",
+    keywords=("sleep", "wait"),
+    patterns=(r"\bsleep\b",),
+)
 async def sleepy(task: AgentTask, ctx: TaskContext) -> str:
     await ctx.progress("sleeping")
     await asyncio.sleep(float(task.instruction.split()[-1]))
     return f"slept {task.instruction.split()[-1]}"
 
 
-@agent("upper", "Upper-cases the output of the step it depends on, or its instruction.",
-       keywords=("upper", "shout"))
+@agent(
+    "upper",
+    "Upper-cases the output of the step it depends on, or its instruction.",
+    keywords=("upper", "shout"),
+)
 async def upper(task: AgentTask, ctx: TaskContext) -> str:
     values = [v for v in task.inputs.values() if v is not None]
     text = values[0] if values else task.instruction
@@ -32,8 +39,11 @@ async def broken(task: AgentTask, ctx: TaskContext) -> str:
 
 @agent("whoami", "Answers with the user and correlation id of the task.", keywords=("whoami",))
 async def whoami(task: AgentTask, ctx: TaskContext) -> dict[str, str | None]:
-    return {"user": task.user_id, "correlation_id": task.correlation_id,
-            "instruction": task.instruction}
+    return {
+        "user": task.user_id,
+        "correlation_id": task.correlation_id,
+        "instruction": task.instruction,
+    }
 
 
 ALL: list[Agent] = [sleepy, upper, broken, whoami]

@@ -41,8 +41,9 @@ def make_settings(nats_url: str, **overrides: Any) -> Settings:
 async def orchestrator_running(
     settings: Settings, llm: LLM | None = None
 ) -> AsyncIterator[OrchestratorService]:
-    runtime = Runtime(settings, part="orchestrator", name="test", health=False,
-                      configure_logs=False)
+    runtime = Runtime(
+        settings, part="orchestrator", name="test", health=False, configure_logs=False
+    )
     await runtime.connect()
     service = OrchestratorService(runtime.nc, runtime.requester, llm or LocalLLM(), settings)
     runtime.add(service)
@@ -59,8 +60,9 @@ async def agents_running(
 ) -> AsyncIterator[list[AgentWorker]]:
     runtime = Runtime(settings, part="agent", name="test", health=False, configure_logs=False)
     await runtime.connect()
-    workers = [AgentWorker(runtime.nc, a, subjects=runtime.subjects, llm=llm or LocalLLM())
-               for a in agents]
+    workers = [
+        AgentWorker(runtime.nc, a, subjects=runtime.subjects, llm=llm or LocalLLM()) for a in agents
+    ]
     for worker in workers:
         runtime.add(worker)
     await runtime.start()
@@ -71,14 +73,22 @@ async def agents_running(
 
 
 async def converse(
-    requester: Requester, message: str, *, user: str = "tester", timeout: float = 20.0,
+    requester: Requester,
+    message: str,
+    *,
+    user: str = "tester",
+    timeout: float = 20.0,
     **fields: Any,
 ) -> ConversationReply:
     """One conversation through ``ai.orchestrator.converse``."""
     correlation_id = new_correlation_id(user)
-    request = ConversationRequest(correlation_id=correlation_id, user_id=user, message=message,
-                                  **fields)
+    request = ConversationRequest(
+        correlation_id=correlation_id, user_id=user, message=message, **fields
+    )
     return await requester.call(
-        requester.subjects.converse, request, ConversationReply, correlation_id=correlation_id,
+        requester.subjects.converse,
+        request,
+        ConversationReply,
+        correlation_id=correlation_id,
         timeout=timeout,
     )

@@ -1,0 +1,31 @@
+"""The BFF: Switchboard's HTTP entry point, live progress (SSE) and a small web page."""
+
+from .app import BffState, create_app, metrics_middleware
+from .auth import LOCAL_USER, ApiKeys, AuthRateLimiter, Unauthorized
+from .gateway import Gateway
+from .limits import InFlightLimiter
+from .problems import PROBLEM_MEDIA_TYPE, Problem, problem, status_for
+from .process import build_bff, is_loopback, run_bff
+from .schemas import ChatRequest
+from .server import HttpServer
+
+__all__ = [
+    "LOCAL_USER",
+    "PROBLEM_MEDIA_TYPE",
+    "ApiKeys",
+    "AuthRateLimiter",
+    "BffState",
+    "ChatRequest",
+    "Gateway",
+    "HttpServer",
+    "InFlightLimiter",
+    "Problem",
+    "Unauthorized",
+    "build_bff",
+    "create_app",
+    "is_loopback",
+    "metrics_middleware",
+    "problem",
+    "run_bff",
+    "status_for",
+]

@@ -1,0 +1,464 @@
+"""The HTTP API (Litestar): chat, live progress over SSE, agents, history, health, docs.
+
+Every chat request gets a correlation id ``conv-{userID}-{uuid4}`` here,
+returned in the body and the ``X-Correlation-Id`` header and bound into every
+log line. The user id comes from the credential, never from the body. Errors
+are ``application/problem+json`` with the error code and correlation id;
+nothing leaks a stack trace. A client that disconnects cancels its
+conversation all the way down to the agents.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import structlog
+import swagger_ui_bundle
+from litestar import Litestar, Request, Response, get, post
+from litestar.di import NamedDependency, Provide
+from litestar.exceptions import HTTPException, ValidationException
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.datastructures import ResponseSpec
+from litestar.openapi.plugins import JsonRenderPlugin, SwaggerRenderPlugin
+from litestar.openapi.spec import Components, SecurityScheme
+from litestar.params import FromPath, JSONBody
+from litestar.response import File, ServerSentEvent, ServerSentEventMessage
+from litestar.static_files import create_static_files_router
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from orchestrator import (
+    AgentInfo,
+    ConversationReply,
+    ErrorCode,
+    HistoryReply,
+    OverloadedError,
+    ProgressEvent,
+    RemoteError,
+    SwitchboardError,
+    encode,
+    is_safe_token,
+    new_correlation_id,
+)
+from orchestrator.metrics import HTTP_DURATION, HTTP_REJECTED, HTTP_REQUESTS
+
+from .auth import ApiKeys, AuthRateLimiter, Unauthorized
+from .gateway import Gateway
+from .limits import InFlightLimiter
+from .problems import PROBLEM_MEDIA_TYPE, Problem, problem
+from .schemas import ChatRequest
+
+__all__ = ["BffState", "create_app", "metrics_middleware"]
+
+T = TypeVar("T")
+
+log = structlog.get_logger("switchboard.bff")
+
+STATIC = Path(__file__).parent / "static"
+FAVICON = "<link rel='icon' type='image/svg+xml' href='/static/favicon.svg'>"
+MAX_BODY = 128 * 1024
+
+
+@dataclass
+class BffState:
+    """Everything the handlers need (one per process)."""
+
+    gateway: Gateway
+    keys: ApiKeys
+    limiter: InFlightLimiter
+    auth_limiter: AuthRateLimiter
+    ready: Callable[[], dict[str, bool]]
+    version: str = "0.1.0"
+
+
+class ClientGone(Exception):
+    """The HTTP client disconnected before the answer was ready."""
+
+
+def _client(request: Request[Any, Any, Any]) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+async def authenticate(request: Request[Any, Any, Any], bff: NamedDependency[BffState]) -> str:
+    """The caller's user id, from ``Authorization: Bearer <key>`` (dependency ``user``)."""
+    client = _client(request)
+    wait = bff.auth_limiter.blocked(client)
+    if wait > 0:
+        HTTP_REJECTED.labels("auth_rate_limit").inc()
+        raise _TooManyFailures(wait)
+    try:
+        return bff.keys.authenticate(request.headers.get("authorization"))
+    except Unauthorized:
+        bff.auth_limiter.failed(client)
+        HTTP_REJECTED.labels("unauthorized").inc()
+        raise
+
+
+class _TooManyFailures(Exception):
+    def __init__(self, wait: float) -> None:
+        super().__init__("Too many failed authentications from this address; wait and retry.")
+        self.wait = wait
+
+
+async def _until_disconnected(request: Request[Any, Any, Any], work: Coroutine[Any, Any, T]) -> T:
+    """Run ``work``; cancel it if the client goes away first (the cancel travels to agents)."""
+    task = asyncio.ensure_future(work)
+    receive = request.receive
+
+    async def gone() -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+
+    watcher = asyncio.ensure_future(gone())
+    try:
+        done, _ = await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
+        if task in done:
+            return task.result()
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        raise ClientGone
+    finally:
+        for pending in (task, watcher):
+            if not pending.done():
+                pending.cancel()
+        await asyncio.gather(task, watcher, return_exceptions=True)
+
+
+def _error(exc: SwitchboardError, correlation_id: str | None) -> Response[Any]:
+    status = None
+    if isinstance(exc, RemoteError) and exc.code is ErrorCode.OVERLOADED:
+        status = 503  # the orchestrator is overloaded, not this caller
+    return problem(exc.code, str(exc), status=status, correlation_id=correlation_id)
+
+
+def _reject(bff: BffState, user: str) -> Response[Any] | None:
+    try:
+        bff.limiter.acquire(user)
+    except OverloadedError as exc:
+        reason = "user_limit" if "You already have" in str(exc) else "instance_limit"
+        HTTP_REJECTED.labels(reason).inc()
+        return problem(ErrorCode.OVERLOADED, str(exc))
+    return None
+
+
+# -- handlers --------------------------------------------------------------------------------
+
+
+def _problems(**described: str) -> dict[int, ResponseSpec]:
+    """OpenAPI documentation of the problem responses a route can give."""
+    return {
+        int(code[1:]): ResponseSpec(
+            data_container=Problem, description=text, media_type=PROBLEM_MEDIA_TYPE
+        )
+        for code, text in described.items()
+    }
+
+
+_AUTH = {"s401": "Missing or invalid API key.", "s429": "Too many requests or failed logins."}
+_CHAT = {
+    **_AUTH,
+    "s400": "Invalid body.",
+    "s413": "Body too large.",
+    "s499": "Client went away.",
+    "s500": "Internal error.",
+    "s502": "An agent or the LLM failed.",
+    "s503": "Orchestrator unavailable or restarting.",
+    "s504": "Timed out.",
+}
+
+
+@post(
+    "/v1/chat",
+    summary="Ask and wait for the answer",
+    tags=["chat"],
+    status_code=200,
+    responses=_problems(**_CHAT),
+)
+async def chat(
+    request: Request[Any, Any, Any],
+    data: JSONBody[ChatRequest],
+    bff: NamedDependency[BffState],
+    user: NamedDependency[str],
+) -> Response[ConversationReply]:
+    """The answer as JSON: correlation id, answer, per-step results and timings."""
+    correlation_id = new_correlation_id(user)
+    with structlog.contextvars.bound_contextvars(correlation_id=correlation_id, user_id=user):
+        rejected = _reject(bff, user)
+        if rejected is not None:
+            return rejected
+        try:
+            reply = await _until_disconnected(
+                request, bff.gateway.chat(user, data, correlation_id=correlation_id)
+            )
+        except ClientGone:
+            log.info("client disconnected; conversation cancelled")
+            return problem(
+                ErrorCode.BAD_REQUEST,
+                "The client went away.",
+                status=499,
+                correlation_id=correlation_id,
+            )
+        except SwitchboardError as exc:
+            log.info("chat failed", code=exc.code.value, error=str(exc))
+            return _error(exc, correlation_id)
+        finally:
+            bff.limiter.release(user)
+    return Response(reply, headers={"X-Correlation-Id": correlation_id})
+
+
+@post(
+    "/v1/chat/stream",
+    summary="Ask and follow the answer as it is built (SSE)",
+    tags=["chat"],
+    media_type="text/event-stream",
+    status_code=200,
+    responses=_problems(**_CHAT),
+)
+async def chat_stream(
+    data: JSONBody[ChatRequest], bff: NamedDependency[BffState], user: NamedDependency[str]
+) -> Response[Any]:
+    """Server-Sent Events: ``planned``, ``step_started``, ``step_progress``,
+    ``step_finished``, ``step_failed``, ``answered`` (ProgressEvent data), then one ``reply``
+    event with the whole ConversationReply -- or an ``error`` event with a problem body."""
+    correlation_id = new_correlation_id(user)
+    rejected = _reject(bff, user)
+    if rejected is not None:
+        return rejected
+
+    async def events() -> AsyncIterator[ServerSentEventMessage]:
+        with structlog.contextvars.bound_contextvars(correlation_id=correlation_id, user_id=user):
+            try:
+                async for item in bff.gateway.stream(user, data, correlation_id=correlation_id):
+                    if isinstance(item, ProgressEvent):
+                        yield ServerSentEventMessage(
+                            event=item.kind, id=str(item.seq), data=encode(item).decode()
+                        )
+                    else:
+                        yield ServerSentEventMessage(event="reply", data=encode(item).decode())
+            except SwitchboardError as exc:
+                body = _error(exc, correlation_id).content
+                yield ServerSentEventMessage(event="error", data=bytes(body).decode())
+            finally:
+                bff.limiter.release(user)
+
+    return ServerSentEvent(
+        events(), headers={"X-Correlation-Id": correlation_id, "Cache-Control": "no-store"}
+    )
+
+
+@get(
+    "/v1/agents",
+    summary="The live agent catalog",
+    tags=["agents"],
+    responses=_problems(**_AUTH, s503="Orchestrator unavailable.", s504="Timed out."),
+)
+async def list_agents(
+    bff: NamedDependency[BffState], user: NamedDependency[str]
+) -> Response[list[AgentInfo]]:
+    correlation_id = new_correlation_id(user)
+    try:
+        agents = await bff.gateway.agents(correlation_id)
+    except SwitchboardError as exc:
+        return _error(exc, correlation_id)
+    return Response(agents)
+
+
+@get(
+    "/v1/conversations/{conversation_id:str}",
+    summary="Your own conversation history",
+    tags=["conversations"],
+    responses=_problems(
+        **_AUTH,
+        s404="No such conversation (or not yours).",
+        s503="Orchestrator unavailable.",
+        s504="Timed out.",
+    ),
+)
+async def conversation(
+    conversation_id: FromPath[str], bff: NamedDependency[BffState], user: NamedDependency[str]
+) -> Response[HistoryReply]:
+    correlation_id = new_correlation_id(user)
+    if not is_safe_token(conversation_id) or len(conversation_id) > 200:
+        return problem(ErrorCode.NOT_FOUND, "No such conversation.", correlation_id=correlation_id)
+    try:
+        history = await bff.gateway.history(user, conversation_id, correlation_id=correlation_id)
+    except SwitchboardError as exc:
+        return _error(exc, correlation_id)
+    if not history.turns:  # another user's conversation looks exactly like a missing one
+        return problem(ErrorCode.NOT_FOUND, "No such conversation.", correlation_id=correlation_id)
+    return Response(history)
+
+
+@get("/healthz", summary="Alive", tags=["operations"], include_in_schema=True)
+async def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@get("/readyz", summary="Connected to NATS and serving", tags=["operations"])
+async def readyz(bff: NamedDependency[BffState]) -> Response[dict[str, Any]]:
+    checks = bff.ready()
+    ready = all(checks.values())
+    return Response(
+        {"status": "ready" if ready else "not ready", "checks": checks},
+        status_code=200 if ready else 503,
+    )
+
+
+@get("/metrics", summary="Prometheus metrics", tags=["operations"], media_type=CONTENT_TYPE_LATEST)
+async def metrics() -> Response[bytes]:
+    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+
+@get("/", include_in_schema=False)
+async def index() -> File:
+    return File(
+        STATIC / "index.html",
+        content_disposition_type="inline",
+        media_type="text/html; charset=utf-8",
+    )
+
+
+# -- errors ----------------------------------------------------------------------------------
+
+
+def _validation(request: Request[Any, Any, Any], exc: ValidationException) -> Response[Any]:
+    items = exc.extra if isinstance(exc.extra, list) else []
+    details = "; ".join(
+        f"{item.get('message', '')}" + (f" (at {item['key']})" if item.get("key") else "")
+        for item in items
+        if isinstance(item, dict)
+    )
+    return problem(ErrorCode.BAD_REQUEST, details or str(exc.detail))
+
+
+def _http(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
+    status = exc.status_code
+    code = {
+        401: ErrorCode.UNAUTHORIZED,
+        403: ErrorCode.FORBIDDEN,
+        404: ErrorCode.NOT_FOUND,
+        413: ErrorCode.TOO_LARGE,
+        429: ErrorCode.OVERLOADED,
+    }.get(status, ErrorCode.BAD_REQUEST if status < 500 else ErrorCode.INTERNAL)
+    detail = str(exc.detail) if status < 500 else "Internal error."
+    return problem(code, detail, status=status)
+
+
+def _unauthorized(request: Request[Any, Any, Any], exc: Unauthorized) -> Response[Any]:
+    return problem(ErrorCode.UNAUTHORIZED, str(exc))
+
+
+def _too_many(request: Request[Any, Any, Any], exc: _TooManyFailures) -> Response[Any]:
+    return problem(
+        ErrorCode.OVERLOADED, str(exc), headers={"Retry-After": str(max(1, round(exc.wait)))}
+    )
+
+
+def _switchboard(request: Request[Any, Any, Any], exc: SwitchboardError) -> Response[Any]:
+    return _error(exc, None)
+
+
+def _internal(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    log.exception("unhandled error in the HTTP API", path=request.url.path, exc_info=exc)
+    return problem(ErrorCode.INTERNAL, "Internal error; the server's logs have the details.")
+
+
+# -- the app ---------------------------------------------------------------------------------
+
+
+def metrics_middleware(app: Callable[..., Awaitable[None]]) -> Callable[..., Awaitable[None]]:
+    """ASGI wrapper counting every HTTP request by route template, method and status."""
+
+    async def counted(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def capture(message: dict[str, Any]) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await app(scope, receive, capture)
+        finally:
+            route = scope.get("path_template") or "unmatched"
+            HTTP_REQUESTS.labels(route, scope["method"], str(status)).inc()
+            HTTP_DURATION.labels(route, scope["method"]).observe(time.perf_counter() - started)
+
+    return counted
+
+
+def create_app(bff: BffState) -> Litestar:
+    """The Litestar application for one BFF process."""
+    docs_assets = create_static_files_router(
+        path="/docs-assets",
+        directories=[swagger_ui_bundle.swagger_ui_path],
+        include_in_schema=False,
+        name="docs-assets",
+    )
+    static = create_static_files_router(
+        path="/static", directories=[STATIC], include_in_schema=False, name="static"
+    )
+    openapi = OpenAPIConfig(
+        title="Switchboard",
+        version=bff.version,
+        description="Correlation-routed multi-agent orchestration over NATS.",
+        path="/docs",
+        render_plugins=[
+            SwaggerRenderPlugin(
+                path="/",
+                favicon=FAVICON,
+                js_url="/docs-assets/swagger-ui-bundle.js",
+                css_url="/docs-assets/swagger-ui.css",
+                standalone_preset_js_url="/docs-assets/swagger-ui-standalone-preset.js",
+            ),
+            JsonRenderPlugin(path="/openapi.json"),
+        ],
+        components=Components(
+            security_schemes={
+                "bearer": SecurityScheme(
+                    type="http", scheme="bearer", description="API key (none in local mode)"
+                ),
+            }
+        ),
+        security=[{"bearer": []}] if bff.keys.enabled else None,
+    )
+    user = Provide(authenticate)
+    return Litestar(
+        route_handlers=[
+            chat,
+            chat_stream,
+            list_agents,
+            conversation,
+            healthz,
+            readyz,
+            metrics,
+            index,
+            static,
+            docs_assets,
+        ],
+        dependencies={"bff": Provide(lambda: bff, sync_to_thread=False), "user": user},
+        exception_handlers={
+            ValidationException: _validation,
+            HTTPException: _http,
+            Unauthorized: _unauthorized,
+            _TooManyFailures: _too_many,
+            SwitchboardError: _switchboard,
+            Exception: _internal,
+        },
+        openapi_config=openapi,
+        request_max_body_size=MAX_BODY,
+        signature_namespace={"BffState": BffState, "ChatRequest": ChatRequest},
+        debug=False,
+        logging_config=None,
+    )

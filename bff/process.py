@@ -1,0 +1,93 @@
+"""``switchboard bff``: the HTTP API process."""
+
+from __future__ import annotations
+
+import ipaddress
+
+import structlog
+
+from orchestrator import ConfigurationError, Runtime, Settings
+
+from .app import BffState, create_app, metrics_middleware
+from .auth import LOCAL_USER, ApiKeys, AuthRateLimiter
+from .gateway import Gateway
+from .limits import InFlightLimiter
+from .server import HttpServer
+
+__all__ = ["build_bff", "is_loopback", "run_bff"]
+
+log = structlog.get_logger("switchboard.bff")
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+async def build_bff(runtime: Runtime) -> HttpServer:
+    """Wire the BFF into a connected runtime; returns its HTTP server (added to the runtime).
+
+    Raises:
+        ConfigurationError: no API keys and a non-loopback address.
+    """
+    settings = runtime.settings
+    keys = ApiKeys.from_settings(settings)
+    if not keys.enabled and not is_loopback(settings.http_host):
+        raise ConfigurationError(
+            f"Refusing to listen on {settings.http_host} without API keys: anyone could use it. "
+            "Set SWITCHBOARD_API_KEYS (user:key,...) or SWITCHBOARD_API_KEYS_FILE, or listen on "
+            "127.0.0.1."
+        )
+    gateway = Gateway(
+        runtime.requester,
+        conversation_timeout=settings.conversation_timeout,
+        heartbeat=settings.heartbeat_interval,
+        accept_timeout=settings.accept_timeout,
+    )
+    state = BffState(
+        gateway=gateway,
+        keys=keys,
+        limiter=InFlightLimiter(
+            per_user=settings.max_inflight_per_user, total=settings.max_inflight
+        ),
+        auth_limiter=AuthRateLimiter(),
+        ready=lambda: {
+            "nats": runtime.nc.is_connected,
+            "inbox": runtime.requester.consumer.running,
+        },
+    )
+    server = HttpServer(
+        metrics_middleware(create_app(state)),
+        host=settings.http_host,
+        port=settings.http_port,
+        grace=settings.shutdown_grace,
+    )
+    runtime.add(server, ready=lambda: server.running, name="http")
+    if keys.enabled:
+        log.info("api keys loaded", users=len(keys.users))
+    else:
+        log.warning(
+            "no API keys configured: local mode, loopback only, every caller is the "
+            f"user '{LOCAL_USER}'"
+        )
+    return server
+
+
+async def run_bff(settings: Settings) -> int:
+    runtime = Runtime(settings, part="bff", name="bff", health=False)
+    await runtime.connect()
+    try:
+        server = await build_bff(runtime)
+    except ConfigurationError:
+        await runtime.shutdown()
+        raise
+
+    async def announce() -> None:
+        log.info("bff listening", url=server.url)
+
+    await runtime.run(on_ready=announce)
+    return 0

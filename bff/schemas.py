@@ -1,0 +1,33 @@
+"""HTTP request bodies (the replies are the wire messages themselves)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from msgspec import Meta, Struct
+
+from orchestrator import MAX_MESSAGE_CHARS, AgentName, CorrelationId
+
+__all__ = ["ChatRequest"]
+
+
+class ChatRequest(Struct, kw_only=True, forbid_unknown_fields=True):
+    """``POST /v1/chat`` and ``POST /v1/chat/stream``."""
+
+    message: Annotated[
+        str, Meta(min_length=1, max_length=MAX_MESSAGE_CHARS, description="The question or task.")
+    ]
+    conversation_id: (
+        Annotated[
+            CorrelationId,
+            Meta(description="Continue this conversation (its earlier turns are remembered)."),
+        ]
+        | None
+    ) = None
+    agents: (
+        Annotated[list[AgentName], Meta(max_length=64, description="Only plan with these agents.")]
+        | None
+    ) = None
+    timeout_s: (
+        Annotated[float, Meta(gt=0, le=600, description="Seconds the answer may take.")] | None
+    ) = None

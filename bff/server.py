@@ -1,0 +1,73 @@
+"""Serving an ASGI app with uvicorn as a runtime component (signals stay with the runtime)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import uvicorn
+
+from orchestrator import QuietServer, bind_socket
+
+__all__ = ["HttpServer"]
+
+
+class HttpServer:
+    """uvicorn on ``host:port`` inside the process's event loop; ``stop`` drains connections."""
+
+    def __init__(self, app: Any, *, host: str, port: int, grace: float = 10.0) -> None:
+        self.app = app
+        self.host = host
+        self.port = port
+        self.grace = grace
+        self._server: QuietServer | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def running(self) -> bool:
+        return self._server is not None and self._server.started
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    async def start(self) -> None:
+        """Bind and serve.
+
+        Raises:
+            OSError: the address is in use or not available.
+        """
+        sock = bind_socket(self.host, self.port)
+        self.port = sock.getsockname()[1]
+        config = uvicorn.Config(
+            self.app,
+            host=self.host,
+            port=self.port,
+            lifespan="off",
+            log_config=None,
+            log_level="warning",
+            access_log=False,
+            interface="asgi3",
+            timeout_graceful_shutdown=max(1, int(self.grace)),
+            timeout_keep_alive=30,
+            backlog=4096,
+        )
+        self._server = QuietServer(config)
+        self._task = asyncio.get_running_loop().create_task(
+            self._server.serve(sockets=[sock]), name="switchboard-http-server"
+        )
+        while not self._server.started and not self._task.done():  # noqa: ASYNC110 (a flag)
+            await asyncio.sleep(0.005)
+        if self._task.done():
+            sock.close()
+            self._task.result()
+
+    async def stop(self, grace: float = 10.0) -> None:
+        server, task = self._server, self._task
+        self._server = self._task = None
+        if server is None or task is None:
+            return
+        server.config.timeout_graceful_shutdown = max(1, int(grace))
+        server.should_exit = True
+        await task
