@@ -1,0 +1,61 @@
+"""The documentation is generated from the code and the public API is exported."""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_readme_tables_match_the_code() -> None:
+    sys.path.insert(0, str(ROOT / "scripts"))
+    from update_docs import render
+
+    readme = (ROOT / "README.md").read_text()
+    assert render(readme) == readme, "run: python scripts/update_docs.py"
+
+
+def test_readme_has_the_two_setup_commands() -> None:
+    readme = (ROOT / "README.md").read_text()
+    assert "switchboard up" in readme
+    assert "bash scripts/test" in readme
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert "bash scripts/test" in ci  # CI runs exactly the README's test command
+
+
+@pytest.mark.parametrize("package", ["orchestrator", "agents", "bff"])
+def test_every_public_name_is_exported(package: str) -> None:
+    """Each package's public classes and functions are in its sorted ``__all__`` (httpx's test)."""
+    module = importlib.import_module(package)
+    exported = set(module.__all__)
+    assert len(exported) == len(module.__all__), "duplicates in __all__"  # ruff sorts it
+    for name in exported:
+        assert hasattr(module, name), f"{package}.__all__ names missing {name}"
+    for path in sorted((ROOT / package).glob("*.py")):
+        if path.name.startswith("_") or path.stem in COMMANDS or path.stem in exported:
+            continue  # commands, the pytest plugin, and modules exported as namespaces
+        sub = importlib.import_module(f"{package}.{path.stem}")
+        for name in getattr(sub, "__all__", []):
+            obj = getattr(sub, name)
+            if inspect.isclass(obj) or inspect.isfunction(obj):
+                assert name in exported, (
+                    f"{package}.{path.stem}.{name} is public but not exported by {package}"
+                )
+
+
+#: Modules that implement CLI commands or the pytest plugin: used by name, not imported.
+COMMANDS = {"cli", "ask", "processes", "supervisor", "testing"}
+
+
+def test_the_cli_help_lists_every_command() -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "orchestrator", "--help"], capture_output=True, text=True, check=True
+    ).stdout
+    for command in ("up", "orchestrator", "agent", "bff", "ask", "bench", "settings"):
+        assert command in out
