@@ -127,6 +127,9 @@ class AgentCatalog:
 
     async def refresh(self) -> Mapping[str, AgentInfo]:
         """Ask the agents now (concurrent callers share one round)."""
+        if self._lock.locked():  # a round is under way: its answer is fresh enough
+            async with self._lock:
+                return self._agents
         async with self._lock:
             try:
                 raw = await discover(self._nc, "INFO", timeout=self.window)
@@ -159,7 +162,8 @@ class AgentCatalog:
         """The catalog (restricted to ``names``), refreshed first if empty or missing a name."""
         wanted = set(names) if names else None
         stale = not self._agents or (wanted and not wanted <= set(self._agents))
-        if stale and self.age > 0.5:  # not on every request: do not hammer the service API
+        # Not on every request (do not hammer the service API), but soon when empty.
+        if stale and self.age > (0.1 if not self._agents else 0.5):
             await self.refresh()
         agents = dict(self._agents)
         if wanted is not None:

@@ -147,9 +147,9 @@ class Supervisor:
                 nats_url = self.server.url
                 log.info("embedded nats-server started", url=nats_url, pid=self.server.pid)
             self.parts = self._plan(nats_url)
-            for part in self.parts:
+            for part in self.parts:  # in order: what a part needs is ready before it starts
                 await self._spawn(part)
-            await self._wait_ready()
+                await self._wait_ready([part])
             self._announce(nats_url)
             watchers = [asyncio.create_task(self._watch(part)) for part in self.parts]
             await self._stopping.wait()
@@ -181,9 +181,9 @@ class Supervisor:
         part.started_at = time.monotonic()
         log.info("part started", part=part.name, pid=part.process.pid)
 
-    async def _wait_ready(self, timeout: float = 60.0) -> None:
+    async def _wait_ready(self, parts: list[Part], timeout: float = 60.0) -> None:
         give_up = time.monotonic() + timeout
-        pending = list(self.parts)
+        pending = list(parts)
         while pending:
             if self._stopping.is_set():
                 return

@@ -12,6 +12,7 @@ from ..deadline import Deadline
 from ..errors import LLMError
 from ..llm.base import LLM, ChatMessage
 from ..messages import ConversationTurn, Plan, StepResult, Usage
+from .planner import SUMMARY_AGENT
 
 __all__ = ["Aggregator", "compose"]
 
@@ -34,9 +35,11 @@ def compose(plan: Plan, results: Sequence[StepResult], *, unmatched: str = "") -
     """The deterministic answer: each step's output, then what failed and why."""
     lines: list[str] = []
     ok = [r for r in results if r.status == "ok"]
-    for result in ok:
+    needed = {dep for step in plan.steps for dep in step.depends_on}
+    summaries = [r for r in ok if r.agent == SUMMARY_AGENT and r.id not in needed]
+    for result in summaries or ok:  # a final summary is the answer; else every output
         text = _text(result.output)
-        if text:
+        if text and text not in lines:
             lines.append(text)
     for result in results:
         if result.status == "failed" and result.error is not None:
@@ -45,9 +48,8 @@ def compose(plan: Plan, results: Sequence[StepResult], *, unmatched: str = "") -
             lines.append(f"Step {result.id} ({result.agent}) was skipped: {result.error.message}")
     if not plan.steps:
         lines.append(
-            "No agent can handle that request"
-            + (f" (available agents: {unmatched})" if unmatched else "")
-            + "."
+            f"No agent can handle that request (available agents: {unmatched})."
+            if unmatched else "No agents are running, so nothing can handle that request."
         )
     if len(lines) > 1 and len(ok) > 1:
         return "\n".join(f"- {line}" for line in lines)

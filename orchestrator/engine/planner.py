@@ -51,7 +51,7 @@ _SPLIT = re.compile(
 )
 _REFERS_BACK = re.compile(
     r"\b(?:the\s+(?:result|answer|output|previous|above|last)|that\s+(?:result|answer|number|"
-    r"text)|of\s+(?:it|that|this)|with\s+(?:it|that)|then)\b",
+    r"text)|of\s+(?:it|that|this)|with\s+(?:it|that)|its|their|then)\b",
     re.IGNORECASE,
 )
 _THEN = re.compile(r"(?:,?\s+and\s+then\s+|,?\s+then\s+|,\s*after\s+that)", re.IGNORECASE)

@@ -107,3 +107,31 @@ def test_an_unknown_agent_is_rejected_with_the_available_ones() -> None:
 def test_malformed_plans_are_rejected(steps: list[PlanStep], message: str) -> None:
     with pytest.raises(PlanError, match=message):
         validate_plan(Plan(steps=steps), catalog(), max_steps=10)
+
+
+def test_a_possessive_reference_depends_on_the_step_before() -> None:
+    plan = LocalPlanner().plan("uppercase hello world and count its words", catalog(),
+                               max_steps=8)
+    assert [(s.agent, s.depends_on) for s in plan.steps] == [("text", []), ("text", ["s1"])]
+
+
+def test_a_final_summary_is_the_answer() -> None:
+    from orchestrator import StepResult
+    from orchestrator.engine import compose
+
+    plan = Plan(steps=[step("s1"), step("s2", agent="summarizer", depends=("s1",))])
+    results = [
+        StepResult(id="s1", agent="calculator", status="ok", output="17 * 23 = 391"),
+        StepResult(id="s2", agent="summarizer", status="ok", output="It is 391."),
+    ]
+    assert compose(plan, results) == "It is 391."
+
+
+def test_identical_outputs_are_not_repeated() -> None:
+    from orchestrator import StepResult
+    from orchestrator.engine import compose
+
+    plan = Plan(steps=[step("s1"), step("s2")])
+    results = [StepResult(id=i, agent="calculator", status="ok", output="2 + 2 = 4")
+               for i in ("s1", "s2")]
+    assert compose(plan, results) == "2 + 2 = 4"

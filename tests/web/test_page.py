@@ -1,0 +1,207 @@
+"""The chat page in a real browser (Debian's Chromium driven by Playwright) against a
+real ``switchboard up``: the plan and each step's status appear live, the answer and
+its correlation id arrive, errors are shown, and the conversation survives a reload.
+
+Needs ``pip install playwright`` and ``apt-get install chromium`` (no ``playwright
+install``: the browser is the system's). Missing either is a failure, not a skip.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import shutil
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
+
+import pytest
+
+from tests.support.up import ROOT, UpProcess
+
+try:
+    from playwright.async_api import async_playwright, expect
+except ImportError:  # reported by the ``page`` fixture as a failure
+    async_playwright = None  # type: ignore[assignment]
+    expect = None  # type: ignore[assignment]
+
+if TYPE_CHECKING:
+    from playwright.async_api import Page, Route
+
+ARTIFACTS = ROOT / "artifacts" / "web"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    # Without these Chromium phones home, and this machine's closed network refuses it.
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+UUID4 = r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}"
+WAIT_MS = 15_000
+
+
+def _chromium() -> str:
+    """The system Chromium (``SWITCHBOARD_CHROMIUM`` overrides), or fail saying how to get it."""
+    candidates = [
+        os.environ.get("SWITCHBOARD_CHROMIUM", ""),
+        "/usr/bin/chromium",
+        shutil.which("chromium") or "",
+        shutil.which("chromium-browser") or "",
+    ]
+    for candidate in candidates:
+        if candidate and os.access(candidate, os.X_OK):
+            return candidate
+    pytest.fail(
+        "Chromium is not installed: run `apt-get install -y chromium` "
+        "(or set SWITCHBOARD_CHROMIUM to a Chromium binary).",
+        pytrace=False,
+    )
+
+
+@pytest.fixture
+async def page(request: pytest.FixtureRequest) -> AsyncIterator[Page]:
+    """A fresh browser tab (own sessionStorage, so its own conversation) on the page."""
+    if async_playwright is None:
+        pytest.fail(
+            "Playwright is not installed: run `pip install playwright` "
+            "(not `playwright install`: the browser is Debian's chromium).",
+            pytrace=False,
+        )
+    executable = _chromium()
+    # Only now: no point starting the system when the browser cannot run.
+    up: UpProcess = request.getfixturevalue("switchboard_up")
+    errors: list[str] = []
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(
+            executable_path=executable, headless=True, args=CHROMIUM_ARGS
+        )
+        try:
+            context = await browser.new_context(viewport={"width": 1280, "height": 860})
+            tab = await context.new_page()
+            tab.set_default_timeout(WAIT_MS)
+            tab.on("pageerror", lambda error: errors.append(str(error)))
+            await tab.goto(up.url + "/")
+            # The sidebar lists the live agents once the page has talked to the server.
+            await expect(tab.locator("[data-testid=agent][data-agent=calculator]")).to_be_visible()
+            yield tab
+        finally:
+            await browser.close()
+    assert not errors, f"JavaScript errors on the page: {errors}"
+
+
+async def _ask(page: Page, question: str) -> None:
+    await page.get_by_label("Your message").fill(question)
+    await page.get_by_label("Your message").press("Enter")
+
+
+async def test_question_is_planned_run_and_answered(page: Page) -> None:
+    turns = page.get_by_test_id("turn")
+    await _ask(page, "what is 17*23, and what time is it in Tokyo?")
+
+    await expect(turns).to_have_count(1)
+    turn = turns.first
+    rows = turn.get_by_test_id("step-row")
+    await expect(rows).to_have_count(2)
+    for agent, instruction in (("calculator", "17*23"), ("clock", "Tokyo")):
+        row = turn.locator(f"[data-testid=step-row][data-agent={agent}]")
+        await expect(row).to_have_attribute("data-status", "done")
+        await expect(row.get_by_test_id("step-status")).to_have_text("done")
+        await expect(row.get_by_test_id("step-instruction")).to_contain_text(instruction)
+        await expect(row.get_by_test_id("step-duration")).to_have_text(re.compile(r"\d ms|\d s"))
+
+    answer = turn.get_by_test_id("answer")
+    await expect(answer).to_contain_text("391")
+    await expect(answer).to_contain_text("Tokyo")
+    await expect(turn).to_have_attribute("data-state", "done")
+    await expect(turn.get_by_test_id("correlation-id")).to_have_text(
+        re.compile(rf"^conv-local-{UUID4}$")
+    )
+    await expect(turn.get_by_test_id("duration")).to_have_text(re.compile(r"\d"))
+    await expect(page.get_by_test_id("send")).to_be_enabled()
+    await expect(page.get_by_test_id("error-banner")).to_be_hidden()
+
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    await page.screenshot(path=str(ARTIFACTS / "answer.png"), full_page=True)
+
+
+async def test_errors_are_shown_in_a_banner(page: Page) -> None:
+    banner = page.get_by_test_id("error-banner")
+    send = page.get_by_test_id("send")
+
+    # The real server refuses an over-long message with a 400 problem.
+    await _ask(page, "x" * 32_001)
+    await expect(banner).to_be_visible()
+    await expect(page.get_by_test_id("error-title")).to_contain_text("Bad request (400)")
+    await expect(page.get_by_test_id("error-detail")).to_contain_text("32000")
+    await expect(page.get_by_test_id("turn").first).to_have_attribute("data-state", "error")
+    await expect(send).to_be_enabled()
+    # The refused question is given back, to be shortened.
+    await expect(page.get_by_label("Your message")).to_have_value("x" * 32_001)
+
+    # An overloaded orchestrator (503), answered slowly: the button is disabled meanwhile.
+    detail = "The orchestrator is restarting; retry shortly."
+    problem = {
+        "type": "urn:switchboard:error:overloaded",
+        "title": "Overloaded",
+        "status": 503,
+        "detail": detail,
+        "code": "overloaded",
+        "correlation_id": "conv-local-test-503",
+    }
+    release = asyncio.Event()
+
+    async def unavailable(route: Route) -> None:
+        await release.wait()
+        await route.fulfill(
+            status=503, content_type="application/problem+json", body=json.dumps(problem)
+        )
+
+    await page.route("**/v1/chat/stream", unavailable)
+    await _ask(page, "what is 2+2")
+    await expect(send).to_be_disabled()
+    await expect(banner).to_be_hidden()  # a new question clears the old error
+    release.set()
+    await expect(banner).to_be_visible()
+    await expect(page.get_by_test_id("error-title")).to_have_text("Overloaded (503)")
+    await expect(page.get_by_test_id("error-detail")).to_have_text(detail)
+    await expect(page.get_by_test_id("error-correlation")).to_contain_text("conv-local-test-503")
+    await expect(send).to_be_enabled()
+    await expect(page.get_by_test_id("turn").nth(1).get_by_test_id("answer")).to_contain_text(
+        "restarting"
+    )
+
+
+async def test_conversation_is_kept_across_reloads(page: Page) -> None:
+    turns = page.get_by_test_id("turn")
+    conversation = page.get_by_test_id("conversation-id")
+    conversation_id = await conversation.text_content()
+    assert conversation_id and re.fullmatch(r"[A-Za-z0-9_-]{1,200}", conversation_id)
+
+    await _ask(page, "what is 2+3")
+    await expect(turns.nth(0).get_by_test_id("answer")).to_contain_text("5")
+    await _ask(page, "what is 6*7")
+    await expect(turns.nth(1).get_by_test_id("answer")).to_contain_text("42")
+    await expect(turns).to_have_count(2)
+
+    await page.reload()
+    await expect(turns).to_have_count(2)
+    await expect(conversation).to_have_text(conversation_id)
+    await expect(turns.nth(0).get_by_test_id("turn-message")).to_have_text("what is 2+3")
+    await expect(turns.nth(0).get_by_test_id("answer")).to_contain_text("5")
+    await expect(turns.nth(1).get_by_test_id("turn-message")).to_have_text("what is 6*7")
+    await expect(turns.nth(1).get_by_test_id("answer")).to_contain_text("42")
+    await expect(turns.nth(1).get_by_test_id("correlation-id")).to_have_text(
+        re.compile(rf"^conv-local-{UUID4}$")
+    )
+
+    # A new conversation starts empty, under a new id, and stays empty after a reload.
+    await page.get_by_test_id("new-conversation").click()
+    await expect(turns).to_have_count(0)
+    await expect(conversation).not_to_have_text(conversation_id)
+    await page.reload()
+    await expect(page.get_by_test_id("empty")).to_be_visible()
+    await expect(turns).to_have_count(0)
