@@ -18,11 +18,18 @@ class KVBucket:
     """A JetStream KV bucket with compare-and-set, errors translated."""
 
     def __init__(
-        self, nc: NATS, name: str, *, ttl: float | None = None, max_value_size: int = 1024 * 1024
+        self,
+        nc: NATS,
+        name: str,
+        *,
+        ttl: float | None = None,
+        max_value_size: int = 1024 * 1024,
+        replicas: int = 1,
     ) -> None:
         self._nc = nc
         self.name = name
         self.ttl = ttl
+        self.replicas = replicas
         self.max_value_size = max_value_size
         self._kv: KeyValue | None = None
 
@@ -38,6 +45,7 @@ class KVBucket:
                     history=1,
                     ttl=self.ttl,
                     max_value_size=self.max_value_size,
+                    replicas=self.replicas,
                     description="Switchboard conversation history",
                 )
         except (nats.errors.Error, nats.js.errors.Error) as exc:

@@ -55,7 +55,10 @@ class OrchestratorService:
         self.llm = llm
         self.catalog = AgentCatalog(nc, refresh=settings.catalog_refresh)
         self.history = HistoryStore(
-            nc, bucket=settings.history_bucket, max_turns=settings.history_turns
+            nc,
+            bucket=settings.history_bucket,
+            max_turns=settings.history_turns,
+            replicas=settings.history_replicas,
         )
         self.engine = ConversationEngine(
             catalog=self.catalog,

@@ -34,9 +34,10 @@ class HistoryStore:
         bucket: str = "switchboard-history",
         max_turns: int = 20,
         ttl: float | None = 30 * 24 * 3600,
+        replicas: int = 1,
     ) -> None:
         self.max_turns = max_turns
-        self._kv = KVBucket(nc, bucket, ttl=ttl)
+        self._kv = KVBucket(nc, bucket, ttl=ttl, replicas=replicas)
 
     async def start(self) -> None:
         await self._kv.open()
