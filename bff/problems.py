@@ -26,6 +26,7 @@ _STATUS: dict[ErrorCode, int] = {
     ErrorCode.NO_RESPONDERS: 503,
     ErrorCode.SHUTTING_DOWN: 503,
     ErrorCode.TIMEOUT: 504,
+    ErrorCode.CANCELLED: 409,
 }
 
 _TITLES: dict[ErrorCode, str] = {
@@ -41,6 +42,7 @@ _TITLES: dict[ErrorCode, str] = {
     ErrorCode.NO_RESPONDERS: "Service unavailable",
     ErrorCode.SHUTTING_DOWN: "Service restarting",
     ErrorCode.TIMEOUT: "Timed out",
+    ErrorCode.CANCELLED: "Cancelled",
 }
 
 

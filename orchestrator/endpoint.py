@@ -72,7 +72,8 @@ Middleware = Callable[[Handler], Handler]
 ErrorBody = Callable[["Request", ErrorInfo], bytes]
 """Builds the body of an error reply (e.g. an AgentResult with ok=false)."""
 
-_REMOTE = "remote"
+_REMOTE = "remote"  # the requester gave up: nobody waits for a reply
+_OPERATOR = "operator"  # the whole conversation was cancelled: tell the requester
 _SHUTDOWN = "shutdown"
 
 
@@ -358,18 +359,27 @@ class Endpoint:
             current = asyncio.current_task()
             if current is not None:
                 current.uncancel()
-            if request.cancel_reason == _REMOTE:
+            if request.cancel_reason != _SHUTDOWN:
                 ENDPOINT_CANCELLED.labels(self.name).inc()
                 log.info(
-                    "handler cancelled by its requester",
+                    "handler cancelled",
                     endpoint=self.name,
                     correlation_id=request.correlation_id,
+                    by=request.cancel_reason,
                 )
+            if request.cancel_reason == _REMOTE:
                 return
-            request.error = ErrorInfo(
-                ErrorCode.SHUTTING_DOWN,
-                f"The {self.name} worker shut down before finishing; retry elsewhere.",
-            )
+            if request.cancel_reason == _OPERATOR:
+                request.error = ErrorInfo(
+                    ErrorCode.CANCELLED,
+                    f"Conversation {request.correlation_id} was cancelled "
+                    f"({self.subjects.cancel(request.correlation_id or '?')}).",
+                )
+            else:
+                request.error = ErrorInfo(
+                    ErrorCode.SHUTTING_DOWN,
+                    f"The {self.name} worker shut down before finishing; retry elsewhere.",
+                )
             data = self._error_body(request, request.error)
         finally:
             elapsed = time.perf_counter_ns() - started
@@ -458,7 +468,12 @@ class Endpoint:
                     await self._send(request, b"", h.Kind.HEARTBEAT)
 
     async def _on_cancel(self, msg: Msg) -> None:
-        """``ai.cancel.<correlation_id>``: cancel that request (or all of that conversation)."""
+        """``ai.cancel.<correlation_id>``: cancel one request, or all of that conversation.
+
+        A requester that gave up names its reply subject (``Switchboard-Cancel-Reply``) and
+        gets no answer; a conversation-wide cancel (an operator, ``nats pub``) answers each
+        cancelled request with a ``cancelled`` error so nobody waits for nothing.
+        """
         try:
             correlation_id = msg.subject.rsplit(".", 1)[-1]
             reply = msg.headers.get(h.REPLY_TO_CANCEL) if msg.headers else None
@@ -471,7 +486,7 @@ class Endpoint:
                 return
             CANCEL_NOTICES.labels("received").inc()
             for task in targets:
-                self._tasks[task].cancel_reason = _REMOTE
+                self._tasks[task].cancel_reason = _REMOTE if reply else _OPERATOR
                 task.cancel()
         except Exception:
             log.exception("failed to process a cancel notice", endpoint=self.name)

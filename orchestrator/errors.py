@@ -15,6 +15,7 @@ replies and in HTTP problem bodies::
     │   ├── ShuttingDownError           shutting_down
     │   ├── ConnectionClosedError       internal
     │   └── RemoteError                 the code the remote side sent
+    ├── ConversationCancelledError      cancelled     (an operator cancelled it)
     ├── PlanError                       bad_request
     ├── AgentError                      agent_error
     └── LLMError                        llm_error
@@ -33,6 +34,7 @@ __all__ = [
     "AgentError",
     "ConfigurationError",
     "ConnectionClosedError",
+    "ConversationCancelledError",
     "DecodeError",
     "ErrorCode",
     "LLMError",
@@ -64,6 +66,9 @@ class ErrorCode(enum.StrEnum):
     LLM_ERROR = "llm_error"
     SHUTTING_DOWN = "shutting_down"
     INTERNAL = "internal"
+    #: Extension of DESIGN.md's vocabulary: an operator cancelled the conversation
+    #: (``ai.cancel.<id>``); without it the requester could only time out.
+    CANCELLED = "cancelled"
 
     @classmethod
     def parse(cls, value: str) -> ErrorCode:
@@ -202,6 +207,12 @@ class RemoteError(RequestError):
     ) -> None:
         super().__init__(message, subject=subject, correlation_id=correlation_id)
         self.code = ErrorCode.parse(code) if isinstance(code, str) else code
+
+
+class ConversationCancelledError(SwitchboardError):
+    """The conversation was cancelled on purpose (``ai.cancel.<correlation_id>``)."""
+
+    code = ErrorCode.CANCELLED
 
 
 class PlanError(SwitchboardError):

@@ -7,6 +7,7 @@ from orchestrator.logs import configure_logging
 pytest_plugins = [
     "orchestrator.testing",
     "tests.support.fake_openai",
+    "tests.support.system",
     "tests.support.up",
 ]
 

@@ -14,6 +14,7 @@ import structlog
 
 from ..catalog import AgentCatalog
 from ..deadline import Deadline
+from ..errors import ConversationCancelledError, ErrorCode
 from ..llm.base import LLM
 from ..messages import ConversationReply, ConversationRequest, ConversationTurn, Plan, Usage
 from ..metrics import CONVERSATION_DURATION, CONVERSATIONS, PLAN_STEPS
@@ -95,6 +96,10 @@ class ConversationEngine:
             deadline=deadline,
             events=events,
         )
+        if any(r.error is not None and r.error.code == ErrorCode.CANCELLED for r in results):
+            raise ConversationCancelledError(
+                f"Conversation {request.correlation_id} was cancelled while it ran."
+            )
         answer, used = await self.aggregator.answer(
             request.message,
             plan,

@@ -6,11 +6,15 @@ import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
-from agents import Agent, AgentWorker
+import pytest
+import pytest_asyncio
+
+from agents import Agent, AgentWorker, builtin_agents
 from orchestrator import (
     LLM,
     ConversationReply,
     ConversationRequest,
+    EmbeddedNatsServer,
     LocalLLM,
     OrchestratorService,
     Requester,
@@ -92,3 +96,21 @@ async def converse(
         correlation_id=correlation_id,
         timeout=timeout,
     )
+
+
+@pytest.fixture
+def settings(nats_server: EmbeddedNatsServer) -> Settings:
+    """Test settings pointing at this test's nats-server."""
+    return make_settings(nats_server.url)
+
+
+@pytest_asyncio.fixture
+async def system(settings: Settings) -> AsyncIterator[OrchestratorService]:
+    """Built-in and test agents plus an orchestrator, each on its own connection."""
+    from tests.support.agents import ALL as TEST_AGENTS
+
+    async with (
+        agents_running(settings, *builtin_agents().values(), *TEST_AGENTS),
+        orchestrator_running(settings) as service,
+    ):
+        yield service
