@@ -10,6 +10,8 @@ specific first, and is the only place that does.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import ssl
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -111,6 +113,7 @@ async def connect(
     name: str,
     events: ConnectionEvents | None = None,
     connect_timeout: float = 5.0,
+    first_attempts: int = 5,
     **options: Any,
 ) -> NATS:
     """Connect to NATS for a Switchboard process.
@@ -152,27 +155,83 @@ async def connect(
         NATS_CONNECTED.set(0)
         log.info("nats connection closed", name=name)
 
-    options.setdefault("max_reconnect_attempts", -1)
+    # Reconnect forever once connected, but give the FIRST connection a bounded number of
+    # attempts and a time budget: a wrong password, an untrusted certificate or an
+    # unreachable server at start is a configuration error to report (and let the
+    # supervisor / Kubernetes restart us), never a silent hang. (nats-py itself hangs after
+    # a failed TLS verification on the first connect.)
+    reconnect_attempts = options.pop("max_reconnect_attempts", -1)
     options.setdefault("reconnect_time_wait", 0.5)
-    try:
-        nc = await nats.connect(
+    budget = (connect_timeout + options["reconnect_time_wait"]) * first_attempts + 1.0
+    fatal: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+
+    async def first_error(exc: Exception) -> None:
+        if (
+            not nc.is_connected
+            and not fatal.done()
+            and isinstance(exc, ssl.SSLError | nats.errors.AuthorizationError)
+        ):
+            fatal.set_result(exc)
+        await error(exc)
+
+    nc = NATS()
+    connecting: asyncio.Future[Any] = asyncio.ensure_future(
+        nc.connect(
             servers,
             name=name,
-            connect_timeout=connect_timeout,
+            connect_timeout=connect_timeout,  # type: ignore[arg-type]  # it takes floats
             disconnected_cb=disconnected,
             reconnected_cb=reconnected,
-            error_cb=error,
+            error_cb=first_error,
             closed_cb=closed,
             allow_reconnect=True,
+            max_reconnect_attempts=first_attempts,
             **options,
         )
+    )
+    try:
+        done, _ = await asyncio.wait(
+            {connecting, fatal}, timeout=budget, return_when=asyncio.FIRST_COMPLETED
+        )
+        if connecting in done:
+            connecting.result()
+        else:
+            problem: BaseException = (
+                fatal.result() if fatal.done() else TimeoutError(f"no connection in {budget:.0f}s")
+            )
+            raise problem
     except (TimeoutError, nats.errors.Error, OSError) as exc:
+        connecting.cancel()
+        with contextlib.suppress(BaseException):
+            await connecting
+        with contextlib.suppress(Exception):
+            await nc.close()
+        if isinstance(exc, nats.errors.AuthorizationError):
+            reason = "the credentials were refused"
+        elif isinstance(exc, ssl.SSLError):
+            reason = f"TLS failed ({exc.reason or exc})"
+        else:
+            reason = f"{type(exc).__name__}: {exc}"
         raise ConnectionClosedError(
-            f"Could not connect to NATS at {servers}: {type(exc).__name__}: {exc}."
+            f"Could not connect to NATS at {_hosts(servers)}: {reason}."
         ) from exc
+    finally:
+        if not fatal.done():
+            fatal.cancel()
+    nc.options["max_reconnect_attempts"] = reconnect_attempts
     NATS_CONNECTED.set(1)
     log.info("nats connected", name=name, server=_where(nc))
     return nc
+
+
+def _hosts(servers: str | list[str]) -> str:
+    """Server URLs without credentials (for messages and logs)."""
+    urls = [servers] if isinstance(servers, str) else servers
+    shown = []
+    for url in urls:
+        scheme, sep, rest = url.partition("://")
+        shown.append(scheme + sep + rest.rsplit("@", 1)[-1] if sep else url.rsplit("@", 1)[-1])
+    return ", ".join(shown)
 
 
 def _where(nc: NATS) -> str:

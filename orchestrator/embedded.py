@@ -22,6 +22,7 @@ import sys
 import sysconfig
 import tempfile
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
 
@@ -79,6 +80,7 @@ class EmbeddedNatsServer:
         monitor_port: int | None = None,
         name: str | None = None,
         extra_args: tuple[str, ...] = (),
+        env: Mapping[str, str] | None = None,
     ) -> None:
         self.binary = find_nats_server(binary)
         self.host = host
@@ -88,6 +90,8 @@ class EmbeddedNatsServer:
         self.monitor_port = monitor_port
         self.name = name
         self.extra_args = extra_args
+        #: Extra environment (a config file may reference $VARIABLES, e.g. passwords).
+        self.env = dict(env or {})
         self._workdir = Path(tempfile.mkdtemp(prefix="switchboard-nats-"))
         self.store_dir = Path(store_dir) if store_dir else self._workdir / "jetstream"
         self.log_file = self._workdir / "nats-server.log"
@@ -136,6 +140,7 @@ class EmbeddedNatsServer:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
+                env={**os.environ, **self.env},
                 start_new_session=True,  # Ctrl-C in a terminal reaches us, we stop it in order
             )
         ports_file = ports_dir / f"{self.binary.name}_{self._proc.pid}.ports"

@@ -159,9 +159,9 @@ class Runtime:
     async def start(self) -> None:
         await self.connect()
         PART_INFO.labels(self.part, self.name, VERSION).set(1)
-        if self._requester is not None:
-            await self._requester.start()
-            self._checks.setdefault("inbox", lambda: self.requester.consumer.running)
+        # Always started, so ``runtime.requester`` works at any time (agents may call agents).
+        await self.requester.start()
+        self._checks.setdefault("inbox", lambda: self.requester.consumer.running)
         for component in self._components:
             await component.start()
         if self._health_enabled:
