@@ -8,6 +8,7 @@ from .codec import decode, encode
 from .connection import connect
 from .errors import SwitchboardError
 from .headers import KIND, Kind
+from .logs import configure_logging
 from .messages import ConversationReply, ConversationRequest, ProgressEvent
 from .requester import Requester
 from .runtime import nats_options
@@ -40,7 +41,14 @@ async def ask(
         timeout_s=timeout,
         agents=agents,
     )
-    nc = await connect(settings.nats_servers, name="switchboard-ask", **nats_options(settings))
+    # The answer goes to stdout; logs (warnings and worse unless asked) to stderr.
+    level = settings.log_level if settings.log_level in ("warning", "error") else "warning"
+    configure_logging(level, json=settings.log_format == "json")
+    try:
+        nc = await connect(settings.nats_servers, name="switchboard-ask", **nats_options(settings))
+    except SwitchboardError as exc:
+        print(f"error [{exc.code.value}] {exc}", file=sys.stderr)
+        return 1
     requester = Requester(nc, subjects=subjects, inbox_prefix=settings.inbox_prefix)
     await requester.start()
     try:

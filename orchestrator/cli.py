@@ -90,16 +90,47 @@ def build_parser() -> argparse.ArgumentParser:
     ask.add_argument("--json", action="store_true", help="print the whole reply as JSON")
 
     bench = commands.add_parser("bench", parents=[common], help="benchmarks")
-    bench.add_argument("mode", choices=["core"], help="what to measure")
     bench.add_argument(
-        "--requests", type=int, default=10_000, help="requests per run (default 10000)"
+        "mode",
+        choices=["core", "engine", "e2e", "llm-latency", "soak"],
+        help="what to measure (see BENCHMARKS.md)",
+    )
+    bench.add_argument(
+        "--requests",
+        type=int,
+        help="requests per run; llm-latency: conversations at once (default: core and engine "
+        "10000, e2e 5000, llm-latency 1000, soak 100000)",
     )
     bench.add_argument(
         "--concurrency",
-        default="1,10,100,1000",
-        help="comma-separated levels (default 1,10,100,1000)",
+        help="comma-separated levels (default: core 1,10,100,1000; engine and e2e 1,10,100; "
+        "soak 100, its highest level; llm-latency: all at once)",
     )
-    bench.add_argument("--rounds", type=int, default=3, help="alternating rounds (default 3)")
+    bench.add_argument(
+        "--rounds", type=int, help="alternating rounds (default 3; llm-latency and soak 1)"
+    )
+    bench.add_argument(
+        "--delay",
+        type=float,
+        default=1.0,
+        help="llm-latency: seconds the agent waits, as a model would (default 1)",
+    )
+    bench.add_argument(
+        "--users",
+        type=int,
+        help="e2e: simulated users, one API key each (default: the highest concurrency)",
+    )
+    bench.add_argument(
+        "--load-generator",
+        choices=["auto", "wrk", "python"],
+        default="auto",
+        help="e2e, soak --through-bff: HTTP load generator (default: wrk when installed)",
+    )
+    bench.add_argument(
+        "--through-bff",
+        action="store_true",
+        help="soak: over HTTP through switchboard up (BFF too) instead of straight to NATS",
+    )
     bench.add_argument("--json", action="store_true", help="print results as JSON")
 
     shown = commands.add_parser("settings", parents=[common], help="show the settings")

@@ -7,7 +7,7 @@ import nats.js.errors
 from nats.aio.client import Client as NATS
 from nats.js.kv import KeyValue
 
-from .errors import RequestError
+from .errors import RequestError, RequestTimeoutError
 
 __all__ = ["KVBucket", "Revision"]
 
@@ -65,6 +65,8 @@ class KVBucket:
             entry = await self._bucket.get(key)
         except (nats.js.errors.KeyNotFoundError, nats.js.errors.KeyDeletedError):
             return None
+        except nats.errors.TimeoutError as exc:
+            raise RequestTimeoutError(f"Reading {key} from {self.name} timed out.") from exc
         except (nats.errors.Error, nats.js.errors.Error) as exc:
             raise RequestError(f"Reading {key} from {self.name} failed: {exc}.") from exc
         return entry.value or b"", entry.revision or 0

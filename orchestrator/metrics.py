@@ -39,6 +39,7 @@ __all__ = [
     "ENDPOINT_IN_FLIGHT",
     "ENDPOINT_REJECTED",
     "ENDPOINT_REQUESTS",
+    "HISTORY_FAILURES",
     "HTTP_DURATION",
     "HTTP_IN_FLIGHT",
     "HTTP_REJECTED",
@@ -315,6 +316,11 @@ STEPS = Counter(
     "switchboard_steps_total",
     "Plan steps finished, by agent and outcome (ok, failed, skipped).",
     ["agent", "outcome"],
+)
+HISTORY_FAILURES = Counter(
+    "switchboard_history_failures_total",
+    "Conversation memory loads or saves that failed or ran out of time (the answer went on).",
+    ["operation"],
 )
 STEP_RETRIES = Counter(
     "switchboard_step_retries_total",

@@ -7,6 +7,7 @@ answer any request and many conversations run at once.
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import msgspec
@@ -14,10 +15,10 @@ import structlog
 
 from ..catalog import AgentCatalog
 from ..deadline import Deadline
-from ..errors import ConversationCancelledError, ErrorCode
+from ..errors import ConversationCancelledError, ErrorCode, PlanError, SwitchboardError
 from ..llm.base import LLM
 from ..messages import ConversationReply, ConversationRequest, ConversationTurn, Plan, Usage
-from ..metrics import CONVERSATION_DURATION, CONVERSATIONS, PLAN_STEPS
+from ..metrics import CONVERSATION_DURATION, CONVERSATIONS, HISTORY_FAILURES, PLAN_STEPS
 from .aggregator import Aggregator
 from .events import EventSink
 from .executor import Executor
@@ -69,10 +70,15 @@ class ConversationEngine:
         self, request: ConversationRequest, deadline: Deadline, events: EventSink
     ) -> ConversationReply:
         started = time.perf_counter()
-        history: list[ConversationTurn] = []
-        if request.conversation_id and self.history is not None:
-            history = await self.history.load(request.user_id, request.conversation_id)
+        history = await self._load_history(request, deadline)
         agents = await self.catalog.get(request.agents)
+        missing = sorted(set(request.agents or ()) - set(agents))
+        if missing:
+            running = ", ".join(sorted(self.catalog.agents)) or "none"
+            raise PlanError(
+                f"The request names agents that are not running: {', '.join(missing)} "
+                f"(running: {running})."
+            )
         usage = Usage()
         plan: Plan
         if self.llm_planner is not None and agents:
@@ -123,15 +129,51 @@ class ConversationEngine:
             conversation_id=request.conversation_id,
         )
         await events.emit("answered", detail={"answer": answer, "partial": partial})
-        if request.conversation_id and self.history is not None:
-            await self.history.append(
-                request.user_id,
-                request.conversation_id,
-                ConversationTurn(
-                    correlation_id=request.correlation_id,
-                    message=request.message,
-                    answer=answer,
-                    ts=time.time(),
-                ),
-            )
+        await self._save_history(request, answer, deadline)
         return reply
+
+    # Conversation memory is worth a little time, never the answer: a history bucket that
+    # cannot answer (a NATS node down, quorum lost) costs at most HISTORY_BUDGET and is
+    # logged; the conversation goes on without it.
+
+    async def _load_history(
+        self, request: ConversationRequest, deadline: Deadline
+    ) -> list[ConversationTurn]:
+        if not request.conversation_id or self.history is None:
+            return []
+        try:
+            async with asyncio.timeout(_history_budget(deadline)):
+                return await self.history.load(request.user_id, request.conversation_id)
+        except (SwitchboardError, TimeoutError) as exc:
+            HISTORY_FAILURES.labels("load").inc()
+            log.warning(
+                "conversation history unavailable; answering without it",
+                error=str(exc) or type(exc).__name__,
+            )
+            return []
+
+    async def _save_history(
+        self, request: ConversationRequest, answer: str, deadline: Deadline
+    ) -> None:
+        if not request.conversation_id or self.history is None:
+            return
+        turn = ConversationTurn(
+            correlation_id=request.correlation_id,
+            message=request.message,
+            answer=answer,
+            ts=time.time(),
+        )
+        try:
+            async with asyncio.timeout(_history_budget(deadline)):
+                await self.history.append(request.user_id, request.conversation_id, turn)
+        except (SwitchboardError, TimeoutError) as exc:
+            HISTORY_FAILURES.labels("save").inc()
+            log.warning("conversation turn not saved", error=str(exc) or type(exc).__name__)
+
+
+#: Most time conversation memory may take, per load or save.
+HISTORY_BUDGET = 2.0
+
+
+def _history_budget(deadline: Deadline) -> float:
+    return max(0.05, min(HISTORY_BUDGET, deadline.remaining() * 0.25))

@@ -281,3 +281,11 @@ def test_reply_shapes_are_stable() -> None:
         "error",
         "conversation_id",
     }
+
+
+async def test_naming_an_agent_that_is_not_running_is_a_clear_error(
+    system: OrchestratorService, requester: Requester
+) -> None:
+    with pytest.raises(RemoteError, match="not running: teleporter") as caught:
+        await converse(requester, "beam me up", agents=["teleporter", "clock"])
+    assert caught.value.code.value == "bad_request"

@@ -1,0 +1,61 @@
+"""The agents ``switchboard bench`` runs: instant (``noop``) and slow like a model (``sleeper``).
+
+Both are ordinary SDK agents, served by ``switchboard agent MODULE:ATTR`` in
+their own process::
+
+    switchboard agent orchestrator.bench.agents:noop
+    switchboard agent orchestrator.bench.agents:sleeper   # SWITCHBOARD_BENCH_DELAY=1.0
+
+The offline planner routes the bench message (:data:`MESSAGE`) to them by
+keyword; the bench also restricts each plan to the one agent
+(``ConversationRequest.agents``), so exactly one step runs per conversation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+
+from agents import TaskContext, agent
+from orchestrator.messages import AgentTask
+
+__all__ = ["DELAY_ENV", "MESSAGE", "NOOP", "SLEEPER", "noop", "sleeper"]
+
+NOOP = "noop"
+SLEEPER = "sleeper"
+#: What the bench asks: one clause, matched by both agents' keyword.
+MESSAGE = "benchmark ping 17"
+#: Seconds the sleeper agent waits (simulated model latency); default 1.
+DELAY_ENV = "SWITCHBOARD_BENCH_DELAY"
+
+
+@agent(
+    NOOP,
+    "Benchmark agent: answers 'pong' at once. Example: 'benchmark ping'",
+    keywords=("benchmark",),
+    patterns=(r"\bbenchmark\b",),
+)
+async def noop(task: AgentTask, ctx: TaskContext) -> str:
+    return "pong"
+
+
+def _delay() -> float:
+    try:
+        return max(0.0, float(os.environ.get(DELAY_ENV, "1.0")))
+    except ValueError:
+        return 1.0
+
+
+_DELAY = _delay()
+
+
+@agent(
+    SLEEPER,
+    "Benchmark agent: waits like a language model would (1 s by default), then answers "
+    "'pong'. Example: 'benchmark ping'",
+    keywords=("benchmark",),
+    patterns=(r"\bbenchmark\b",),
+)
+async def sleeper(task: AgentTask, ctx: TaskContext) -> str:
+    await asyncio.sleep(_DELAY)
+    return "pong"

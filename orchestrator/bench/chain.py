@@ -1,0 +1,67 @@
+"""The raw two-hop chain (requester -> relay -> echo, plain nats-py) as a baseline to drive.
+
+See :mod:`orchestrator.bench.relay` for the two processes. The requester
+side is plain ``nc.request`` on the bench's own connection, with the same
+payload the system under test gets.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+
+import nats
+from nats.aio.client import Client as NATS
+from nats.nuid import NUID
+
+from .processes import python_process
+from .system import together
+
+__all__ = ["RawChain", "bench_connection", "raw_chain"]
+
+#: Big enough that a burst of replies never makes the bench's connection a slow consumer.
+PENDING_SIZE = 256 * 1024 * 1024
+
+
+@dataclass
+class RawChain:
+    """A running relay + echo pair; :meth:`sender` makes a ``send(i)`` for :func:`drive`."""
+
+    nc: NATS
+    subject: str
+
+    def sender(
+        self, payload: bytes, *, timeout: float = 30.0
+    ) -> Callable[[int], Awaitable[object]]:
+        request = self.nc.request
+        subject = self.subject
+
+        async def raw(i: int) -> object:
+            return await request(subject, payload, timeout=timeout)
+
+        return raw
+
+
+@contextlib.asynccontextmanager
+async def bench_connection(url: str) -> AsyncIterator[NATS]:
+    """The bench's own NATS connection (a big pending buffer, closed on the way out)."""
+    nc: NATS = await nats.connect(url, pending_size=PENDING_SIZE, name="switchboard-bench")
+    try:
+        yield nc
+    finally:
+        await nc.close()
+
+
+@contextlib.asynccontextmanager
+async def raw_chain(nc: NATS, url: str, *, delay: float = 0.0) -> AsyncIterator[RawChain]:
+    """Start the echo and relay processes (unique subjects); yield the chain to call."""
+    token = NUID().next().decode()
+    echo_subject = f"bench.raw.{token}.echo"
+    relay_subject = f"bench.raw.{token}.relay"
+    echo_args = ["echo", url, echo_subject] + ([str(delay)] if delay > 0 else [])
+    async with together(
+        python_process("orchestrator.bench.relay", *echo_args),
+        python_process("orchestrator.bench.relay", "relay", url, relay_subject, echo_subject),
+    ):
+        yield RawChain(nc, relay_subject)

@@ -1,0 +1,153 @@
+"""``switchboard bench e2e``: HTTP through the whole system against the raw two-hop chain.
+
+System under test: ``switchboard up`` (its BFF, orchestrator and agents
+processes; the agent is the bench's ``noop``) with one API key per
+simulated user, loaded over HTTP by a separate load-generator process
+(``wrk``, or the Python fallback)::
+
+    load generator --HTTP POST /v1/chat--> BFF --NATS--> orchestrator --NATS--> agent
+
+Baseline, same run, same NATS server, same concurrency and request count:
+the raw two-hop nats-py chain (bench -> relay -> echo) driven from the
+bench process. The comparison is deliberately harsh -- the system adds an
+HTTP hop, authentication, JSON validation and a third process -- and shows
+what the whole stack costs over the NATS hops alone. For each concurrency
+level the two alternate over ``rounds`` rounds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Sequence
+
+import msgspec
+from nats.nuid import NUID
+
+from .agents import MESSAGE, NOOP
+from .chain import RawChain, bench_connection, raw_chain
+from .conversations import BenchError, check_reply, sample_payload
+from .core import drive
+from .load import Generator, choose_generator, http_load
+from .stats import BenchResult, Run
+from .system import (
+    UpSystem,
+    bench_logs,
+    http_request,
+    limits_env,
+    nats_server,
+    switchboard_up,
+    together,
+)
+
+__all__ = ["CHAT", "run_e2e", "user_keys", "wait_for_answer"]
+
+CHAT = "/v1/chat"
+
+
+def user_keys(users: int) -> dict[str, str]:
+    """``users`` simulated users and their API keys (fresh for each run)."""
+    token = NUID().next().decode()
+    return {f"bench{i:04d}": f"bench-{token}-{i:04d}" for i in range(users)}
+
+
+async def wait_for_answer(url: str, key: str, body: bytes, *, patience: float = 20.0) -> None:
+    """Wait until one chat request gets a complete answer (the agent is in the catalog)."""
+    give_up = time.monotonic() + patience
+    last = ""
+    while time.monotonic() < give_up:
+        try:
+            status, data = await http_request(
+                url + CHAT,
+                method="POST",
+                body=body,
+                headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
+                timeout=10,
+            )
+            if status == 200:
+                check_reply(data)
+                return
+            last = f"HTTP {status}: {data[:300]!r}"
+        except (OSError, TimeoutError, BenchError) as exc:
+            last = f"{type(exc).__name__}: {exc}"
+        await asyncio.sleep(0.2)
+    raise BenchError(f"No chat request worked within {patience:.0f}s; the last: {last}")
+
+
+async def run_e2e(
+    *,
+    nats_url: str | None = None,
+    requests: int = 5_000,
+    concurrency: Sequence[int] = (1, 10, 100),
+    rounds: int = 3,
+    users: int | None = None,
+    generator: Generator = "auto",
+    subject_prefix: str = "ai",
+    progress: Callable[[str], None] = lambda _: None,
+) -> list[BenchResult]:
+    """Measure HTTP chat requests through ``switchboard up`` against the raw chain."""
+    top = max(concurrency)
+    tool = choose_generator(generator)
+    keys = user_keys(users or max(top, 1))
+    key_list = list(keys.values())
+    env = {
+        **limits_env(top),
+        "SWITCHBOARD_SUBJECT_PREFIX": subject_prefix,
+        "SWITCHBOARD_API_KEYS": ",".join(f"{user}:{key}" for user, key in keys.items()),
+    }
+    body = msgspec.json.encode({"message": MESSAGE, "agents": [NOOP]})
+    results: list[BenchResult] = []
+    async with (
+        bench_logs() as logs,
+        nats_server(nats_url) as url,
+        bench_connection(url) as nc,
+        together(
+            switchboard_up(
+                nats_url=url, logs=logs, agents=f"orchestrator.bench.agents:{NOOP}", env=env
+            ),
+            raw_chain(nc, url),
+        ) as started,
+    ):
+        system: UpSystem = started[0]
+        chain: RawChain = started[1]
+        raw_send = chain.sender(sample_payload(NOOP))
+        await wait_for_answer(system.url, key_list[0], body)
+
+        async def http(requests: int, level: int) -> Run:
+            load = await http_load(
+                system.url,
+                CHAT,
+                body=body,
+                keys=key_list,
+                requests=requests,
+                connections=level,
+                generator=tool,
+                workdir=logs.path,
+            )
+            if load.run.errors:
+                progress(f"e2e c={level}: {load.run.errors} errors: {load.detail}")
+            return load.run
+
+        for level in concurrency:
+            warm = min(1_000, requests)
+            await http(warm, level)
+            await drive(raw_send, requests=warm, concurrency=level)
+            ours: list[Run] = []
+            base: list[Run] = []
+            for r in range(rounds):
+                if r % 2:
+                    base.append(await drive(raw_send, requests=requests, concurrency=level))
+                    ours.append(await http(requests, level))
+                else:
+                    ours.append(await http(requests, level))
+                    base.append(await drive(raw_send, requests=requests, concurrency=level))
+            result = BenchResult.compare(
+                "e2e", level, ours, base, load_generator=tool, users=len(keys)
+            )
+            progress(
+                f"e2e c={level}: HTTP {result.rps:.0f} req/s, raw chain {result.baseline_rps:.0f}"
+                f" req/s, ratio {result.ratio:.2f}, p50 {result.p50_ms:.2f} ms, p99 "
+                f"{result.p99_ms:.2f} ms ({tool})"
+            )
+            results.append(result)
+    return results

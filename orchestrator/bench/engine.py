@@ -1,0 +1,92 @@
+"""``switchboard bench engine``: the orchestrator against a raw nats-py two-hop chain.
+
+System under test, each part its own process::
+
+    bench (Requester) -> orchestrator process -> agent process (noop agent)
+      ConversationRequest   plan (offline) -> AgentTask -> AgentResult -> answer
+
+Baseline, same run, same NATS server, same payload, same concurrency and
+request count::
+
+    bench (nc.request) -> relay process (nc.request) -> echo process
+
+Both make two request/reply hops through NATS; the difference is what
+Switchboard does around them: planning, the DAG executor, deadlines,
+heartbeats, progress events, metrics, the correlation tracker. For each
+concurrency level the two alternate over ``rounds`` rounds; throughput is the
+median round, latency percentiles are over every request of every round.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from ..requester import Requester
+from ..subjects import Subjects
+from .agents import NOOP
+from .chain import RawChain, bench_connection, raw_chain
+from .conversations import Conversations, sample_payload
+from .core import drive
+from .stats import BenchResult, Run
+from .system import bench_logs, limits_env, nats_server, switchboard_part, together
+
+__all__ = ["run_engine"]
+
+AGENT = f"orchestrator.bench.agents:{NOOP}"
+
+
+async def run_engine(
+    *,
+    nats_url: str | None = None,
+    requests: int = 5_000,
+    concurrency: Sequence[int] = (1, 10, 100),
+    rounds: int = 3,
+    subject_prefix: str = "ai",
+    progress: Callable[[str], None] = lambda _: None,
+) -> list[BenchResult]:
+    """Measure conversations through real orchestrator + agent processes against the raw chain."""
+    top = max(concurrency)
+    env = {**limits_env(top), "SWITCHBOARD_SUBJECT_PREFIX": subject_prefix}
+    results: list[BenchResult] = []
+    async with (
+        bench_logs() as logs,
+        nats_server(nats_url) as url,
+        bench_connection(url) as nc,
+        together(
+            switchboard_part("agent", ["agent", AGENT], nats_url=url, logs=logs, env=env),
+            switchboard_part("orchestrator", ["orchestrator"], nats_url=url, logs=logs, env=env),
+            raw_chain(nc, url),
+        ) as started,
+        Requester(nc, subjects=Subjects(subject_prefix), max_pending=8 * top + 100) as requester,
+    ):
+        chain: RawChain = started[2]
+        conversations = Conversations(requester, NOOP)
+        ours_send = conversations.sender()
+        raw_send = chain.sender(sample_payload(NOOP))
+        await conversations.warm_up(min(200, requests), min(10, top))
+        agent, orchestrator = started[0], started[1]
+        progress(
+            f"engine: up (agent pid {agent.pid}, orchestrator pid {orchestrator.pid}, NATS {url})"
+        )
+        for level in concurrency:
+            warm = min(1_000, requests)
+            await drive(raw_send, requests=warm, concurrency=level)
+            await drive(ours_send, requests=warm, concurrency=level)
+            ours: list[Run] = []
+            base: list[Run] = []
+            for r in range(rounds):
+                order = [(raw_send, base), (ours_send, ours)]
+                if r % 2:
+                    order.reverse()
+                for send, into in order:
+                    into.append(await drive(send, requests=requests, concurrency=level))
+            result = BenchResult.compare("engine", level, ours, base)
+            progress(
+                f"engine c={level}: switchboard {result.rps:.0f} req/s, raw chain "
+                f"{result.baseline_rps:.0f} req/s, ratio {result.ratio:.2f}, p50 "
+                f"{result.p50_ms:.2f} ms (raw {result.baseline_p50_ms:.2f} ms), errors "
+                f"{result.errors}"
+                + (f" (first: {conversations.first_error})" if conversations.first_error else "")
+            )
+            results.append(result)
+    return results

@@ -1,0 +1,93 @@
+"""``switchboard bench llm-latency``: many conversations waiting on a slow "model" at once.
+
+``conversations`` (default 1,000) conversations are sent at once through a
+real orchestrator process to an agent process whose handler waits ``delay``
+seconds (``await asyncio.sleep(1)``: what waiting for a language model looks
+like to the event loop). With enough concurrency everywhere, all of them end
+about ``delay`` after they started: the report is the total wall time and
+how far it is from that ideal (``wall_s``, ``overhead_s``).
+
+Baseline, same run: the same number of requests at once through the raw
+two-hop nats-py chain whose echo process waits the same ``delay``
+(``baseline_wall_s``, ``baseline_overhead_s``). The run is repeated
+``rounds`` times, alternating; the walls reported are the medians.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Callable
+
+from ..requester import Requester
+from ..subjects import Subjects
+from .agents import DELAY_ENV, SLEEPER
+from .chain import RawChain, bench_connection, raw_chain
+from .conversations import Conversations, sample_payload
+from .core import drive
+from .stats import BenchResult, Run
+from .system import bench_logs, limits_env, nats_server, switchboard_part, together
+
+__all__ = ["run_llm_latency"]
+
+
+async def run_llm_latency(
+    *,
+    nats_url: str | None = None,
+    conversations: int = 1_000,
+    delay: float = 1.0,
+    rounds: int = 1,
+    subject_prefix: str = "ai",
+    progress: Callable[[str], None] = lambda _: None,
+) -> list[BenchResult]:
+    """All ``conversations`` at once through orchestrator + slow agent, against the raw chain."""
+    n = conversations
+    env = {
+        **limits_env(n),
+        "SWITCHBOARD_SUBJECT_PREFIX": subject_prefix,
+        DELAY_ENV: str(delay),
+    }
+    agent = f"orchestrator.bench.agents:{SLEEPER}"
+    async with (
+        bench_logs() as logs,
+        nats_server(nats_url) as url,
+        bench_connection(url) as nc,
+        together(
+            switchboard_part("agent", ["agent", agent], nats_url=url, logs=logs, env=env),
+            switchboard_part("orchestrator", ["orchestrator"], nats_url=url, logs=logs, env=env),
+            raw_chain(nc, url, delay=delay),
+        ) as started,
+        Requester(nc, subjects=Subjects(subject_prefix), max_pending=2 * n + 100) as requester,
+    ):
+        chain: RawChain = started[2]
+        talk = Conversations(requester, SLEEPER, timeout=max(30.0, 10 * delay + 10))
+        ours_send = talk.sender()
+        raw_send = chain.sender(sample_payload(SLEEPER), timeout=max(30.0, 10 * delay + 10))
+        await talk.warm_up(min(20, n), min(20, n))
+        await drive(raw_send, requests=min(20, n), concurrency=min(20, n))
+        ours: list[Run] = []
+        base: list[Run] = []
+        for r in range(rounds):
+            order = [(ours_send, ours), (raw_send, base)]
+            if r % 2:
+                order.reverse()
+            for send, into in order:
+                into.append(await drive(send, requests=n, concurrency=n))
+        wall = statistics.median(run.wall_s for run in ours)
+        base_wall = statistics.median(run.wall_s for run in base)
+        result = BenchResult.compare(
+            "llm-latency",
+            n,
+            ours,
+            base,
+            delay_s=delay,
+            wall_s=round(wall, 3),
+            overhead_s=round(wall - delay, 3),
+            baseline_wall_s=round(base_wall, 3),
+            baseline_overhead_s=round(base_wall - delay, 3),
+        )
+        progress(
+            f"llm-latency: {n} conversations waiting {delay:g}s each took {wall:.3f}s "
+            f"(overhead {wall - delay:.3f}s; raw chain {base_wall:.3f}s), errors {result.errors}"
+            + (f" (first: {talk.first_error})" if talk.first_error else "")
+        )
+        return [result]

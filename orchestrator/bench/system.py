@@ -1,0 +1,495 @@
+"""The system under test as real processes: NATS, Switchboard parts, ``switchboard up``.
+
+Every part runs as its own process, exactly as in production
+(``python -m orchestrator orchestrator``, ``python -m orchestrator agent
+MODULE:ATTR``, ``python -m orchestrator up``), configured through
+``SWITCHBOARD_*`` environment variables. Each is started in a context manager
+that waits until the part is ready and stops it (SIGTERM, then SIGKILL) on
+the way out -- on success, on error and on Ctrl-C (the bench task is
+cancelled, every ``finally`` runs). Parts started directly also watch the
+bench's pid (``SWITCHBOARD_SUPERVISOR_PID``), so even a bench killed with
+SIGKILL leaves nothing running.
+
+Also here: a tiny HTTP GET (``/readyz``, ``/metrics``), reading a process's
+RSS from ``/proc`` and the pending gauges from its ``/metrics``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import re
+import shutil
+import signal
+import sys
+import tempfile
+import time
+import urllib.parse
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..embedded import EmbeddedNatsServer
+from ..errors import ConfigurationError
+from ..supervisor import free_port
+
+__all__ = [
+    "PENDING_GAUGES",
+    "BenchLogs",
+    "Part",
+    "UpSystem",
+    "bench_logs",
+    "child_env",
+    "http_get",
+    "http_request",
+    "limits_env",
+    "nats_server",
+    "pending_gauges",
+    "rss_mb",
+    "switchboard_part",
+    "switchboard_up",
+    "together",
+    "wait_pending_zero",
+]
+
+#: The gauges that must be back to 0 when no request is under way.
+PENDING_GAUGES = (
+    "switchboard_correlation_pending",
+    "switchboard_endpoint_in_flight",
+    "switchboard_http_in_flight",
+)
+
+_STOP_TIMEOUT = 20.0
+
+
+# -- NATS and logs ------------------------------------------------------------------------------
+
+
+@contextlib.asynccontextmanager
+async def nats_server(url: str | None, *, jetstream: bool = True) -> AsyncIterator[str]:
+    """``url`` as given, or an embedded nats-server (JetStream on) for the duration."""
+    if url:
+        yield url
+        return
+    server = EmbeddedNatsServer(jetstream=jetstream)
+    await asyncio.to_thread(server.start)
+    try:
+        yield server.url
+    finally:
+        await asyncio.to_thread(server.cleanup)
+
+
+@dataclass
+class BenchLogs:
+    """A directory for the child processes' logs: removed after a clean run, kept otherwise."""
+
+    path: Path
+
+    def file(self, name: str) -> Path:
+        return self.path / f"{name}.log"
+
+
+@contextlib.asynccontextmanager
+async def bench_logs() -> AsyncIterator[BenchLogs]:
+    path = Path(await asyncio.to_thread(tempfile.mkdtemp, prefix="switchboard-bench-"))
+    try:
+        yield BenchLogs(path)
+    except Exception:
+        print(f"switchboard bench: the parts' logs are kept in {path}", file=sys.stderr)
+        raise
+    except BaseException:  # Ctrl-C, SIGTERM: nothing to look at
+        shutil.rmtree(path, ignore_errors=True)
+        raise
+    await asyncio.to_thread(shutil.rmtree, path, True)
+
+
+# -- starting several things at once ----------------------------------------------------------
+
+
+async def _hold(
+    manager: contextlib.AbstractAsyncContextManager[Any],
+    entered: asyncio.Future[Any],
+    release: asyncio.Event,
+) -> None:
+    async with manager as value:
+        entered.set_result(value)
+        await release.wait()
+
+
+def _entering_failed(task: asyncio.Task[None]) -> None:
+    """Raise what made ``task`` end before its context manager was entered."""
+    task.result()
+    raise RuntimeError("a context manager exited while entering")
+
+
+@contextlib.asynccontextmanager
+async def together(
+    *managers: contextlib.AbstractAsyncContextManager[Any],
+) -> AsyncIterator[list[Any]]:
+    """Enter ``managers`` concurrently (start processes in parallel); exit them concurrently.
+
+    Yields their values in order. If one fails to enter, the others are
+    cancelled or exited and the first error is raised; every one that was
+    entered is exited, whatever happens (error, Ctrl-C).
+    """
+    loop = asyncio.get_running_loop()
+    release = asyncio.Event()
+    entered: list[asyncio.Future[Any]] = [loop.create_future() for _ in managers]
+    tasks = [
+        loop.create_task(_hold(manager, future, release))
+        for manager, future in zip(managers, entered, strict=True)
+    ]
+    failed: BaseException | None = None
+    try:
+        while not all(future.done() for future in entered):
+            for task, future in zip(tasks, entered, strict=True):
+                if task.done() and not future.done():
+                    _entering_failed(task)
+            waiting: set[asyncio.Future[Any]] = {
+                t for t, f in zip(tasks, entered, strict=True) if not f.done()
+            }
+            waiting |= {f for f in entered if not f.done()}
+            await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+        yield [future.result() for future in entered]
+    except BaseException as exc:
+        failed = exc
+        raise
+    finally:
+        release.set()
+        for task, future in zip(tasks, entered, strict=True):
+            if not future.done():
+                task.cancel()
+        outcomes = await asyncio.gather(*tasks, return_exceptions=True)
+        if failed is None:
+            for outcome in outcomes:
+                if isinstance(outcome, Exception):
+                    raise outcome
+
+
+# -- environment --------------------------------------------------------------------------------
+
+
+def child_env(nats_url: str, extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment of a part: this one, NATS URL, offline LLM, JSON logs, parent watch."""
+    env = dict(os.environ)
+    env.update(
+        {
+            "NATS_URL": nats_url,
+            "SWITCHBOARD_NATS_URL": nats_url,
+            "SWITCHBOARD_LLM_PROVIDER": "local",
+            "SWITCHBOARD_LOG_FORMAT": "json",
+            "SWITCHBOARD_SHUTDOWN_GRACE": "5",
+            "SWITCHBOARD_SUPERVISOR_PID": str(os.getpid()),
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
+    env.update(extra or {})
+    return env
+
+
+def limits_env(concurrency: int) -> dict[str, str]:
+    """Limits that let ``concurrency`` requests (and their agent calls) run at once."""
+    return {
+        "SWITCHBOARD_MAX_CONCURRENCY": str(max(256, 2 * concurrency)),
+        "SWITCHBOARD_MAX_BACKLOG": str(max(2_000, 4 * concurrency)),
+        "SWITCHBOARD_MAX_PENDING": str(max(10_000, 8 * concurrency)),
+        "SWITCHBOARD_MAX_INFLIGHT": str(max(1_000, 2 * concurrency)),
+        "SWITCHBOARD_MAX_INFLIGHT_PER_USER": str(max(8, concurrency)),
+    }
+
+
+# -- HTTP, /proc, /metrics ----------------------------------------------------------------------
+
+
+async def http_request(
+    url: str,
+    *,
+    method: str = "GET",
+    body: bytes = b"",
+    headers: Mapping[str, str] | None = None,
+    timeout: float = 5.0,
+) -> tuple[int, bytes]:
+    """One HTTP/1.0 request (so no chunked body); returns status and body.
+
+    Raises:
+        OSError: cannot connect; TimeoutError: no answer in ``timeout`` s.
+    """
+    parts = urllib.parse.urlsplit(url)
+    host = parts.hostname or "127.0.0.1"
+    port = parts.port or 80
+    path = parts.path or "/"
+    lines = [f"{method} {path} HTTP/1.0", f"Host: {host}:{port}"]
+    lines += [f"{k}: {v}" for k, v in (headers or {}).items()]
+    if body or method != "GET":
+        lines.append(f"Content-Length: {len(body)}")
+    request = ("\r\n".join(lines) + "\r\n\r\n").encode() + body
+    async with asyncio.timeout(timeout):
+        reader, writer = await asyncio.open_connection(host, port)
+        try:
+            writer.write(request)
+            await writer.drain()
+            data = await reader.read()
+        finally:
+            writer.close()
+            with contextlib.suppress(OSError):
+                await writer.wait_closed()
+    head, _, payload = data.partition(b"\r\n\r\n")
+    status_line = head.split(b"\r\n", 1)[0].split()
+    status = int(status_line[1]) if len(status_line) > 1 else 0
+    return status, payload
+
+
+async def http_get(url: str, *, timeout: float = 5.0) -> tuple[int, bytes]:
+    """GET ``url``; returns status and body."""
+    return await http_request(url, timeout=timeout)
+
+
+async def rss_mb(pid: int) -> float:
+    """Resident set size of ``pid`` in MB (``VmRSS`` of ``/proc/<pid>/status``); 0 if unknown."""
+
+    def read() -> float:
+        try:
+            text = Path(f"/proc/{pid}/status").read_text()
+        except OSError:
+            return 0.0
+        match = re.search(r"^VmRSS:\s+(\d+)\s+kB", text, re.MULTILINE)
+        return int(match.group(1)) / 1024 if match else 0.0
+
+    return await asyncio.to_thread(read)
+
+
+_SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})?\s+(\S+)")
+
+
+async def pending_gauges(metrics_url: str) -> dict[str, float]:
+    """The sum over labels of each of :data:`PENDING_GAUGES` that ``metrics_url`` exports.
+
+    Raises:
+        RuntimeError: the page is not there, or exports none of them.
+    """
+    status, body = await http_get(metrics_url)
+    if status != 200:
+        raise RuntimeError(f"{metrics_url} answered {status}")
+    found: dict[str, float] = {}
+    for line in body.decode(errors="replace").splitlines():
+        if line.startswith("# TYPE "):  # declared: a labelled gauge with nothing pending has
+            name = line.split()[2]  # no sample at all, which means 0
+            if name in PENDING_GAUGES:
+                found.setdefault(name, 0.0)
+            continue
+        match = _SAMPLE.match(line)
+        if match and match.group(1) in PENDING_GAUGES:
+            found[match.group(1)] = found.get(match.group(1), 0.0) + float(match.group(3))
+    if not found:
+        raise RuntimeError(f"{metrics_url} exports none of {', '.join(PENDING_GAUGES)}")
+    return found
+
+
+async def wait_pending_zero(metrics_url: str, *, timeout: float = 5.0) -> dict[str, float]:
+    """Scrape until every pending gauge is 0 (work may be finishing) or ``timeout``; the last."""
+    give_up = time.monotonic() + timeout
+    while True:
+        gauges = await pending_gauges(metrics_url)
+        if not any(gauges.values()) or time.monotonic() > give_up:
+            return gauges
+        await asyncio.sleep(0.1)
+
+
+# -- processes ----------------------------------------------------------------------------------
+
+
+@dataclass
+class Part:
+    """One running part of the system."""
+
+    name: str
+    pid: int
+    metrics_url: str
+    log: Path | None = None
+
+
+async def _stop(proc: asyncio.subprocess.Process, sig: int = signal.SIGTERM) -> None:
+    if proc.returncode is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        proc.send_signal(sig)
+    try:
+        async with asyncio.timeout(_STOP_TIMEOUT):
+            await proc.wait()
+    except TimeoutError:
+        with contextlib.suppress(ProcessLookupError):
+            proc.kill()
+        await proc.wait()
+
+
+async def _log_tail(path: Path, lines: int = 30) -> str:
+    def read() -> str:
+        try:
+            return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+    return await asyncio.to_thread(read)
+
+
+async def _wait_ready(
+    proc: asyncio.subprocess.Process, url: str, *, name: str, log: Path, timeout: float
+) -> None:
+    give_up = time.monotonic() + timeout
+    while True:
+        if proc.returncode is not None:
+            raise ConfigurationError(
+                f"The bench's {name} part exited with code {proc.returncode} while starting; "
+                f"its log ends with:\n{await _log_tail(log)}"
+            )
+        with contextlib.suppress(OSError, TimeoutError, ValueError, IndexError):
+            status, _ = await http_get(url, timeout=1.0)
+            if status == 200:
+                return
+        if time.monotonic() > give_up:
+            raise ConfigurationError(
+                f"The bench's {name} part was not ready after {timeout:.0f}s; its log ends "
+                f"with:\n{await _log_tail(log)}"
+            )
+        await asyncio.sleep(0.05)
+
+
+@contextlib.asynccontextmanager
+async def switchboard_part(
+    name: str,
+    args: Sequence[str],
+    *,
+    nats_url: str,
+    logs: BenchLogs,
+    env: Mapping[str, str] | None = None,
+    ready_timeout: float = 60.0,
+) -> AsyncIterator[Part]:
+    """``python -m orchestrator ARGS`` with its own metrics port; yields once ``/readyz`` is 200."""
+    port = free_port()
+    log = logs.file(name)
+    full_env = child_env(
+        nats_url,
+        {
+            "SWITCHBOARD_METRICS_HOST": "127.0.0.1",
+            "SWITCHBOARD_METRICS_PORT": str(port),
+            **(env or {}),
+        },
+    )
+    log_file = await asyncio.to_thread(log.open, "ab")
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "orchestrator",
+            *args,
+            env=full_env,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=log_file,
+            stderr=asyncio.subprocess.STDOUT,
+        )
+    finally:
+        log_file.close()
+    base = f"http://127.0.0.1:{port}"
+    try:
+        await _wait_ready(proc, f"{base}/readyz", name=name, log=log, timeout=ready_timeout)
+        yield Part(name=name, pid=proc.pid, metrics_url=f"{base}/metrics", log=log)
+    finally:
+        await _stop(proc)
+
+
+# -- switchboard up -----------------------------------------------------------------------------
+
+_BANNER_PART = re.compile(r"^\s+(agents|orchestrator|bff)\s+pid (\d+), metrics (\S+)")
+_BANNER_END = "Press Ctrl-C to stop"
+
+
+@dataclass
+class UpSystem:
+    """A running ``switchboard up``: its web URL and its parts (from its banner)."""
+
+    url: str
+    pid: int
+    parts: dict[str, Part] = field(default_factory=dict)
+    lines: list[str] = field(default_factory=list)
+
+
+@contextlib.asynccontextmanager
+async def switchboard_up(
+    *,
+    nats_url: str,
+    logs: BenchLogs,
+    agents: str,
+    env: Mapping[str, str] | None = None,
+    ready_timeout: float = 90.0,
+) -> AsyncIterator[UpSystem]:
+    """``switchboard up --nats-url URL --agents AGENTS`` on a free port; yields once it is up.
+
+    Stopped with SIGINT (what Ctrl-C does: the parts stop in order).
+    """
+    port = free_port()
+    log = logs.file("up")
+    full_env = child_env(nats_url, env)
+    full_env.pop("SWITCHBOARD_SUPERVISOR_PID", None)  # up sets it for its own children
+    log_file = await asyncio.to_thread(log.open, "ab")
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "orchestrator",
+            "up",
+            "--nats-url",
+            nats_url,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--agents",
+            agents,
+            env=full_env,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=log_file,
+        )
+    finally:
+        log_file.close()
+    system = UpSystem(url=f"http://127.0.0.1:{port}", pid=proc.pid)
+    banner = asyncio.Event()
+    assert proc.stdout is not None
+    stdout = proc.stdout
+
+    async def pump() -> None:  # read the banner, then keep the pipe drained
+        while line := await stdout.readline():
+            text = line.decode(errors="replace").rstrip("\n")
+            system.lines.append(text)
+            match = _BANNER_PART.match(text)
+            if match:
+                name = match.group(1)
+                system.parts[name] = Part(name, int(match.group(2)), match.group(3), log)
+            if _BANNER_END in text:
+                banner.set()
+
+    reader = asyncio.get_running_loop().create_task(pump())
+    try:
+        try:
+            async with asyncio.timeout(ready_timeout):
+                waiter = asyncio.ensure_future(banner.wait())
+                await asyncio.wait({waiter, reader}, return_when=asyncio.FIRST_COMPLETED)
+                waiter.cancel()
+                if not banner.is_set():
+                    raise ConfigurationError(
+                        "switchboard up exited while starting; its log ends with:\n"
+                        + await _log_tail(log)
+                    )
+        except TimeoutError:
+            raise ConfigurationError(
+                f"switchboard up was not up after {ready_timeout:.0f}s; its log ends with:\n"
+                + await _log_tail(log)
+            ) from None
+        yield system
+    finally:
+        await _stop(proc, signal.SIGINT)
+        reader.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await reader

@@ -1,0 +1,1 @@
+"""Chaos tests: real processes killed under load (see tests/chaos/report.py)."""

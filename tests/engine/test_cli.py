@@ -1,0 +1,86 @@
+"""``switchboard ask`` and ``switchboard up --nats-url`` from a terminal (real subprocesses)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+
+import httpx
+
+from orchestrator import EmbeddedNatsServer, OrchestratorService
+from tests.support.up import start_up
+
+
+async def run(*args: str) -> tuple[int, str, str]:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "orchestrator",
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, "SWITCHBOARD_LOG_LEVEL": "warning"},
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
+
+
+async def test_ask_prints_the_answer(
+    system: OrchestratorService, nats_server: EmbeddedNatsServer
+) -> None:
+    code, out, err = await run("ask", "what is 17*23", "--nats-url", nats_server.url)
+    assert code == 0, err
+    assert out.strip() == "17 * 23 = 391"
+    assert "conv-cli-" in err  # the correlation id, for the logs
+
+
+async def test_ask_streams_progress_and_prints_json(
+    system: OrchestratorService, nats_server: EmbeddedNatsServer
+) -> None:
+    code, out, err = await run(
+        "ask",
+        "what is 2+2 then count the words of the result",
+        "--stream",
+        "--json",
+        "--user",
+        "alice",
+        "--nats-url",
+        nats_server.url,
+    )
+    assert code == 0, err
+    reply = json.loads(out)
+    assert reply["correlation_id"].startswith("conv-alice-")
+    assert [s["agent"] for s in reply["steps"]] == ["calculator", "text"]
+    events = [line for line in err.splitlines() if line.startswith("[")]
+    assert "planned" in events[0]
+    assert "answered" in events[-1]
+
+
+async def test_ask_reports_a_partial_answer_with_exit_code_1(
+    system: OrchestratorService, nats_server: EmbeddedNatsServer
+) -> None:
+    code, out, _ = await run("ask", "what is 2+3; broken please", "--nats-url", nats_server.url)
+    assert code == 1
+    assert "5" in out
+
+
+async def test_ask_without_nats_is_a_clear_error() -> None:
+    code, _, err = await run("ask", "hi", "--nats-url", "nats://127.0.0.1:1")
+    assert code == 1
+    assert "Could not connect to NATS at nats://127.0.0.1:1" in err
+
+
+async def test_up_uses_a_given_nats_server(nats_server: EmbeddedNatsServer) -> None:
+    up = await asyncio.to_thread(start_up, "--nats-url", nats_server.url)
+    try:
+        assert up.nats_url == nats_server.url
+        assert "embedded" not in up.output()
+        async with httpx.AsyncClient(base_url=up.url, timeout=30) as http:
+            r = await http.post("/v1/chat", json={"message": "what is 6*7"})
+        assert "42" in r.json()["answer"]
+    finally:
+        assert await asyncio.to_thread(up.stop) == 0
+    assert nats_server.running  # not ours to stop
