@@ -106,8 +106,12 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     )
     history_turns: Annotated[int, _d("Turns kept per conversation.", ge=1, le=1000)] = 20
     history_replicas: Annotated[
-        int, _d("JetStream replicas of the history bucket when it is created (3 in a cluster).",
-                ge=1, le=5)
+        int,
+        _d(
+            "JetStream replicas of the history bucket when it is created (3 in a cluster).",
+            ge=1,
+            le=5,
+        ),
     ] = 1
 
     # -- LLM ----------------------------------------------------------------------------------

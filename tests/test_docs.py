@@ -59,3 +59,23 @@ def test_the_cli_help_lists_every_command() -> None:
     ).stdout
     for command in ("up", "orchestrator", "agent", "bff", "ask", "bench", "settings"):
         assert command in out
+
+
+async def test_the_readme_agent_example_works(nats_client, requester) -> None:  # type: ignore[no-untyped-def]
+    """The ``weather`` agent of the README, run as written, answers as the README says."""
+    import re
+    import types
+
+    from agents import call_agent, serving
+
+    readme = (ROOT / "README.md").read_text()
+    source = next(
+        block
+        for block in re.findall(r"```python\n(.*?)```", readme, re.DOTALL)
+        if block.startswith("# weather.py")
+    )
+    module = types.ModuleType("weather")
+    exec(compile(source, "README.md", "exec"), module.__dict__)  # our own docs
+    async with serving(nats_client, module.weather):
+        result = await call_agent(requester, "weather", "Paris")
+    assert result.output == "Sunny in Paris"

@@ -120,7 +120,6 @@ def _lua_string(value: str) -> str:
     return '"' + "".join(chars) + '"'
 
 
-
 async def _write(path: Path, data: str | bytes) -> None:
     if isinstance(data, str):
         await asyncio.to_thread(path.write_text, data)

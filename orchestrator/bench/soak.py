@@ -34,7 +34,7 @@ from .agents import MESSAGE, NOOP
 from .chain import RawChain, bench_connection, raw_chain
 from .conversations import Conversations, sample_payload
 from .core import drive
-from .e2e import CHAT, wait_for_answer, user_keys
+from .e2e import CHAT, user_keys, wait_for_answer
 from .load import Generator, choose_generator, http_load
 from .stats import BenchResult, Run
 from .system import (

@@ -49,7 +49,8 @@ def compose(plan: Plan, results: Sequence[StepResult], *, unmatched: str = "") -
     if not plan.steps:
         lines.append(
             f"No agent can handle that request (available agents: {unmatched})."
-            if unmatched else "No agents are running, so nothing can handle that request."
+            if unmatched
+            else "No agents are running, so nothing can handle that request."
         )
     if len(lines) > 1 and len(ok) > 1:
         return "\n".join(f"- {line}" for line in lines)

@@ -110,8 +110,7 @@ def test_malformed_plans_are_rejected(steps: list[PlanStep], message: str) -> No
 
 
 def test_a_possessive_reference_depends_on_the_step_before() -> None:
-    plan = LocalPlanner().plan("uppercase hello world and count its words", catalog(),
-                               max_steps=8)
+    plan = LocalPlanner().plan("uppercase hello world and count its words", catalog(), max_steps=8)
     assert [(s.agent, s.depends_on) for s in plan.steps] == [("text", []), ("text", ["s1"])]
 
 
@@ -132,6 +131,7 @@ def test_identical_outputs_are_not_repeated() -> None:
     from orchestrator.engine import compose
 
     plan = Plan(steps=[step("s1"), step("s2")])
-    results = [StepResult(id=i, agent="calculator", status="ok", output="2 + 2 = 4")
-               for i in ("s1", "s2")]
+    results = [
+        StepResult(id=i, agent="calculator", status="ok", output="2 + 2 = 4") for i in ("s1", "s2")
+    ]
     assert compose(plan, results) == "2 + 2 = 4"
