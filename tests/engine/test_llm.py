@@ -8,7 +8,6 @@ import pytest
 
 from agents import builtin_agents
 from orchestrator import (
-    AgentInfo,
     ChatMessage,
     Deadline,
     LLMError,
@@ -23,6 +22,7 @@ from tests.helpers import metric
 from tests.support.agents import ALL as TEST_AGENTS
 from tests.support.fake_openai import FakeOpenAI, Reply
 from tests.support.system import agents_running, converse, orchestrator_running
+from tests.support.system import builtin_catalog as catalog
 
 MODEL = "gpt-4o-mini"
 
@@ -31,19 +31,6 @@ def provider(fake: FakeOpenAI, **options: object) -> OpenAIProvider:
     options.setdefault("max_retries", 2)
     options.setdefault("timeout", 10.0)
     return OpenAIProvider(model=MODEL, api_key="test-key", base_url=fake.base_url, **options)  # type: ignore[arg-type]
-
-
-def catalog() -> dict[str, AgentInfo]:
-    return {
-        name: AgentInfo(
-            name=name,
-            description=a.description,
-            subject=f"ai.agents.{name}",
-            keywords=a.keywords,
-            patterns=a.patterns,
-        )
-        for name, a in builtin_agents().items()
-    }
 
 
 PLAN = {

@@ -4,22 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from agents import builtin_agents
-from orchestrator import AgentInfo, Plan, PlanError, PlanStep
+from orchestrator import Plan, PlanError, PlanStep
 from orchestrator.engine import LocalPlanner, validate_plan
-
-
-def catalog() -> dict[str, AgentInfo]:
-    return {
-        name: AgentInfo(
-            name=name,
-            description=a.description,
-            subject=f"ai.agents.{name}",
-            keywords=a.keywords,
-            patterns=a.patterns,
-        )
-        for name, a in builtin_agents().items()
-    }
+from tests.support.system import builtin_catalog as catalog
 
 
 def test_two_independent_questions_make_two_parallel_steps() -> None:

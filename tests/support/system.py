@@ -12,6 +12,7 @@ import pytest_asyncio
 from agents import Agent, AgentWorker, builtin_agents
 from orchestrator import (
     LLM,
+    AgentInfo,
     ConversationReply,
     ConversationRequest,
     EmbeddedNatsServer,
@@ -22,6 +23,20 @@ from orchestrator import (
     Settings,
     new_correlation_id,
 )
+
+
+def builtin_catalog() -> dict[str, AgentInfo]:
+    """The built-in agents as the planner sees them in the catalog."""
+    return {
+        name: AgentInfo(
+            name=name,
+            description=a.description,
+            subject=f"ai.agents.{name}",
+            keywords=a.keywords,
+            patterns=a.patterns,
+        )
+        for name, a in builtin_agents().items()
+    }
 
 
 def make_settings(nats_url: str, **overrides: Any) -> Settings:
