@@ -548,10 +548,12 @@ def _error_layer(endpoint: Endpoint, inner: Handler) -> Handler:
 
 
 def _context_layer(endpoint: Endpoint, inner: Handler) -> Handler:
+    bind = structlog.contextvars.bind_contextvars
+
     async def with_context(request: Request) -> bytes:
-        with structlog.contextvars.bound_contextvars(
-            correlation_id=request.correlation_id, endpoint=endpoint.name
-        ):
-            return await inner(request)
+        # Each request runs in its own task, whose context is a copy: binding needs no reset
+        # (cheaper than bound_contextvars on the hot path) and never leaks to other requests.
+        bind(correlation_id=request.correlation_id, endpoint=endpoint.name)
+        return await inner(request)
 
     return with_context

@@ -157,10 +157,11 @@ class OrchestratorService:
             ),
             progress=request.progress if request.wants_progress else None,
         )
-        with structlog.contextvars.bound_contextvars(
+        # The handler's task has its own context (see Endpoint): bind without a reset.
+        structlog.contextvars.bind_contextvars(
             correlation_id=conversation.correlation_id, user_id=conversation.user_id
-        ):
-            reply = await self.engine.converse(conversation, deadline=deadline, events=events)
+        )
+        reply = await self.engine.converse(conversation, deadline=deadline, events=events)
         return encode(reply)
 
     async def _agents(self, request: Request) -> bytes:
