@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import nats
 from nats.aio.client import Client as NATS
@@ -30,6 +30,7 @@ class RawChain:
 
     nc: NATS
     subject: str
+    pids: dict[str, int] = field(default_factory=dict)
 
     def sender(
         self, payload: bytes, *, timeout: float = 30.0
@@ -63,5 +64,5 @@ async def raw_chain(nc: NATS, url: str, *, delay: float = 0.0) -> AsyncIterator[
     async with together(
         python_process("orchestrator.bench.relay", *echo_args),
         python_process("orchestrator.bench.relay", "relay", url, relay_subject, echo_subject),
-    ):
-        yield RawChain(nc, relay_subject)
+    ) as (echo, relay):
+        yield RawChain(nc, relay_subject, {"relay": relay.pid, "echo": echo.pid})

@@ -24,7 +24,9 @@ import signal
 import sys
 from collections.abc import Sequence
 
-from ..settings import Settings
+import msgspec
+
+from ..settings import Settings, env_name
 from .core import run_core
 from .e2e import run_e2e
 from .engine import run_engine
@@ -46,6 +48,19 @@ DEFAULTS: dict[str, tuple[int, str, int]] = {
     "soak": (100_000, "100", 1),
 }
 
+#: Settings the bench sets itself for every part (flags for them are not passed on).
+_BENCH_OWNED = frozenset(
+    (
+        "nats_url",
+        "metrics_host",
+        "metrics_port",
+        "http_host",
+        "http_port",
+        "api_keys",
+        "api_keys_file",
+    )
+)
+
 _BASELINES = {"core": "raw", "llm-latency": "raw 1s chain"}
 
 
@@ -61,14 +76,33 @@ def _levels(text: str) -> list[int]:
     return levels
 
 
+def _flag_env(args: argparse.Namespace) -> dict[str, str]:
+    """Settings given as flags to ``switchboard bench``, as environment for every part.
+
+    They win over the bench's own limits (``--max-concurrency 64`` is what the parts get);
+    where the parts listen, connect and who may call them is the bench's business.
+    """
+    env = {}
+    for field in msgspec.structs.fields(Settings):
+        value = getattr(args, field.name, None)
+        if value is not None and field.name not in _BENCH_OWNED:
+            env[env_name(field.name)] = str(value)
+    return env
+
+
 async def _run(args: argparse.Namespace, settings: Settings) -> Sequence[BenchResult]:
     mode: str = args.mode
     default_requests, default_levels, default_rounds = DEFAULTS[mode]
-    requests: int = args.requests or default_requests
+    requests: int = default_requests if args.requests is None else args.requests
     levels = _levels(args.concurrency or default_levels)
-    rounds: int = args.rounds or default_rounds
+    rounds: int = default_rounds if args.rounds is None else args.rounds
+    if requests < 1 or rounds < 1:
+        raise SystemExit("switchboard bench: --requests and --rounds must be 1 or more")
+    if args.delay < 0:
+        raise SystemExit("switchboard bench: --delay must be 0 or more")
     nats_url: str | None = args.nats_url  # only an explicit --nats-url: else an embedded server
     prefix = settings.subject_prefix
+    part_env = _flag_env(args)
 
     def progress(line: str) -> None:
         print(line, file=sys.stderr, flush=True)
@@ -88,6 +122,7 @@ async def _run(args: argparse.Namespace, settings: Settings) -> Sequence[BenchRe
             concurrency=levels,
             rounds=rounds,
             subject_prefix=prefix,
+            part_env=part_env,
             progress=progress,
         )
     if mode == "e2e":
@@ -99,6 +134,7 @@ async def _run(args: argparse.Namespace, settings: Settings) -> Sequence[BenchRe
             users=args.users,
             generator=args.load_generator,
             subject_prefix=prefix,
+            part_env=part_env,
             progress=progress,
         )
     if mode == "llm-latency":
@@ -108,6 +144,7 @@ async def _run(args: argparse.Namespace, settings: Settings) -> Sequence[BenchRe
             delay=args.delay,
             rounds=rounds,
             subject_prefix=prefix,
+            part_env=part_env,
             progress=progress,
         )
     if mode == "soak":
@@ -118,6 +155,7 @@ async def _run(args: argparse.Namespace, settings: Settings) -> Sequence[BenchRe
             through_bff=args.through_bff,
             generator=args.load_generator,
             subject_prefix=prefix,
+            part_env=part_env,
             progress=progress,
         )
     raise SystemExit(f"unknown bench mode {mode}")  # argparse limits the choices

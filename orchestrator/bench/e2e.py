@@ -18,8 +18,9 @@ level the two alternate over ``rounds`` rounds.
 from __future__ import annotations
 
 import asyncio
+import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import msgspec
 from nats.nuid import NUID
@@ -28,6 +29,7 @@ from .agents import MESSAGE, NOOP
 from .chain import RawChain, bench_connection, raw_chain
 from .conversations import BenchError, check_reply, sample_payload
 from .core import drive
+from .cpu import CpuAccount, cpu_summary
 from .load import Generator, choose_generator, http_load
 from .stats import BenchResult, Run
 from .system import (
@@ -83,6 +85,7 @@ async def run_e2e(
     users: int | None = None,
     generator: Generator = "auto",
     subject_prefix: str = "ai",
+    part_env: Mapping[str, str] | None = None,
     progress: Callable[[str], None] = lambda _: None,
 ) -> list[BenchResult]:
     """Measure HTTP chat requests through ``switchboard up`` against the raw chain."""
@@ -94,24 +97,33 @@ async def run_e2e(
         **limits_env(top),
         "SWITCHBOARD_SUBJECT_PREFIX": subject_prefix,
         "SWITCHBOARD_API_KEYS": ",".join(f"{user}:{key}" for user, key in keys.items()),
+        **(part_env or {}),
     }
     body = msgspec.json.encode({"message": MESSAGE, "agents": [NOOP]})
     results: list[BenchResult] = []
     async with (
         bench_logs() as logs,
-        nats_server(nats_url) as url,
-        bench_connection(url) as nc,
+        nats_server(nats_url) as server,
+        bench_connection(server.url) as nc,
         together(
             switchboard_up(
-                nats_url=url, logs=logs, agents=f"orchestrator.bench.agents:{NOOP}", env=env
+                nats_url=server.url,
+                logs=logs,
+                agents=f"orchestrator.bench.agents:{NOOP}",
+                env=env,
             ),
-            raw_chain(nc, url),
+            raw_chain(nc, server.url),
         ) as started,
     ):
         system: UpSystem = started[0]
         chain: RawChain = started[1]
         raw_send = chain.sender(sample_payload(NOOP))
         await wait_for_answer(system.url, key_list[0], body)
+        progress(
+            f"e2e: up at {system.url} ("
+            + ", ".join(f"{name} pid {part.pid}" for name, part in system.parts.items())
+            + f"), load from {tool}"
+        )
 
         async def http(requests: int, level: int) -> Run:
             load = await http_load(
@@ -128,26 +140,38 @@ async def run_e2e(
                 progress(f"e2e c={level}: {load.run.errors} errors: {load.detail}")
             return load.run
 
+        common = {"nats": server.pid, "bench": os.getpid()}
+        parts = {("agent" if n == "agents" else n): p.pid for n, p in system.parts.items()}
         for level in concurrency:
             warm = min(1_000, requests)
             await http(warm, level)
             await drive(raw_send, requests=warm, concurrency=level)
+            ours_cpu = CpuAccount({**parts, **common})
+            base_cpu = CpuAccount({**chain.pids, **common})
             ours: list[Run] = []
             base: list[Run] = []
             for r in range(rounds):
-                if r % 2:
-                    base.append(await drive(raw_send, requests=requests, concurrency=level))
-                    ours.append(await http(requests, level))
-                else:
-                    ours.append(await http(requests, level))
-                    base.append(await drive(raw_send, requests=requests, concurrency=level))
+                for step in ("raw", "http") if r % 2 else ("http", "raw"):
+                    if step == "http":
+                        ours.append(await ours_cpu.measure(http(requests, level)))
+                    else:
+                        raw = drive(raw_send, requests=requests, concurrency=level)
+                        base.append(await base_cpu.measure(raw))
             result = BenchResult.compare(
-                "e2e", level, ours, base, load_generator=tool, users=len(keys)
+                "e2e",
+                level,
+                ours,
+                base,
+                load_generator=tool,
+                users=len(keys),
+                **ours_cpu.per_request_us(),
+                **base_cpu.per_request_us("baseline_"),
             )
             progress(
                 f"e2e c={level}: HTTP {result.rps:.0f} req/s, raw chain {result.baseline_rps:.0f}"
                 f" req/s, ratio {result.ratio:.2f}, p50 {result.p50_ms:.2f} ms, p99 "
                 f"{result.p99_ms:.2f} ms ({tool})"
             )
+            progress(cpu_summary(ours_cpu, base_cpu))
             results.append(result)
     return results

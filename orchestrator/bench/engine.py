@@ -15,11 +15,16 @@ Switchboard does around them: planning, the DAG executor, deadlines,
 heartbeats, progress events, metrics, the correlation tracker. For each
 concurrency level the two alternate over ``rounds`` rounds; throughput is the
 median round, latency percentiles are over every request of every round.
+
+Each row also says where the time goes: the CPU each process spent per
+request, ``cpu_us_<part>`` (orchestrator, agent, nats, bench) and
+``baseline_cpu_us_<part>`` (relay, echo, nats, bench), with their totals.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import os
+from collections.abc import Callable, Mapping, Sequence
 
 from ..requester import Requester
 from ..subjects import Subjects
@@ -27,8 +32,9 @@ from .agents import NOOP
 from .chain import RawChain, bench_connection, raw_chain
 from .conversations import Conversations, sample_payload
 from .core import drive
+from .cpu import CpuAccount, cpu_summary
 from .stats import BenchResult, Run
-from .system import bench_logs, limits_env, nats_server, switchboard_part, together
+from .system import Part, bench_logs, limits_env, nats_server, switchboard_part, together
 
 __all__ = ["run_engine"]
 
@@ -38,49 +44,65 @@ AGENT = f"orchestrator.bench.agents:{NOOP}"
 async def run_engine(
     *,
     nats_url: str | None = None,
-    requests: int = 5_000,
+    requests: int = 10_000,
     concurrency: Sequence[int] = (1, 10, 100),
     rounds: int = 3,
     subject_prefix: str = "ai",
+    part_env: Mapping[str, str] | None = None,
     progress: Callable[[str], None] = lambda _: None,
 ) -> list[BenchResult]:
     """Measure conversations through real orchestrator + agent processes against the raw chain."""
     top = max(concurrency)
-    env = {**limits_env(top), "SWITCHBOARD_SUBJECT_PREFIX": subject_prefix}
+    env = {**limits_env(top), "SWITCHBOARD_SUBJECT_PREFIX": subject_prefix, **(part_env or {})}
     results: list[BenchResult] = []
     async with (
         bench_logs() as logs,
-        nats_server(nats_url) as url,
-        bench_connection(url) as nc,
+        nats_server(nats_url) as server,
+        bench_connection(server.url) as nc,
         together(
-            switchboard_part("agent", ["agent", AGENT], nats_url=url, logs=logs, env=env),
-            switchboard_part("orchestrator", ["orchestrator"], nats_url=url, logs=logs, env=env),
-            raw_chain(nc, url),
+            switchboard_part("agent", ["agent", AGENT], nats_url=server.url, logs=logs, env=env),
+            switchboard_part(
+                "orchestrator", ["orchestrator"], nats_url=server.url, logs=logs, env=env
+            ),
+            raw_chain(nc, server.url),
         ) as started,
         Requester(nc, subjects=Subjects(subject_prefix), max_pending=8 * top + 100) as requester,
     ):
+        agent: Part = started[0]
+        orchestrator: Part = started[1]
         chain: RawChain = started[2]
         conversations = Conversations(requester, NOOP)
         ours_send = conversations.sender()
         raw_send = chain.sender(sample_payload(NOOP))
         await conversations.warm_up(min(200, requests), min(10, top))
-        agent, orchestrator = started[0], started[1]
         progress(
-            f"engine: up (agent pid {agent.pid}, orchestrator pid {orchestrator.pid}, NATS {url})"
+            f"engine: up (agent pid {agent.pid}, orchestrator pid {orchestrator.pid}, "
+            f"NATS {server.url})"
         )
+        common = {"nats": server.pid, "bench": os.getpid()}
         for level in concurrency:
             warm = min(1_000, requests)
             await drive(raw_send, requests=warm, concurrency=level)
             await drive(ours_send, requests=warm, concurrency=level)
+            ours_cpu = CpuAccount({"orchestrator": orchestrator.pid, "agent": agent.pid, **common})
+            base_cpu = CpuAccount({**chain.pids, **common})
             ours: list[Run] = []
             base: list[Run] = []
             for r in range(rounds):
-                order = [(raw_send, base), (ours_send, ours)]
+                order = [(raw_send, base, base_cpu), (ours_send, ours, ours_cpu)]
                 if r % 2:
                     order.reverse()
-                for send, into in order:
-                    into.append(await drive(send, requests=requests, concurrency=level))
-            result = BenchResult.compare("engine", level, ours, base)
+                for send, into, cpu in order:
+                    run = drive(send, requests=requests, concurrency=level)
+                    into.append(await cpu.measure(run))
+            result = BenchResult.compare(
+                "engine",
+                level,
+                ours,
+                base,
+                **ours_cpu.per_request_us(),
+                **base_cpu.per_request_us("baseline_"),
+            )
             progress(
                 f"engine c={level}: switchboard {result.rps:.0f} req/s, raw chain "
                 f"{result.baseline_rps:.0f} req/s, ratio {result.ratio:.2f}, p50 "
@@ -88,5 +110,6 @@ async def run_engine(
                 f"{result.errors}"
                 + (f" (first: {conversations.first_error})" if conversations.first_error else "")
             )
+            progress(cpu_summary(ours_cpu, base_cpu))
             results.append(result)
     return results

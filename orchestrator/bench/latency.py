@@ -16,7 +16,7 @@ two-hop nats-py chain whose echo process waits the same ``delay``
 from __future__ import annotations
 
 import statistics
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from ..requester import Requester
 from ..subjects import Subjects
@@ -37,6 +37,7 @@ async def run_llm_latency(
     delay: float = 1.0,
     rounds: int = 1,
     subject_prefix: str = "ai",
+    part_env: Mapping[str, str] | None = None,
     progress: Callable[[str], None] = lambda _: None,
 ) -> list[BenchResult]:
     """All ``conversations`` at once through orchestrator + slow agent, against the raw chain."""
@@ -45,16 +46,19 @@ async def run_llm_latency(
         **limits_env(n),
         "SWITCHBOARD_SUBJECT_PREFIX": subject_prefix,
         DELAY_ENV: str(delay),
+        **(part_env or {}),
     }
     agent = f"orchestrator.bench.agents:{SLEEPER}"
     async with (
         bench_logs() as logs,
-        nats_server(nats_url) as url,
-        bench_connection(url) as nc,
+        nats_server(nats_url) as server,
+        bench_connection(server.url) as nc,
         together(
-            switchboard_part("agent", ["agent", agent], nats_url=url, logs=logs, env=env),
-            switchboard_part("orchestrator", ["orchestrator"], nats_url=url, logs=logs, env=env),
-            raw_chain(nc, url, delay=delay),
+            switchboard_part("agent", ["agent", agent], nats_url=server.url, logs=logs, env=env),
+            switchboard_part(
+                "orchestrator", ["orchestrator"], nats_url=server.url, logs=logs, env=env
+            ),
+            raw_chain(nc, server.url, delay=delay),
         ) as started,
         Requester(nc, subjects=Subjects(subject_prefix), max_pending=2 * n + 100) as requester,
     ):

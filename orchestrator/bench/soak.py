@@ -21,7 +21,7 @@ requests (a rate; no need to soak it).
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -146,11 +146,21 @@ async def run_soak(
     generator: Generator = "auto",
     chunks: int = 10,
     subject_prefix: str = "ai",
+    part_env: Mapping[str, str] | None = None,
     progress: Callable[[str], None] = lambda _: None,
 ) -> list[BenchResult]:
     """Soak the system with ``requests`` conversations; report RSS growth and pending work."""
-    env = {**limits_env(concurrency), "SWITCHBOARD_SUBJECT_PREFIX": subject_prefix}
-    async with bench_logs() as logs, nats_server(nats_url) as url, bench_connection(url) as nc:
+    env = {
+        **limits_env(concurrency),
+        "SWITCHBOARD_SUBJECT_PREFIX": subject_prefix,
+        **(part_env or {}),
+    }
+    async with (
+        bench_logs() as logs,
+        nats_server(nats_url) as server,
+        bench_connection(server.url) as nc,
+    ):
+        url = server.url
         system_cm = (
             _over_http(url, logs, env, concurrency, generator)
             if through_bff

@@ -38,6 +38,7 @@ from ..supervisor import free_port
 __all__ = [
     "PENDING_GAUGES",
     "BenchLogs",
+    "BenchNats",
     "Part",
     "UpSystem",
     "bench_logs",
@@ -67,16 +68,24 @@ _STOP_TIMEOUT = 20.0
 # -- NATS and logs ------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class BenchNats:
+    """The NATS server of a run: its URL, and its pid when the bench started it."""
+
+    url: str
+    pid: int | None = None
+
+
 @contextlib.asynccontextmanager
-async def nats_server(url: str | None, *, jetstream: bool = True) -> AsyncIterator[str]:
+async def nats_server(url: str | None, *, jetstream: bool = True) -> AsyncIterator[BenchNats]:
     """``url`` as given, or an embedded nats-server (JetStream on) for the duration."""
     if url:
-        yield url
+        yield BenchNats(url)
         return
     server = EmbeddedNatsServer(jetstream=jetstream)
     await asyncio.to_thread(server.start)
     try:
-        yield server.url
+        yield BenchNats(server.url, server.pid)
     finally:
         await asyncio.to_thread(server.cleanup)
 

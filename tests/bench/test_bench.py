@@ -1,0 +1,268 @@
+"""``switchboard bench MODE`` through the real CLI, at tiny sizes: correctness, not speed.
+
+Each mode runs as a subprocess exactly as a user runs it (its parts are real
+processes against an embedded nats-server); the JSON must have the one
+result shape, no errors and sane values. The only timing check is
+llm-latency's wall time, because that bound is the behaviour being measured.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from orchestrator.bench.httpload import quantiles
+from orchestrator.bench.load import _lua_string
+from orchestrator.bench.stats import BenchResult, Run
+
+ROOT = Path(__file__).resolve().parents[2]
+
+#: The keys every bench result has (extras are merged in flat next to them).
+SHAPE = {
+    "mode",
+    "concurrency",
+    "rps",
+    "baseline_rps",
+    "ratio",
+    "p50_ms",
+    "p99_ms",
+    "baseline_p50_ms",
+    "baseline_p99_ms",
+    "errors",
+}
+
+
+def _env() -> dict[str, str]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env.pop("OPENAI_API_KEY", None)
+    return env
+
+
+def bench(*args: str, timeout: float = 90.0) -> list[dict[str, Any]]:
+    """Run ``switchboard bench ARGS --json``; the parsed JSON list."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "orchestrator", "bench", *args, "--json"],
+        cwd=ROOT,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    assert proc.returncode == 0, f"exit {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
+    results = json.loads(proc.stdout)
+    assert isinstance(results, list)
+    assert results
+    return results
+
+
+def check_shape(result: dict[str, Any], mode: str) -> None:
+    assert set(result) >= SHAPE, f"missing {SHAPE - set(result)}"
+    assert result["mode"] == mode
+    assert result["errors"] == 0, result
+    assert result["baseline_errors"] == 0, result
+    assert result["rps"] > 0
+    assert result["baseline_rps"] > 0
+    assert result["ratio"] > 0
+    assert result["ratio"] == pytest.approx(result["rps"] / result["baseline_rps"], rel=0.01)
+    for key in ("p50_ms", "p99_ms", "baseline_p50_ms", "baseline_p99_ms"):
+        assert result[key] > 0, key
+    assert result["p50_ms"] <= result["p99_ms"]
+    assert result["baseline_p50_ms"] <= result["baseline_p99_ms"]
+
+
+def test_core() -> None:
+    results = bench("core", "--requests", "200", "--concurrency", "1,10", "--rounds", "1")
+    assert [r["concurrency"] for r in results] == [1, 10]
+    for result in results:
+        check_shape(result, "core")
+
+
+def test_engine() -> None:
+    results = bench("engine", "--requests", "150", "--concurrency", "1,8", "--rounds", "1")
+    assert [r["concurrency"] for r in results] == [1, 8]
+    for result in results:
+        check_shape(result, "engine")
+        assert result["requests"] == 150
+        for part in ("orchestrator", "agent", "nats", "bench", "total"):
+            assert result[f"cpu_us_{part}"] >= 0
+        for part in ("relay", "echo", "nats", "bench", "total"):
+            assert result[f"baseline_cpu_us_{part}"] >= 0
+        assert result["cpu_us_total"] > 0
+
+
+def test_e2e_with_the_python_load_generator() -> None:
+    results = bench(
+        "e2e",
+        "--requests",
+        "120",
+        "--concurrency",
+        "1,6",
+        "--rounds",
+        "1",
+        "--users",
+        "3",
+        "--load-generator",
+        "python",
+    )
+    assert [r["concurrency"] for r in results] == [1, 6]
+    for result in results:
+        check_shape(result, "e2e")
+        assert result["load_generator"] == "python"
+        assert result["users"] == 3
+        assert result["requests"] == 120
+        for part in ("bff", "orchestrator", "agent", "nats", "bench", "total"):
+            assert result[f"cpu_us_{part}"] >= 0
+        assert result["baseline_cpu_us_total"] >= 0
+
+
+@pytest.mark.skipif(
+    shutil.which("wrk") is None, reason="wrk is not installed (apt-get install wrk)"
+)
+def test_soak_through_the_bff_with_wrk() -> None:
+    (result,) = bench(
+        "soak",
+        "--requests",
+        "300",
+        "--concurrency",
+        "6",
+        "--through-bff",
+        "--load-generator",
+        "wrk",
+    )
+    check_shape(result, "soak")
+    assert result["through"] == "bff"
+    assert result["load_generator"] == "wrk"
+    assert result["requests"] >= 300  # wrk also counts answers already in flight at the end
+    for part in ("bff", "orchestrator", "agent"):
+        assert result[f"rss_start_mb_{part}"] > 0
+        assert result[f"rss_end_mb_{part}"] > 0
+        assert result[f"pending_after_{part}"] == 0
+    assert result["pending_after"] == 0
+
+
+def test_soak_over_nats() -> None:
+    (result,) = bench("soak", "--requests", "600", "--concurrency", "10")
+    check_shape(result, "soak")
+    assert result["concurrency"] == 10
+    assert result["through"] == "nats"
+    assert result["requests"] == 600
+    for part in ("orchestrator", "agent"):
+        assert result[f"rss_start_mb_{part}"] > 10
+        assert result[f"rss_growth_mb_{part}"] == pytest.approx(
+            result[f"rss_end_mb_{part}"] - result[f"rss_start_mb_{part}"], abs=0.11
+        )
+        assert result[f"pending_after_{part}"] == 0
+    assert result["pending_after"] == 0
+    assert result["rss_growth_mb"] < 20
+
+
+def test_llm_latency_runs_slow_conversations_side_by_side() -> None:
+    (result,) = bench("llm-latency", "--requests", "100")
+    check_shape(result, "llm-latency")
+    assert result["concurrency"] == 100
+    assert result["delay_s"] == 1.0
+    # 100 conversations whose agent waits 1 s each, all at once: about 1 s, never 100 s.
+    assert 1.0 <= result["wall_s"] < 5.0
+    assert result["overhead_s"] == pytest.approx(result["wall_s"] - 1.0, abs=0.002)
+    assert 1.0 <= result["baseline_wall_s"] < 5.0
+
+
+# -- cleanup -------------------------------------------------------------------------------------
+
+
+def _children(pid: int) -> set[int]:
+    """Every descendant of ``pid`` (from /proc)."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+    found: set[int] = set()
+    frontier = {pid}
+    while frontier:
+        frontier = {child for child, parent in parents.items() if parent in frontier} - found
+        found |= frontier
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="needs /proc")
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_a_stopped_bench_leaves_no_process_behind(sig: signal.Signals) -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "orchestrator", "bench", "engine", "--requests", "1000000"],
+        cwd=ROOT,
+        env=_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stderr is not None
+        for line in proc.stderr:  # the parts are up and the measurement is under way
+            if line.startswith("engine: up"):
+                break
+        time.sleep(1.0)
+        # nats-server, agent, orchestrator, echo, relay (and their children, if any)
+        children = _children(proc.pid)
+        assert len(children) >= 5, children
+        proc.send_signal(sig)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode in (130, 143, -sig), err
+    give_up = time.monotonic() + 10
+    while any(_alive(pid) for pid in children) and time.monotonic() < give_up:
+        time.sleep(0.1)
+    assert not [pid for pid in children if _alive(pid)], err
+
+
+# -- units ---------------------------------------------------------------------------------------
+
+
+def test_quantiles_are_nearest_rank_percentiles() -> None:
+    values = [float(i) for i in range(1, 101)]
+    q = quantiles(values)
+    assert len(q) == 1001
+    assert q[0] == 1.0
+    assert q[500] == 50.0
+    assert q[990] == 99.0
+    assert q[1000] == 100.0
+    assert quantiles([]) == [0.0] * 1001
+
+
+def test_extras_are_merged_flat_into_the_json_object() -> None:
+    run = Run(requests=2, wall_s=1.0, latencies=[0.001, 0.002])
+    result = BenchResult.compare("soak", 4, [run], [run], rss_growth_mb_bff=1.5, pending_after=0)
+    data = result.as_json_object()
+    assert set(data) >= SHAPE
+    assert data["rss_growth_mb_bff"] == 1.5
+    assert data["pending_after"] == 0
+    assert "extras" not in data
+
+
+def test_lua_strings_escape_everything_but_plain_ascii() -> None:
+    assert _lua_string('a"b\\c\né') == '"a\\034b\\092c\\010\\195\\169"'
