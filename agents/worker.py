@@ -103,7 +103,7 @@ class AgentWorker:
             task=task,
             deadline=request.deadline,
             llm=self.llm,
-            log=log.bind(agent=self.agent.name, step=task.task_id),
+            log=log,  # the log context (correlation id, endpoint) is bound per task already
             _progress=request.progress,
         )
         output: Any = await self.agent.handler(task, context)

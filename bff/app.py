@@ -11,6 +11,7 @@ conversation all the way down to the agents.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from dataclasses import dataclass
@@ -105,29 +106,38 @@ class _TooManyFailures(Exception):
 
 
 async def _until_disconnected(request: Request[Any, Any, Any], work: Coroutine[Any, Any, T]) -> T:
-    """Run ``work``; cancel it if the client goes away first (the cancel travels to agents)."""
-    task = asyncio.ensure_future(work)
+    """Run ``work`` in this task; cancel it if the client goes away first.
+
+    One watcher task listens for ``http.disconnect`` and cancels the handler's own task;
+    the cancellation travels down (the requester's cancel notice reaches the agents).
+    """
+    current = asyncio.current_task()
+    assert current is not None
     receive = request.receive
+    disconnected = finished = False
 
-    async def gone() -> None:
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return
+    async def watch() -> None:
+        nonlocal disconnected
+        while (await receive())["type"] != "http.disconnect":
+            pass
+        if not finished:  # too late to matter once the work is done
+            disconnected = True
+            current.cancel()
 
-    watcher = asyncio.ensure_future(gone())
+    watcher = asyncio.ensure_future(watch())
     try:
-        done, _ = await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
-        if task in done:
-            return task.result()
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
-        raise ClientGone
+        return await work
+    except asyncio.CancelledError:
+        if not disconnected:
+            raise
+        current.uncancel()
+        raise ClientGone from None
     finally:
-        for pending in (task, watcher):
-            if not pending.done():
-                pending.cancel()
-        await asyncio.gather(task, watcher, return_exceptions=True)
+        finished = True
+        if not watcher.done():
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
 
 
 def _error(exc: SwitchboardError, correlation_id: str | None) -> Response[Any]:

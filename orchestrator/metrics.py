@@ -99,6 +99,7 @@ class LiveGauge(Collector):
         self.documentation = documentation
         self.labelnames = labelnames
         self._sources: weakref.WeakSet[LiveSource] = weakref.WeakSet()
+        self._seen: set[tuple[str, ...]] = set()  # bounded: labels are bounded by design
         REGISTRY.register(self)
 
     def track(self, source: LiveSource) -> None:
@@ -120,10 +121,12 @@ class LiveGauge(Collector):
         return [GaugeMetricFamily(self.name, self.documentation, labels=self.labelnames)]
 
     def collect(self) -> Iterator[Metric]:
-        totals: dict[tuple[str, ...], float] = {}
+        # Label sets seen before stay, at 0: "nothing pending" is a sample, not a gap.
+        totals: dict[tuple[str, ...], float] = dict.fromkeys(self._seen, 0.0)
         for source in list(self._sources):
             for key, value in source.gauge_values(self.name):
                 totals[key] = totals.get(key, 0.0) + value
+        self._seen.update(totals)
         family = GaugeMetricFamily(self.name, self.documentation, labels=self.labelnames)
         if not self.labelnames:
             family.add_metric([], totals.get((), 0.0))

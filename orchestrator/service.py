@@ -152,8 +152,14 @@ class OrchestratorService:
         events = EventSink(
             conversation.correlation_id,
             subject=self.subjects.events(conversation.correlation_id),
-            publish=lambda subject, data: self.requester.publish(
-                subject, data, correlation_id=conversation.correlation_id
+            publish=(
+                (
+                    lambda subject, data: self.requester.publish(
+                        subject, data, correlation_id=conversation.correlation_id
+                    )
+                )
+                if self.settings.publish_events
+                else None
             ),
             progress=request.progress if request.wants_progress else None,
         )

@@ -98,6 +98,13 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     accept_timeout: Annotated[
         float, _d("Seconds an agent task may wait for a worker to pick it up.", gt=0)
     ] = 5.0
+    publish_events: Annotated[
+        bool,
+        _d(
+            "Publish progress events on ai.events.<correlation_id> for watchers (4+ messages "
+            "per conversation; requesters that ask for progress get them either way)."
+        ),
+    ] = True
     catalog_refresh: Annotated[
         float, _d("Seconds between agent catalog refreshes ($SRV.INFO).", gt=0)
     ] = 5.0

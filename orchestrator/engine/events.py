@@ -53,6 +53,8 @@ class EventSink:
         detail: Any = None,
     ) -> None:
         self.seq += 1
+        if self._publish is None and self._progress is None:
+            return  # nobody to tell: skip the encoding too
         data = encode(
             ProgressEvent(
                 correlation_id=self.correlation_id,

@@ -72,9 +72,24 @@ class Executor:
         running: dict[asyncio.Task[StepResult], str] = {}
         try:
             while waiting or running:
-                for step_id in [
-                    i for i, s in waiting.items() if all(d in results for d in s.depends_on)
-                ]:
+                ready = [i for i, s in waiting.items() if all(d in results for d in s.depends_on)]
+                if len(ready) == 1 and not running:
+                    # Nothing to run beside it (a one-step plan, a chain): no task, no wait.
+                    step = waiting.pop(ready[0])
+                    inputs = {d: outputs.get(d) for d in step.depends_on}
+                    result = await self._step(
+                        step,
+                        inputs,
+                        correlation_id=correlation_id,
+                        user_id=user_id,
+                        deadline=deadline,
+                        events=events,
+                    )
+                    await self._settle(
+                        plan, steps, step.id, result, waiting, results, outputs, events
+                    )
+                    continue
+                for step_id in ready:
                     step = waiting.pop(step_id)
                     inputs = {d: outputs.get(d) for d in step.depends_on}
                     task = asyncio.create_task(
@@ -93,24 +108,9 @@ class Executor:
                 done, _ = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
                 for task in done:
                     step_id = running.pop(task)
-                    result = task.result()
-                    results[step_id] = result
-                    if result.status == "ok":
-                        outputs[step_id] = result.output
-                    elif steps[step_id].required:
-                        for skipped in sorted(dependents(plan, step_id)):
-                            if skipped in waiting:
-                                result = self._skipped(waiting.pop(skipped), step_id)
-                                results[skipped] = result
-                                await events.emit(
-                                    "step_failed",
-                                    step=skipped,
-                                    agent=result.agent,
-                                    detail={
-                                        "code": "skipped",
-                                        "message": result.error.message if result.error else "",
-                                    },
-                                )
+                    await self._settle(
+                        plan, steps, step_id, task.result(), waiting, results, outputs, events
+                    )
         finally:
             for task in running:
                 task.cancel()
@@ -121,6 +121,35 @@ class Executor:
         for result in results.values():
             STEPS.labels(result.agent, result.status).inc()
         return [results[step.id] for step in plan.steps]
+
+    async def _settle(
+        self,
+        plan: Plan,
+        steps: Mapping[str, PlanStep],
+        step_id: str,
+        result: StepResult,
+        waiting: dict[str, PlanStep],
+        results: dict[str, StepResult],
+        outputs: dict[str, Any],
+        events: EventSink,
+    ) -> None:
+        """Record a finished step; a failed required step skips everything that needs it."""
+        results[step_id] = result
+        if result.status == "ok":
+            outputs[step_id] = result.output
+            return
+        if not steps[step_id].required:
+            return
+        for skipped in sorted(dependents(plan, step_id)):
+            if skipped in waiting:
+                skip = self._skipped(waiting.pop(skipped), step_id)
+                results[skipped] = skip
+                await events.emit(
+                    "step_failed",
+                    step=skipped,
+                    agent=skip.agent,
+                    detail={"code": "skipped", "message": skip.error.message if skip.error else ""},
+                )
 
     async def _step(
         self,

@@ -289,3 +289,31 @@ async def test_naming_an_agent_that_is_not_running_is_a_clear_error(
     with pytest.raises(RemoteError, match="not running: teleporter") as caught:
         await converse(requester, "beam me up", agents=["teleporter", "clock"])
     assert caught.value.code.value == "bad_request"
+
+
+async def test_events_can_be_kept_off_the_bus(
+    settings: Settings, requester: Requester, nats_client: NATS
+) -> None:
+    from agents import builtin_agents
+
+    quiet = msgspec.structs.replace(settings, publish_events=False)
+    watched: list[bytes] = []
+
+    async def watch(msg: nats.aio.msg.Msg) -> None:
+        watched.append(msg.data)
+
+    sub = await nats_client.subscribe("ai.events.>", cb=watch)
+    async with agents_running(quiet, *builtin_agents().values()), orchestrator_running(quiet):
+        request = ConversationRequest(correlation_id="conv-q-1", user_id="q", message="what is 1+1")
+        kinds = []
+        async with requester.stream(
+            "ai.orchestrator.converse", encode(request), correlation_id="conv-q-1", timeout=20
+        ) as replies:
+            async for msg in replies:
+                if (msg.headers or {}).get(KIND) == "progress":
+                    kinds.append(decode(msg.data, ProgressEvent).kind)
+    await nats_client.flush()
+    await sub.unsubscribe()
+    assert kinds[0] == "planned"  # the requester that asked still sees the progress
+    assert kinds[-1] == "answered"
+    assert watched == []  # nothing on ai.events
