@@ -158,17 +158,19 @@ class AgentCatalog:
             self._refreshed_at = now
             return found
 
-    async def get(self, names: list[str] | None = None) -> dict[str, AgentInfo]:
-        """The catalog (restricted to ``names``), refreshed first if empty or missing a name."""
+    async def get(self, names: list[str] | None = None) -> Mapping[str, AgentInfo]:
+        """The catalog (restricted to ``names``), refreshed first if empty or missing a name.
+
+        The mapping is never changed in place (a refresh replaces it): no copy is needed.
+        """
         wanted = set(names) if names else None
         stale = not self._agents or (wanted and not wanted <= set(self._agents))
         # Not on every request (do not hammer the service API), but soon when empty.
         if stale and self.age > (0.1 if not self._agents else 0.5):
             await self.refresh()
-        agents = dict(self._agents)
-        if wanted is not None:
-            agents = {name: info for name, info in agents.items() if name in wanted}
-        return agents
+        if wanted is None:
+            return self._agents
+        return {name: info for name, info in self._agents.items() if name in wanted}
 
     async def _loop(self) -> None:
         while True:
