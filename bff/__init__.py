@@ -4,6 +4,7 @@ from .app import BffState, create_app, metrics_middleware
 from .auth import LOCAL_USER, ApiKeys, AuthRateLimiter, Unauthorized
 from .gateway import Gateway
 from .limits import InFlightLimiter
+from .openapi import ContractJsonRenderPlugin, ContractSwaggerRenderPlugin, contract_schemas
 from .problems import PROBLEM_MEDIA_TYPE, Problem, problem, status_for
 from .process import build_bff, is_loopback, run_bff
 from .schemas import ChatRequest
@@ -16,12 +17,15 @@ __all__ = [
     "AuthRateLimiter",
     "BffState",
     "ChatRequest",
+    "ContractJsonRenderPlugin",
+    "ContractSwaggerRenderPlugin",
     "Gateway",
     "HttpServer",
     "InFlightLimiter",
     "Problem",
     "Unauthorized",
     "build_bff",
+    "contract_schemas",
     "create_app",
     "is_loopback",
     "metrics_middleware",

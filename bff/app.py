@@ -25,7 +25,6 @@ from litestar.di import NamedDependency, Provide
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.datastructures import ResponseSpec
-from litestar.openapi.plugins import JsonRenderPlugin, SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
 from litestar.params import FromPath, JSONBody
 from litestar.response import File, ServerSentEvent, ServerSentEventMessage
@@ -50,6 +49,7 @@ from orchestrator.metrics import HTTP_DURATION, HTTP_REJECTED, HTTP_REQUESTS
 from .auth import ApiKeys, AuthRateLimiter, Unauthorized
 from .gateway import Gateway
 from .limits import InFlightLimiter
+from .openapi import ContractJsonRenderPlugin, ContractSwaggerRenderPlugin
 from .problems import PROBLEM_MEDIA_TYPE, Problem, problem
 from .schemas import ChatRequest
 
@@ -360,6 +360,14 @@ def _http(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
     return problem(code, detail, status=status)
 
 
+def _undecodable(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    """Litestar's body decoding lets these through: a body that is not UTF-8, or nested
+    too deeply to parse. They are the client's mistakes, never a 500."""
+    if isinstance(exc, RecursionError):
+        return problem(ErrorCode.BAD_REQUEST, "The JSON body is nested too deeply.")
+    return problem(ErrorCode.BAD_REQUEST, "The body is not valid UTF-8 JSON.")
+
+
 def _unauthorized(request: Request[Any, Any, Any], exc: Unauthorized) -> Response[Any]:
     return problem(ErrorCode.UNAUTHORIZED, str(exc))
 
@@ -425,14 +433,14 @@ def create_app(bff: BffState) -> Litestar:
         description="Correlation-routed multi-agent orchestration over NATS.",
         path="/docs",
         render_plugins=[
-            SwaggerRenderPlugin(
+            ContractSwaggerRenderPlugin(
                 path="/",
                 favicon=FAVICON,
                 js_url="/docs-assets/swagger-ui-bundle.js",
                 css_url="/docs-assets/swagger-ui.css",
                 standalone_preset_js_url="/docs-assets/swagger-ui-standalone-preset.js",
             ),
-            JsonRenderPlugin(path="/openapi.json"),
+            ContractJsonRenderPlugin(path="/openapi.json"),
         ],
         components=Components(
             security_schemes={
@@ -462,6 +470,8 @@ def create_app(bff: BffState) -> Litestar:
             ValidationException: _validation,
             HTTPException: _http,
             Unauthorized: _unauthorized,
+            UnicodeError: _undecodable,
+            RecursionError: _undecodable,
             _TooManyFailures: _too_many,
             SwitchboardError: _switchboard,
             Exception: _internal,

@@ -59,7 +59,7 @@ class Gateway:
             message=body.message,
             conversation_id=body.conversation_id,
             timeout_s=timeout,
-            agents=body.agents,
+            agents=body.agents or None,
         )
         return encode(request), timeout
 
@@ -76,7 +76,7 @@ class Gateway:
                     correlation_id=correlation_id,
                     deadline=deadline,
                     heartbeat=self.heartbeat,
-                    accept_timeout=min(self.accept_timeout, timeout),
+                    accept_timeout=min(self.accept_timeout, timeout + REPLY_MARGIN),
                 )
             except SwitchboardError as exc:
                 if attempt == 1 and exc.retryable and deadline.remaining() > 1.0:
@@ -97,7 +97,7 @@ class Gateway:
             correlation_id=correlation_id,
             deadline=Deadline.after(timeout + REPLY_MARGIN),
             heartbeat=self.heartbeat,
-            accept_timeout=min(self.accept_timeout, timeout),
+            accept_timeout=min(self.accept_timeout, timeout + REPLY_MARGIN),
         ) as replies:
             async for msg in replies:
                 if (msg.headers or {}).get(KIND) == Kind.PROGRESS:

@@ -11,8 +11,11 @@ from orchestrator import MAX_MESSAGE_CHARS, AgentName, CorrelationId
 __all__ = ["ChatRequest"]
 
 
-class ChatRequest(Struct, kw_only=True, forbid_unknown_fields=True):
-    """``POST /v1/chat`` and ``POST /v1/chat/stream``."""
+class ChatRequest(Struct, kw_only=True):
+    """``POST /v1/chat`` and ``POST /v1/chat/stream``.
+
+    Unknown fields are ignored (as in every Switchboard message: newer clients keep working).
+    """
 
     message: Annotated[
         str, Meta(min_length=1, max_length=MAX_MESSAGE_CHARS, description="The question or task.")
@@ -24,10 +27,11 @@ class ChatRequest(Struct, kw_only=True, forbid_unknown_fields=True):
         ]
         | None
     ) = None
-    agents: (
-        Annotated[list[AgentName], Meta(max_length=64, description="Only plan with these agents.")]
-        | None
-    ) = None
-    timeout_s: (
-        Annotated[float, Meta(gt=0, le=600, description="Seconds the answer may take.")] | None
-    ) = None
+    agents: Annotated[
+        list[AgentName],
+        Meta(max_length=64, description="Only plan with these agents (empty: any agent)."),
+    ] = []
+    timeout_s: Annotated[
+        float,
+        Meta(ge=0, le=600, description="Seconds the answer may take (0: the server's default)."),
+    ] = 0.0

@@ -9,7 +9,13 @@ CLI). ``agents`` and ``bff`` build on the names exported here.
 from . import headers, metrics
 from .catalog import ROLE_AGENT, ROLE_KEY, AgentCatalog, AgentInfo, agent_metadata
 from .codec import DEFAULT_MAX_PAYLOAD, decode, encode
-from .connection import ConnectionEvents, connect, is_permission_error, translate_nats_error
+from .connection import (
+    ConnectionEvents,
+    connect,
+    fits,
+    is_permission_error,
+    translate_nats_error,
+)
 from .consumer import GlobalMessageConsumer
 from .correlation import (
     CorrelationTracker,
@@ -172,6 +178,7 @@ __all__ = [
     "discover",
     "encode",
     "find_nats_server",
+    "fits",
     "get_logger",
     "headers",
     "is_permission_error",

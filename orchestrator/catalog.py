@@ -20,6 +20,7 @@ import structlog
 from nats.aio.client import Client as NATS
 
 from .discovery import ServiceInfo, discover
+from .subjects import is_safe_token
 
 __all__ = ["ROLE_AGENT", "ROLE_KEY", "AgentCatalog", "AgentInfo", "agent_metadata"]
 
@@ -27,6 +28,11 @@ log = structlog.get_logger("switchboard.catalog")
 
 ROLE_KEY = "switchboard.role"
 ROLE_AGENT = "agent"
+
+#: Bounds on what an agent may advertise (names become subjects; hints are run on clauses).
+MAX_NAME = 64
+MAX_HINTS = 64
+MAX_HINT = 200
 
 
 class AgentInfo(msgspec.Struct, kw_only=True, frozen=True):
@@ -60,15 +66,21 @@ def _parse(raw: bytes) -> AgentInfo | None:
         return None
     if info.metadata.get(ROLE_KEY) != ROLE_AGENT or not info.endpoints:
         return None
+    if not is_safe_token(info.name) or len(info.name) > MAX_NAME:
+        log.warning("agent with an unusable name ignored", name=info.name[:80])
+        return None
     endpoint = info.endpoints[0]
     meta = endpoint.metadata or {}
 
     def strings(key: str) -> tuple[str, ...]:
+        """A JSON list of short strings from the metadata; bounded (it comes from outside)."""
         try:
             value = json.loads(meta.get(key, "[]"))
-        except ValueError:
+        except (ValueError, RecursionError):
             return ()
-        return tuple(str(v) for v in value) if isinstance(value, list) else ()
+        if not isinstance(value, list):
+            return ()
+        return tuple(str(v)[:MAX_HINT] for v in value[:MAX_HINTS])
 
     return AgentInfo(
         name=info.name,

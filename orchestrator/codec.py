@@ -73,4 +73,10 @@ def decode(
         else:
             message = f"Invalid {_type_name(type_)}: the payload is not valid JSON ({exc})."
         raise DecodeError(message) from exc
+    except UnicodeError as exc:  # invalid UTF-8 in a string; a lone surrogate in a str input
+        raise DecodeError(
+            f"Invalid {_type_name(type_)}: the payload is not valid UTF-8 text."
+        ) from exc
+    except RecursionError as exc:  # free-form fields (inputs, output, detail) nested too deep
+        raise DecodeError(f"Invalid {_type_name(type_)}: the JSON is nested too deeply.") from exc
     return result

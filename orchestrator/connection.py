@@ -32,7 +32,13 @@ from .errors import (
 )
 from .metrics import NATS_CONNECTED, NATS_DISCONNECTS, NATS_ERRORS, NATS_RECONNECTS
 
-__all__ = ["ConnectionEvents", "connect", "is_permission_error", "translate_nats_error"]
+__all__ = [
+    "ConnectionEvents",
+    "connect",
+    "fits",
+    "is_permission_error",
+    "translate_nats_error",
+]
 
 log = structlog.get_logger("switchboard.nats")
 
@@ -47,6 +53,18 @@ class ConnectionEvents:
         self.on_reconnect: list[Listener] = []
         self.on_disconnect: list[Listener] = []
         self.on_error: list[ErrorListener] = []
+
+
+def fits(nc: NATS, data: bytes, headers: dict[str, str] | None) -> bool:
+    """Whether a message fits the server's ``max_payload`` -- headers included.
+
+    nats-py checks only the payload; a message whose payload fits but whose headers push
+    it over makes the server close the connection for good. Check before publishing.
+    """
+    size = len(data)
+    if headers:
+        size += 12 + sum(len(k.encode()) + len(v.encode()) + 4 for k, v in headers.items())
+    return size <= nc.max_payload
 
 
 def is_permission_error(exc: BaseException) -> bool:

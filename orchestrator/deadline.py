@@ -40,12 +40,11 @@ class Deadline:
         Raises:
             DecodeError: the value is not a whole number of milliseconds.
         """
-        try:
-            ms = int(value)
-        except ValueError:
+        if not (value.isascii() and value.isdigit()) or len(value) > 16:
             raise DecodeError(
                 f"The Switchboard-Deadline header {value[:40]!r} is not unix time in milliseconds."
-            ) from None
+            )
+        ms = int(value)
         if ms <= 0:
             raise DecodeError(f"The Switchboard-Deadline header {ms} is not a positive time.")
         return cls(ms / 1000.0)

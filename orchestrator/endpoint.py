@@ -38,7 +38,7 @@ from nats.aio.client import Client as NATS
 
 from . import headers as h
 from .codec import DEFAULT_MAX_PAYLOAD, decode, encode
-from .connection import translate_nats_error
+from .connection import fits, translate_nats_error
 from .deadline import Deadline
 from .errors import DecodeError, ErrorCode, SwitchboardError
 from .messages import ErrorInfo, ErrorReply
@@ -342,11 +342,10 @@ class Endpoint:
         if request.reply:
             self._by_reply[request.reply] = task
         task.add_done_callback(self._finished)
-        raw_heartbeat = request.headers.get(h.HEARTBEAT)
-        if raw_heartbeat is not None and request.reply:
-            with contextlib.suppress(ValueError):
-                request.heartbeat = max(0.01, int(raw_heartbeat) / 1000.0)
-                self._ensure_ticker()
+        heartbeat = _milliseconds(request.headers.get(h.HEARTBEAT))
+        if heartbeat is not None and request.reply:
+            request.heartbeat = max(0.01, heartbeat)
+            self._ensure_ticker()
 
     async def _run(self, request: Request) -> None:
         started = time.perf_counter_ns()
@@ -380,7 +379,7 @@ class Endpoint:
                     ErrorCode.SHUTTING_DOWN,
                     f"The {self.name} worker shut down before finishing; retry elsewhere.",
                 )
-            data = self._error_body(request, request.error)
+            data = self._error_payload(request, request.error)
         finally:
             elapsed = time.perf_counter_ns() - started
             self.stats.processing_time_ns += elapsed
@@ -418,6 +417,26 @@ class Endpoint:
             hdrs[h.CORRELATION_ID] = request.correlation_id
         if error is not None:
             hdrs[h.ERROR] = error
+        if not fits(self._nc, data, hdrs):
+            # Too big for the server (it would drop our connection): the requester gets a
+            # too_large error instead of waiting for its deadline; progress is just skipped.
+            log.warning(
+                "reply too large for NATS",
+                endpoint=self.name,
+                size=len(data),
+                kind=kind.value,
+                correlation_id=request.correlation_id,
+            )
+            if kind is not h.Kind.FINAL:
+                return
+            info = ErrorInfo(
+                ErrorCode.TOO_LARGE,
+                f"The {self.name} worker's answer ({len(data)} bytes) is larger than NATS "
+                f"allows ({self._nc.max_payload} bytes).",
+            )
+            request.error = info
+            data = default_error_body(request, info)
+            hdrs[h.ERROR] = info.code
         try:
             await self._nc.publish(request.reply, data, headers=hdrs)
         except Exception as exc:  # the requester will time out; nothing else to do
@@ -429,6 +448,14 @@ class Endpoint:
                 error=type(exc).__name__,
             )
 
+    def _error_payload(self, request: Request, info: ErrorInfo) -> bytes:
+        """The service's error body; if building it fails, the generic one (never no reply)."""
+        try:
+            return self._error_body(request, info)
+        except Exception:
+            log.exception("error body failed; sending the generic one", endpoint=self.name)
+            return default_error_body(request, info)
+
     async def _reject(self, msg: Msg, code: ErrorCode, message: str) -> None:
         ENDPOINT_REJECTED.labels(self.name, code.value).inc()
         request = Request(self, msg, Deadline.after(0))
@@ -439,7 +466,9 @@ class Endpoint:
             code=code.value,
             correlation_id=request.correlation_id,
         )
-        await self._send(request, self._error_body(request, info), h.Kind.FINAL, error=code.value)
+        await self._send(
+            request, self._error_payload(request, info), h.Kind.FINAL, error=code.value
+        )
 
     # -- concurrency, heartbeats, cancellation -----------------------------------------------
 
@@ -502,6 +531,13 @@ class Endpoint:
         )
 
 
+def _milliseconds(value: str | None) -> float | None:
+    """A header of whole milliseconds, in seconds; None when absent or not plain digits."""
+    if value is None or not (value.isascii() and value.isdigit()) or len(value) > 9:
+        return None
+    return int(value) / 1000.0
+
+
 # -- the layers around every handler -----------------------------------------------------------
 
 
@@ -542,7 +578,7 @@ def _error_layer(endpoint: Endpoint, inner: Handler) -> Handler:
             )
             log.exception("handler crashed", endpoint=endpoint.name)
         request.error = info
-        return endpoint._error_body(request, info)
+        return endpoint._error_payload(request, info)
 
     return with_errors
 

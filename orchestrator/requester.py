@@ -19,7 +19,7 @@ from nats.aio.client import Client as NATS
 
 from . import headers as h
 from .codec import DEFAULT_MAX_PAYLOAD, decode, encode
-from .connection import ConnectionEvents, translate_nats_error
+from .connection import ConnectionEvents, fits, translate_nats_error
 from .consumer import GlobalMessageConsumer
 from .correlation import (
     CorrelationTracker,
@@ -29,6 +29,7 @@ from .correlation import (
     remote_error,
 )
 from .deadline import Deadline
+from .errors import PayloadTooLargeError
 from .metrics import CANCEL_NOTICES
 from .subjects import Subjects
 
@@ -260,6 +261,13 @@ class Requester:
         hdrs = dict(headers) if headers else {}
         if correlation_id is not None:
             hdrs[h.CORRELATION_ID] = correlation_id
+        if not fits(self._nc, data, hdrs):
+            raise PayloadTooLargeError(
+                f"The message to {subject} exceeds the NATS server's max_payload "
+                f"({self._nc.max_payload} bytes) with its headers.",
+                size=len(data),
+                limit=self._nc.max_payload,
+            )
         try:
             await self._nc.publish(subject, data, headers=hdrs or None)
         except Exception as exc:
@@ -308,6 +316,14 @@ class Requester:
             hdrs[h.PROGRESS] = "1"
         if headers:
             hdrs.update(headers)
+        if not fits(self._nc, data, hdrs):
+            self.tracker.discard(entry)
+            raise PayloadTooLargeError(
+                f"Request {correlation_id} to {subject} is {len(data)} bytes: with its headers "
+                f"it exceeds the NATS server's max_payload ({self._nc.max_payload} bytes).",
+                size=len(data),
+                limit=self._nc.max_payload,
+            )
         try:
             await self._nc.publish(subject, data, reply=self._prefix + entry.token, headers=hdrs)
         except BaseException as exc:

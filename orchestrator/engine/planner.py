@@ -16,6 +16,7 @@ import re
 from collections.abc import Mapping, Sequence
 
 import msgspec
+import regex
 import structlog
 
 from ..catalog import AgentInfo
@@ -97,19 +98,35 @@ def split_clauses(message: str) -> list[str]:
     return result
 
 
+#: Most time one agent pattern may take on one clause. Patterns come from the agents
+#: (over $SRV.INFO): a pathological one must not stall the orchestrator's event loop, so
+#: they run on the ``regex`` engine, which can stop a match that takes too long.
+PATTERN_TIMEOUT = 0.02
+
+
 @functools.lru_cache(maxsize=1024)
-def _compiled(pattern: str) -> re.Pattern[str] | None:
+def _compiled(pattern: str) -> regex.Pattern[str] | None:
     try:
-        return re.compile(pattern, re.IGNORECASE)
-    except re.error:
+        return regex.compile(pattern, regex.IGNORECASE)
+    except (regex.error, RecursionError, ValueError):
         return None
+
+
+def _matches(pattern: str, clause: str) -> bool:
+    compiled = _compiled(pattern)
+    if compiled is None:
+        return False
+    try:
+        return compiled.search(clause, timeout=PATTERN_TIMEOUT) is not None
+    except TimeoutError:
+        log.warning("agent pattern too slow; ignored for this clause", pattern=pattern[:80])
+        return False
 
 
 def _score(clause: str, agent: AgentInfo) -> int:
     score = 0
     for pattern in agent.patterns:
-        compiled = _compiled(pattern)
-        if compiled is not None and compiled.search(clause):
+        if _matches(pattern, clause):
             score += 3
     words = set(_WORD.findall(clause.lower()))
     score += sum(1 for keyword in agent.keywords if keyword.lower() in words)

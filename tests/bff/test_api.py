@@ -152,7 +152,7 @@ def test_a_keys_file_may_hold_digests_only(tmp_path: Path) -> None:
         (b"", 400),
         (b'{"message": 42}', 400),
         (b'{"message": ""}', 400),
-        (b'{"message": "hi", "surprise": true}', 400),
+        (b'{"message": "hi", "agents": ["a.b"]}', 400),
         (b'{"message": "hi", "conversation_id": "a.b"}', 400),
         (b'{"message": "hi", "timeout_s": -1}', 400),
         (b'["message"]', 400),

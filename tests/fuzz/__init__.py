@@ -1,0 +1,1 @@
+"""The bad-input suite: decoders, served subjects and the HTTP API under hostile input."""
