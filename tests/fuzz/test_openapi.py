@@ -60,7 +60,9 @@ def sse_conformance(ctx: Any, response: Any, case: Any) -> bool | None:
         return None
     events: list[tuple[str, str]] = []
     for block in response.content.decode().replace("\r\n", "\n").split("\n\n"):
-        fields = dict(line.split(": ", 1) for line in block.splitlines() if line and ": " in line)
+        # SSE lines end at \n only (splitlines() would also cut at U+2028 and friends, which
+        # JSON strings may hold unescaped).
+        fields = dict(line.split(": ", 1) for line in block.split("\n") if line and ": " in line)
         if "event" in fields:
             events.append((fields["event"], fields.get("data", "")))
     assert events, f"an event stream with no events: {response.content[:300]!r}"
