@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -101,7 +102,9 @@ async def test_a_non_loopback_bind_without_keys_is_refused(nats_url: str) -> Non
 
 async def test_the_cli_refuses_a_public_bind_without_keys(nats_url: str) -> None:
     proc = await asyncio.create_subprocess_exec(
-        "switchboard",
+        sys.executable,
+        "-m",
+        "orchestrator",
         "bff",
         "--nats-url",
         nats_url,

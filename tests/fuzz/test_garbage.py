@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -471,6 +472,17 @@ def test_garbage_publishes_without_a_reply_subject_are_counted_and_dropped(
     for subject in SERVED:
         items.append((subject, b"x" * (ENDPOINT_MAX_PAYLOAD + 1), None))
     publish_all(live, items)
+
+    def counted() -> bool:
+        # A flush only says the server has them: wait until the workers counted them all.
+        bad_after, big_after = served_counts("bad_request"), rejected_counts("too_large")
+        return all(bad_after[s] == bad_before[s] + 2 * len(GARBAGE) for s in DECODING) and all(
+            big_after[s] == big_before[s] + 1 for s in SERVED
+        )
+
+    give_up = time.monotonic() + 20
+    while not counted() and time.monotonic() < give_up:
+        time.sleep(0.05)
     live.wait_idle()
     bad_after, big_after = served_counts("bad_request"), rejected_counts("too_large")
     for subject in DECODING:
