@@ -125,10 +125,8 @@ def test_e2e_with_the_python_load_generator() -> None:
         assert result["baseline_cpu_us_total"] >= 0
 
 
-@pytest.mark.skipif(
-    shutil.which("wrk") is None, reason="wrk is not installed (apt-get install wrk)"
-)
 def test_soak_through_the_bff_with_wrk() -> None:
+    assert shutil.which("wrk"), "wrk is not installed: apt-get install wrk (scripts/test does)"
     (result,) = bench(
         "soak",
         "--requests",
@@ -207,9 +205,9 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
-@pytest.mark.skipif(not Path("/proc").is_dir(), reason="needs /proc")
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_a_stopped_bench_leaves_no_process_behind(sig: signal.Signals) -> None:
+    assert Path("/proc").is_dir(), "this test reads /proc (Linux)"
     proc = subprocess.Popen(
         [sys.executable, "-m", "orchestrator", "bench", "engine", "--requests", "1000000"],
         cwd=ROOT,
