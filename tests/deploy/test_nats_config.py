@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import subprocess
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
@@ -27,17 +26,14 @@ from nats.aio.msg import Msg
 from orchestrator.discovery import discover
 from orchestrator.embedded import EmbeddedNatsServer, find_nats_server
 from orchestrator.kv import KVBucket
-from tests.helpers import eventually
+from tests.helpers import eventually, free_port
+from tests.support.nats_users import dev_env, password
 
-from .conftest import NATS_DIR, dev_env, render
+from .conftest import NATS_DIR, render
 
 CONFIGS = ("nats.conf", "cluster-node.conf")
 #: How long "nothing arrived" is watched for, after both sides flushed.
 QUIET = 0.2
-
-
-def password(user: str) -> str:
-    return dev_env()["NATS_PASSWORD_" + user.upper().replace("-", "_")]
 
 
 async def _ignore(exc: Exception) -> None:
@@ -407,12 +403,6 @@ async def test_ops_user_watches_events_but_reads_no_part_inbox(login):
 # -- the 3-node cluster config -----------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _cluster_node(name: str, cluster_port: int, routes: list[str], workdir: Path):
     env = {**dev_env(), "POD_NAME": name}
     env.update({f"NATS_ROUTE_{i}": route for i, route in enumerate(routes)})
@@ -442,7 +432,7 @@ class Cluster:
 def cluster(tmp_path_factory) -> Iterator[Cluster]:
     """cluster-node.conf x 3 on loopback, routes with the route user's password."""
     workdir = tmp_path_factory.mktemp("cluster")
-    ports = [_free_port() for _ in range(3)]
+    ports = [free_port() for _ in range(3)]
     secret = dev_env()["NATS_ROUTE_PASSWORD"]
     routes = [f"nats://route:{secret}@127.0.0.1:{port}" for port in ports]
     nodes: list[EmbeddedNatsServer] = []

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -22,6 +21,7 @@ import httpx
 import pytest
 import yaml
 
+from tests.helpers import free_port
 from tests.support.up import UpProcess, start_up
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -63,12 +63,6 @@ def concrete(expr: str) -> str:
         .replace("$job", ".*")
         .replace("$instance", ".*")
     )
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def exported(texts: list[str]) -> tuple[set[str], set[str]]:

@@ -18,20 +18,9 @@ from agents import builtin_agents
 from bff import build_bff
 from orchestrator import ConnectionClosedError, EmbeddedNatsServer, Runtime, Settings
 from tests.support.fake_openai import FakeOpenAI, Reply
+from tests.support.nats_users import NATS_DIR, dev_env, password
 from tests.support.system import agents_running, make_settings, orchestrator_running
 from tests.support.up import start_up
-
-ROOT = Path(__file__).resolve().parents[2]
-NATS_DIR = ROOT / "deploy" / "nats"
-
-
-def dev_env() -> dict[str, str]:
-    values = {}
-    for line in (NATS_DIR / "dev.env").read_text().splitlines():
-        if line.strip() and not line.startswith("#"):
-            key, _, value = line.partition("=")
-            values[key.strip()] = value.strip()
-    return values
 
 
 @contextlib.asynccontextmanager
@@ -46,8 +35,9 @@ async def secured_nats() -> AsyncIterator[EmbeddedNatsServer]:
 
 
 def as_part(url: str, user: str, inbox: str = "_INBOX", **more: object) -> Settings:
-    password = dev_env()[f"NATS_PASSWORD_{user.upper().replace('-', '_')}"]
-    return make_settings(url, nats_user=user, nats_password=password, inbox_prefix=inbox, **more)
+    return make_settings(
+        url, nats_user=user, nats_password=password(user), inbox_prefix=inbox, **more
+    )
 
 
 async def test_each_part_works_with_its_own_credentials() -> None:
@@ -84,11 +74,10 @@ async def test_the_bff_credentials_cannot_read_anyones_events() -> None:
         async def on_error(exc: Exception) -> None:
             errors.append(str(exc))
 
-        env = dev_env()
         nc = await nats.connect(
             server.url,
             user="bff",
-            password=env["NATS_PASSWORD_BFF"],
+            password=password("bff"),
             inbox_prefix="_INBOX_bff",
             error_cb=on_error,
         )
@@ -98,7 +87,7 @@ async def test_the_bff_credentials_cannot_read_anyones_events() -> None:
             seen.append(msg.data)
 
         await nc.subscribe("ai.events.>", cb=collect)
-        ops = await nats.connect(server.url, user="ops", password=env["NATS_PASSWORD_OPS"])
+        ops = await nats.connect(server.url, user="ops", password=password("ops"))
         await ops.publish("ai.events.conv-alice-1", b'{"kind": "answered"}')
         await ops.flush()
         await asyncio.sleep(0.5)

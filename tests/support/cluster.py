@@ -42,7 +42,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import tempfile
 import time
 from collections.abc import AsyncIterator
@@ -53,6 +52,8 @@ import httpx
 import pytest_asyncio
 
 from orchestrator.embedded import find_nats_server
+from tests.helpers import free_port
+from tests.support.nats_users import NATS_DIR, dev_env, password
 
 __all__ = [
     "CONFIG",
@@ -66,32 +67,8 @@ __all__ = [
     "running_cluster",
 ]
 
-ROOT = Path(__file__).resolve().parents[2]
-NATS_DIR = ROOT / "deploy" / "nats"
 CONFIG = NATS_DIR / "cluster-node.conf"
 ROUTE_USER = "route"
-
-
-def dev_env() -> dict[str, str]:
-    """The throwaway passwords and variables of deploy/nats/dev.env."""
-    values: dict[str, str] = {}
-    for raw in (NATS_DIR / "dev.env").read_text().splitlines():
-        line = raw.strip()
-        if line and not line.startswith("#"):
-            name, _, value = line.partition("=")
-            values[name.strip()] = value.strip()
-    return values
-
-
-def password(user: str) -> str:
-    """The dev.env password of a NATS user of auth.conf (``bff``, ``agent-calculator`` ...)."""
-    return dev_env()["NATS_PASSWORD_" + user.upper().replace("-", "_")]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class NatsNode:
