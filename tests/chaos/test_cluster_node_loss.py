@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from tests.support.cluster import NatsCluster, password
+from tests.support.nats_users import login
 
 from .report import REPLY_MARGIN, Report, arithmetic, finish, ok_since, run_users, until
 
@@ -30,14 +31,6 @@ USERS = 12
 TIMEOUT_S = 4.0
 ORCHESTRATOR = "switchboard-orchestrator-orchestrator"
 AGENT = "switchboard-agent-calculator"
-
-
-def login(user: str, inbox: str | None = None) -> dict[str, str]:
-    """The settings of a part that logs in as ``user`` of auth.conf."""
-    env = {"SWITCHBOARD_NATS_USER": user, "SWITCHBOARD_NATS_PASSWORD": password(user)}
-    if inbox:
-        env["SWITCHBOARD_INBOX_PREFIX"] = inbox
-    return env
 
 
 async def test_one_cluster_node_killed_under_load(

@@ -19,6 +19,7 @@ import pytest
 from bff.schemas import ChatRequest
 from orchestrator import SwitchboardError
 from tests.support.cluster import NatsCluster, password
+from tests.support.nats_users import login
 
 from .report import Report
 
@@ -28,13 +29,6 @@ if TYPE_CHECKING:
 pytestmark = pytest.mark.slow
 
 TIMEOUT_S = 4.0
-
-
-def login(user: str, inbox: str | None = None) -> dict[str, str]:
-    env = {"SWITCHBOARD_NATS_USER": user, "SWITCHBOARD_NATS_PASSWORD": password(user)}
-    if inbox:
-        env["SWITCHBOARD_INBOX_PREFIX"] = inbox
-    return env
 
 
 async def test_an_unavailable_history_bucket_costs_no_answer_and_no_deadline(

@@ -21,3 +21,11 @@ def dev_env() -> dict[str, str]:
 def password(user: str) -> str:
     """The dev.env password of a NATS user of auth.conf (``bff``, ``agent-calculator`` ...)."""
     return dev_env()["NATS_PASSWORD_" + user.upper().replace("-", "_")]
+
+
+def login(user: str, inbox: str | None = None) -> dict[str, str]:
+    """The environment of a part that logs in as ``user`` of auth.conf (and its inbox prefix)."""
+    env = {"SWITCHBOARD_NATS_USER": user, "SWITCHBOARD_NATS_PASSWORD": password(user)}
+    if inbox:
+        env["SWITCHBOARD_INBOX_PREFIX"] = inbox
+    return env
