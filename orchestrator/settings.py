@@ -218,7 +218,6 @@ def settings_table() -> str:
         description = ""
         if isinstance(meta, msgspec.inspect.Metadata):
             description = (meta.extra_json_schema or {}).get("description", "") or ""
-        description = description or _description(field.name)
         env = env_name(field.name)
         if field.name in ALIASES:
             env += f" ({ALIASES[field.name]})"
@@ -229,11 +228,3 @@ def settings_table() -> str:
         )
     return "\n".join(rows)
 
-
-def _description(name: str) -> str:
-    hints = Settings.__annotations__.get(name)
-    metadata = getattr(hints, "__metadata__", ())
-    for meta in metadata:
-        if isinstance(meta, Meta) and meta.description:
-            return meta.description
-    return ""
