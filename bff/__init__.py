@@ -8,7 +8,6 @@ from .openapi import ContractJsonRenderPlugin, ContractSwaggerRenderPlugin, cont
 from .problems import PROBLEM_MEDIA_TYPE, Problem, problem, status_for
 from .process import build_bff, is_loopback, run_bff
 from .schemas import ChatRequest
-from .server import HttpServer
 
 __all__ = [
     "LOCAL_USER",
@@ -20,7 +19,6 @@ __all__ = [
     "ContractJsonRenderPlugin",
     "ContractSwaggerRenderPlugin",
     "Gateway",
-    "HttpServer",
     "InFlightLimiter",
     "Problem",
     "Unauthorized",

@@ -6,13 +6,12 @@ import ipaddress
 
 import structlog
 
-from orchestrator import ConfigurationError, Runtime, Settings
+from orchestrator import ConfigurationError, HttpServer, Runtime, Settings
 
 from .app import BffState, create_app, metrics_middleware
 from .auth import LOCAL_USER, ApiKeys, AuthRateLimiter
 from .gateway import Gateway
 from .limits import InFlightLimiter
-from .server import HttpServer
 
 __all__ = ["build_bff", "is_loopback", "run_bff"]
 

@@ -56,7 +56,8 @@ from .errors import (
     TimeoutPhase,
 )
 from .headers import Kind
-from .health import HealthServer, QuietServer, ReadinessCheck, bind_socket
+from .health import HealthServer, ReadinessCheck
+from .httpserver import HttpServer, QuietServer, bind_socket
 from .kv import KVBucket, Revision
 from .llm import LLM, ChatMessage, Completion, LocalLLM, OpenAIProvider, make_llm
 from .logs import configure_logging, get_logger
@@ -130,6 +131,7 @@ __all__ = [
     "HealthServer",
     "HistoryReply",
     "HistoryRequest",
+    "HttpServer",
     "KVBucket",
     "Kind",
     "LLMError",

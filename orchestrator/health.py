@@ -1,22 +1,20 @@
 """``/metrics``, ``/healthz``, ``/readyz`` (and small debug views) for processes with no web app.
 
-A tiny ASGI app served by uvicorn inside the process's own event loop. It
-never touches signal handlers: the process runtime owns those.
+A tiny ASGI app, served by :class:`~orchestrator.httpserver.HttpServer` inside the
+process's own event loop.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import socket
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import msgspec
-import uvicorn
 from prometheus_client import make_asgi_app
 
-__all__ = ["HealthServer", "QuietServer", "ReadinessCheck", "bind_socket"]
+from .httpserver import HttpServer
+
+__all__ = ["HealthServer", "ReadinessCheck"]
 
 #: name -> check; ready when every check returns True.
 ReadinessCheck = Mapping[str, Callable[[], bool]]
@@ -26,14 +24,6 @@ _json = msgspec.json.Encoder()
 Scope = dict[str, Any]
 Receive = Callable[[], Any]
 Send = Callable[[dict[str, Any]], Any]
-
-
-class QuietServer(uvicorn.Server):
-    """A uvicorn server that leaves process signals to its owner."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
 
 
 class HealthServer:
@@ -57,8 +47,7 @@ class HealthServer:
         self.checks = dict(checks or {})
         self.debug = dict(debug or {})
         self._metrics = make_asgi_app()
-        self._server: QuietServer | None = None
-        self._task: asyncio.Task[None] | None = None
+        self._http: HttpServer | None = None
 
     @property
     def url(self) -> str:
@@ -104,50 +93,14 @@ class HealthServer:
         Raises:
             OSError: the address is taken or not ours to bind.
         """
-        sock = bind_socket(self.host, self.port)
-        self.port = sock.getsockname()[1]
-        config = uvicorn.Config(
-            self,
-            host=self.host,
-            port=self.port,
-            lifespan="off",
-            log_level="warning",
-            access_log=False,
-            interface="asgi3",
-            log_config=None,
-        )
-        self._server = QuietServer(config)
-        self._task = asyncio.get_running_loop().create_task(
-            self._server.serve(sockets=[sock]), name="switchboard-health-server"
-        )
-        while not self._server.started and not self._task.done():  # noqa: ASYNC110 (a flag)
-            await asyncio.sleep(0.005)
-        if self._task.done():  # failed to start: the socket is still ours to close
-            sock.close()
-            self._task.result()
+        self._http = HttpServer(self, host=self.host, port=self.port, grace=1.0)
+        await self._http.start()
+        self.port = self._http.port
 
     async def stop(self) -> None:
-        server, task = self._server, self._task
-        self._server = self._task = None
-        if server is None or task is None:
-            return
-        server.should_exit = True
-        await task
-
-
-def bind_socket(host: str, port: int) -> socket.socket:
-    """A listening TCP socket (bound here so errors are ours, not a uvicorn ``sys.exit``)."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((host, port))
-        sock.listen(2048)
-        sock.setblocking(False)
-    except OSError:
-        sock.close()
-        raise
-    return sock
+        http, self._http = self._http, None
+        if http is not None:
+            await http.stop(grace=1.0)
 
 
 async def _respond(send: Send, status: int, body: Any) -> None:

@@ -227,4 +227,3 @@ def settings_table() -> str:
             f"| {field.name} | `{env}` | `{flag_name(field.name)}` | {shown} | {description} |"
         )
     return "\n".join(rows)
-

@@ -28,7 +28,7 @@ import structlog
 
 from .embedded import EmbeddedNatsServer
 from .errors import ConfigurationError
-from .health import bind_socket
+from .httpserver import bind_socket
 from .settings import Settings, env_name
 
 __all__ = ["Part", "Supervisor", "up"]

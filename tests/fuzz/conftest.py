@@ -23,13 +23,14 @@ from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 
 from agents import Agent, AgentWorker, builtin_agents
-from bff import HttpServer, build_bff
+from bff import build_bff
 from orchestrator import (
     AgentResult,
     AgentTask,
     ConversationReply,
     ConversationRequest,
     ErrorCode,
+    HttpServer,
     OrchestratorService,
     Requester,
     Runtime,

@@ -40,7 +40,7 @@ from typing import Any, Self
 import pytest_asyncio
 import uvicorn
 
-from orchestrator.health import QuietServer
+from orchestrator import QuietServer
 
 __all__ = [
     "FakeOpenAI",

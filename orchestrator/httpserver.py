@@ -1,15 +1,44 @@
-"""Serving an ASGI app with uvicorn as a runtime component (signals stay with the runtime)."""
+"""Serving an ASGI app with uvicorn inside the process's event loop, as a runtime component.
+
+The runtime owns the process's signals, so uvicorn must not install its own
+handlers (``QuietServer``); the listening socket is bound here first, so a taken
+address is an ``OSError`` for the caller instead of uvicorn's ``sys.exit``.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import socket
+from collections.abc import Iterator
 from typing import Any
 
 import uvicorn
 
-from orchestrator import QuietServer, bind_socket
+__all__ = ["HttpServer", "QuietServer", "bind_socket"]
 
-__all__ = ["HttpServer"]
+
+class QuietServer(uvicorn.Server):
+    """A uvicorn server that leaves process signals to its owner."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def bind_socket(host: str, port: int) -> socket.socket:
+    """A listening TCP socket (bound here so errors are ours, not a uvicorn ``sys.exit``)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(2048)
+        sock.setblocking(False)
+    except OSError:
+        sock.close()
+        raise
+    return sock
 
 
 class HttpServer:
