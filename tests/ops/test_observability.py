@@ -157,8 +157,9 @@ def _wait_for_scrapes(url: str, *, jobs: int) -> None:
     give_up = time.monotonic() + 60
     while time.monotonic() < give_up:
         try:
-            result = httpx.get(f"{url}/api/v1/query", params={"query": "up == 1"}).json()
-            if len(result["data"]["result"]) == jobs:
+            # Until its storage is open Prometheus answers 503 with a plain-text body.
+            response = httpx.get(f"{url}/api/v1/query", params={"query": "up == 1"})
+            if response.status_code == 200 and len(response.json()["data"]["result"]) == jobs:
                 return
         except httpx.HTTPError:
             pass
