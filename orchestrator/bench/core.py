@@ -46,7 +46,14 @@ async def drive(send: Send, *, requests: int, concurrency: int) -> Run:
 
     async def worker() -> None:
         nonlocal next_index, errors
+        me = asyncio.current_task()
+        assert me is not None
         while next_index < requests:
+            # Python 3.11's asyncio.wait_for (inside nc.request) returns a reply that came in
+            # as the task was cancelled and drops the cancellation: look, so Ctrl-C and
+            # SIGTERM stop the run instead of letting it finish every request first.
+            if me.cancelling():
+                raise asyncio.CancelledError
             i = next_index
             next_index += 1
             started = clock()

@@ -8,6 +8,7 @@ llm-latency's wall time, because that bound is the behaviour being measured.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import shutil
@@ -20,6 +21,7 @@ from typing import Any
 
 import pytest
 
+from orchestrator.bench.core import drive
 from orchestrator.bench.httpload import quantiles
 from orchestrator.bench.load import _lua_string
 from orchestrator.bench.stats import BenchResult, Run
@@ -239,6 +241,36 @@ def test_a_stopped_bench_leaves_no_process_behind(sig: signal.Signals) -> None:
 
 
 # -- units ---------------------------------------------------------------------------------------
+
+
+async def test_a_cancelled_drive_stops_even_when_a_send_swallows_the_cancellation() -> None:
+    # Python 3.11's asyncio.wait_for (inside nats-py's nc.request) returns a reply that arrived
+    # as its task was cancelled and drops the cancellation; the raw baselines go through it.
+    sent = 0
+    swallow = True
+
+    async def send(i: int) -> None:
+        nonlocal sent
+        sent += 1
+        try:
+            await asyncio.sleep(0.001)
+        except asyncio.CancelledError:
+            if swallow:
+                return  # the reply was already there: wait_for returns it
+            raise
+
+    run = asyncio.create_task(drive(send, requests=10**6, concurrency=4))
+    await asyncio.sleep(0.05)
+    run.cancel()
+    await asyncio.wait({run}, timeout=5)
+    stopped = run.done()
+    swallow = False  # let a drive that kept going end, so a failure does not hang the suite
+    while not run.done():
+        run.cancel()
+        await asyncio.sleep(0.01)
+    assert stopped, "drive went on sending after it was cancelled"
+    assert run.cancelled()
+    assert 0 < sent < 10**5
 
 
 def test_quantiles_are_nearest_rank_percentiles() -> None:
