@@ -104,7 +104,28 @@ def split_clauses(message: str) -> list[str]:
 PATTERN_TIMEOUT = 0.02
 
 
-@functools.lru_cache(maxsize=1024)
+class _Hints:
+    """An agent's advertised patterns (compiled) and keywords (lower-cased), ready to score."""
+
+    __slots__ = ("keywords", "patterns")
+
+    def __init__(self, patterns: tuple[str, ...], keywords: tuple[str, ...]) -> None:
+        self.patterns = [c for c in map(_compiled, patterns) if c is not None]
+        self.keywords = [keyword.lower() for keyword in keywords]
+
+    def score(self, clause: str, words: set[str]) -> int:
+        score = 0
+        for compiled in self.patterns:
+            try:
+                if compiled.search(clause, timeout=PATTERN_TIMEOUT) is not None:
+                    score += 3
+            except TimeoutError:
+                log.warning(
+                    "agent pattern too slow; ignored for this clause", pattern=compiled.pattern[:80]
+                )
+        return score + sum(1 for keyword in self.keywords if keyword in words)
+
+
 def _compiled(pattern: str) -> regex.Pattern[str] | None:
     try:
         return regex.compile(pattern, regex.IGNORECASE)
@@ -112,25 +133,11 @@ def _compiled(pattern: str) -> regex.Pattern[str] | None:
         return None
 
 
-def _matches(pattern: str, clause: str) -> bool:
-    compiled = _compiled(pattern)
-    if compiled is None:
-        return False
-    try:
-        return compiled.search(clause, timeout=PATTERN_TIMEOUT) is not None
-    except TimeoutError:
-        log.warning("agent pattern too slow; ignored for this clause", pattern=pattern[:80])
-        return False
-
-
-def _score(clause: str, agent: AgentInfo) -> int:
-    score = 0
-    for pattern in agent.patterns:
-        if _matches(pattern, clause):
-            score += 3
-    words = set(_WORD.findall(clause.lower()))
-    score += sum(1 for keyword in agent.keywords if keyword.lower() in words)
-    return score
+@functools.lru_cache(maxsize=1024)
+def _hints(patterns: tuple[str, ...], keywords: tuple[str, ...]) -> _Hints:
+    # Keyed by the hints themselves: the catalog's refreshes return equal tuples, so an
+    # agent's patterns are compiled once, not per conversation.
+    return _Hints(patterns, keywords)
 
 
 class LocalPlanner:
@@ -159,10 +166,12 @@ class LocalPlanner:
     @staticmethod
     def _choose(clause: str, agents: Mapping[str, AgentInfo]) -> str | None:
         best, best_score = None, 0
+        words = set(_WORD.findall(clause.lower()))
         for name in sorted(agents):
             if name == GENERAL_AGENT:
                 continue
-            score = _score(clause, agents[name])
+            agent = agents[name]
+            score = _hints(agent.patterns, agent.keywords).score(clause, words)
             if score > best_score:
                 best, best_score = name, score
         if best is None and GENERAL_AGENT in agents and len(_WORD.findall(clause)) >= 2:
