@@ -61,10 +61,16 @@ def fits(nc: NATS, data: bytes, headers: dict[str, str] | None) -> bool:
     nats-py checks only the payload; a message whose payload fits but whose headers push
     it over makes the server close the connection for good. Check before publishing.
     """
+    limit = nc.max_payload
     size = len(data)
     if headers:
+        chars = 12  # "NATS/1.0\r\n" ... "\r\n"
+        for key, value in headers.items():
+            chars += len(key) + len(value) + 4  # ": " and "\r\n"
+        if size + 4 * chars <= limit:  # a character is at most 4 bytes of UTF-8
+            return True
         size += 12 + sum(len(k.encode()) + len(v.encode()) + 4 for k, v in headers.items())
-    return size <= nc.max_payload
+    return size <= limit
 
 
 def is_permission_error(exc: BaseException) -> bool:

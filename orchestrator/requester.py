@@ -11,7 +11,8 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-from collections.abc import AsyncIterator, Mapping
+import functools
+from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import structlog
@@ -202,8 +203,7 @@ class Requester:
         msg = await self.request(subject, encode(message), correlation_id=correlation_id, **options)
         return decode(msg.data, response_type, max_bytes=self.max_payload)
 
-    @contextlib.asynccontextmanager
-    async def stream(
+    def stream(
         self,
         subject: str,
         data: bytes,
@@ -216,7 +216,7 @@ class Requester:
         accept_timeout: float | None = None,
         heartbeat: float | None = None,
         silence_timeout: float | None = None,
-    ) -> AsyncIterator[ReplyStream]:
+    ) -> contextlib.AbstractAsyncContextManager[ReplyStream]:
         """Send a request asking for progress; iterate its replies, the final one last.
 
         ::
@@ -225,29 +225,27 @@ class Requester:
                 async for msg in replies:
                     ...  # msg.headers["Switchboard-Kind"]: "progress", then "final"
 
-        Leaving the block early cancels the request (and tells the worker).
-        An error reply is raised as :class:`RemoteError` from the iteration.
+        The request is sent when the block is entered. Leaving the block early cancels the
+        request (and tells the worker). An error reply is raised as :class:`RemoteError`
+        from the iteration.
         """
-        entry = await self._send(
-            subject,
-            data,
-            correlation_id=correlation_id,
-            timeout=timeout,
-            deadline=deadline,
-            target=target,
-            headers=headers,
-            accept_timeout=accept_timeout,
-            heartbeat=heartbeat,
-            silence_timeout=silence_timeout,
-            stream=True,
+        return _OpenStream(
+            self.tracker,
+            functools.partial(
+                self._send,
+                subject,
+                data,
+                correlation_id=correlation_id,
+                timeout=timeout,
+                deadline=deadline,
+                target=target,
+                headers=headers,
+                accept_timeout=accept_timeout,
+                heartbeat=heartbeat,
+                silence_timeout=silence_timeout,
+                stream=True,
+            ),
         )
-        stream = entry.stream
-        assert stream is not None
-        try:
-            yield stream
-        finally:
-            if entry.token in self.tracker:
-                self.tracker.cancel(entry)
 
     async def publish(
         self,
@@ -368,3 +366,30 @@ class Requester:
 
     def __repr__(self) -> str:
         return f"<Requester inbox={self._prefix}* {self.tracker!r}>"
+
+
+class _OpenStream:
+    """:meth:`Requester.stream`'s context: sends on entry, cancels what is left on exit.
+
+    A plain class rather than ``contextlib.asynccontextmanager``: one fewer generator and
+    frame per agent call on the orchestrator's hot path.
+    """
+
+    __slots__ = ("_entry", "_send", "_tracker")
+
+    def __init__(
+        self, tracker: CorrelationTracker, send: Callable[[], Awaitable[PendingRequest]]
+    ) -> None:
+        self._tracker = tracker
+        self._send = send
+        self._entry: PendingRequest | None = None
+
+    async def __aenter__(self) -> ReplyStream:
+        self._entry = entry = await self._send()
+        assert entry.stream is not None
+        return entry.stream
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        entry = self._entry
+        if entry is not None and entry.token in self._tracker:
+            self._tracker.cancel(entry)
