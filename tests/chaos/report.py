@@ -23,7 +23,7 @@ import collections
 import contextlib
 import itertools
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass
 
 from bff.gateway import REPLY_MARGIN, Gateway
@@ -191,6 +191,27 @@ class Report:
         for outcome in self.outcomes:
             if outcome.code == "hung" and outcome.ended == outcome.started:
                 outcome.ended = time.monotonic()
+
+    @contextlib.asynccontextmanager
+    async def bounded(
+        self, seconds: float, *, context: Callable[[], str] | None = None
+    ) -> AsyncIterator[None]:
+        """Run a scenario within ``seconds``: past it, what is open is hung and the test fails.
+
+        The summary is printed on the way out either way; ``context`` adds to the failure
+        message (e.g. the cluster's logs).
+        """
+        try:
+            async with asyncio.timeout(seconds):
+                yield
+        except TimeoutError:
+            self.cut_hung()
+            extra = f"\n{context()}" if context is not None else ""
+            raise AssertionError(
+                f"the scenario did not finish in time\n{self.summary()}{extra}"
+            ) from None
+        finally:
+            self.print()
 
     # -- the summary --------------------------------------------------------------------------
 

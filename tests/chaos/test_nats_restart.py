@@ -53,42 +53,34 @@ async def test_nats_server_killed_and_restarted_under_load(
         await asyncio.sleep(0.02 if outcome.code == "ok" else 0.1)  # a failing user does not spin
 
     stop = asyncio.Event()
-    try:
-        async with asyncio.timeout(90):
-            load = asyncio.create_task(run_users(USERS, one, stop))
-            try:
-                await until(lambda: report.count("ok") >= 60, load)
-                report.note(f"{report.count('ok')} ok before the kill; SIGKILL nats-server")
-                await asyncio.to_thread(nats_server.kill)
-                await asyncio.sleep(1.5)
-                await asyncio.to_thread(nats_server.start)
-                assert nats_server.url == url, "restarted on another port"
-                restarted = report.now()
-                report.note(f"nats-server restarted on {url}")
-                await until(lambda: ok_since(report, restarted + 5.0) >= 60, load, timeout=40)
-                report.note(f"{ok_since(report, restarted + 5.0)} ok started >5 s after restart")
-            finally:
-                stop.set()
-                await finish(load, report, TIMEOUT_S + REPLY_MARGIN + 5)
-            busy = await parts.wait_idle(orchestrator, agents)
-            report.note(f"busy gauges after the load: {busy or 'none'}")
-            fresh = await report.converse(
-                bff.gateway,
-                "fresh",
-                "whoami fresh-1",
-                timeout_s=TIMEOUT_S,
-                check=whoami("fresh-1"),
-                agents=AGENTS,
-            )
-            reconnects = await orchestrator.total("switchboard_nats_reconnects_total")
-            report.note(
-                f"orchestrator reconnects {reconnects:.0f}; fresh conversation {fresh.code}"
-            )
-    except TimeoutError:
-        report.cut_hung()
-        raise AssertionError(f"the scenario did not finish in time\n{report.summary()}") from None
-    finally:
-        report.print()
+    async with report.bounded(90):
+        load = asyncio.create_task(run_users(USERS, one, stop))
+        try:
+            await until(lambda: report.count("ok") >= 60, load)
+            report.note(f"{report.count('ok')} ok before the kill; SIGKILL nats-server")
+            await asyncio.to_thread(nats_server.kill)
+            await asyncio.sleep(1.5)
+            await asyncio.to_thread(nats_server.start)
+            assert nats_server.url == url, "restarted on another port"
+            restarted = report.now()
+            report.note(f"nats-server restarted on {url}")
+            await until(lambda: ok_since(report, restarted + 5.0) >= 60, load, timeout=40)
+            report.note(f"{ok_since(report, restarted + 5.0)} ok started >5 s after restart")
+        finally:
+            stop.set()
+            await finish(load, report, TIMEOUT_S + REPLY_MARGIN + 5)
+        busy = await parts.wait_idle(orchestrator, agents)
+        report.note(f"busy gauges after the load: {busy or 'none'}")
+        fresh = await report.converse(
+            bff.gateway,
+            "fresh",
+            "whoami fresh-1",
+            timeout_s=TIMEOUT_S,
+            check=whoami("fresh-1"),
+            agents=AGENTS,
+        )
+        reconnects = await orchestrator.total("switchboard_nats_reconnects_total")
+        report.note(f"orchestrator reconnects {reconnects:.0f}; fresh conversation {fresh.code}")
 
     summary = report.summary()
     report.assert_sound()

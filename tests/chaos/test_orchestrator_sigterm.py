@@ -58,52 +58,46 @@ async def test_orchestrator_replica_sigterm_under_load(
         )
 
     stop = asyncio.Event()
-    try:
-        async with asyncio.timeout(90):
-            load = asyncio.create_task(run_users(USERS, one, stop))
-            try:
-                await until(lambda: report.count("ok") >= 3 * USERS, load)
-                served_a = await leaving.total(SERVED, endpoint="orchestrator")
-                served_b = await staying.total(SERVED, endpoint="orchestrator")
-                in_flight = await leaving.total("switchboard_endpoint_in_flight")
-                report.note(
-                    f"served so far: a {served_a:.0f}, b {served_b:.0f}; "
-                    f"a has {in_flight:.0f} in flight; SIGTERM a"
-                )
-                leaving.send_signal(signal.SIGTERM)
-                termed = report.now()
-                code = await leaving.wait(GRACE_S + 10)
-                exited = report.now()
-                report.note(f"a exited with {code} after {exited - termed:.2f} s")
-                before_b = await staying.total(SERVED, endpoint="orchestrator")
-                await until(lambda: ok_since(report, exited) >= 3 * USERS, load)
-                after_b = await staying.total(SERVED, endpoint="orchestrator")
-                report.note(f"b served {after_b - before_b:.0f} conversations after a left")
-            finally:
-                stop.set()
-                await finish(load, report, TIMEOUT_S + REPLY_MARGIN + 5)
-            crossing = [
-                o for o in report.outcomes if o.started - report.t0 < termed < o.ended - report.t0
-            ]
+    async with report.bounded(90):
+        load = asyncio.create_task(run_users(USERS, one, stop))
+        try:
+            await until(lambda: report.count("ok") >= 3 * USERS, load)
+            served_a = await leaving.total(SERVED, endpoint="orchestrator")
+            served_b = await staying.total(SERVED, endpoint="orchestrator")
+            in_flight = await leaving.total("switchboard_endpoint_in_flight")
             report.note(
-                f"{len(crossing)} conversations were in flight at the SIGTERM: "
-                + ", ".join(sorted({o.code for o in crossing}))
+                f"served so far: a {served_a:.0f}, b {served_b:.0f}; "
+                f"a has {in_flight:.0f} in flight; SIGTERM a"
             )
-            busy = await parts.wait_idle(staying, agents)
-            report.note(f"busy gauges after the load: {busy or 'none'}")
-            fresh = await report.converse(
-                bff.gateway,
-                "fresh",
-                "sleep 0.1; whoami fresh-1",
-                timeout_s=TIMEOUT_S,
-                check=whoami("fresh-1"),
-                agents=AGENTS,
-            )
-    except TimeoutError:
-        report.cut_hung()
-        raise AssertionError(f"the scenario did not finish in time\n{report.summary()}") from None
-    finally:
-        report.print()
+            leaving.send_signal(signal.SIGTERM)
+            termed = report.now()
+            code = await leaving.wait(GRACE_S + 10)
+            exited = report.now()
+            report.note(f"a exited with {code} after {exited - termed:.2f} s")
+            before_b = await staying.total(SERVED, endpoint="orchestrator")
+            await until(lambda: ok_since(report, exited) >= 3 * USERS, load)
+            after_b = await staying.total(SERVED, endpoint="orchestrator")
+            report.note(f"b served {after_b - before_b:.0f} conversations after a left")
+        finally:
+            stop.set()
+            await finish(load, report, TIMEOUT_S + REPLY_MARGIN + 5)
+        crossing = [
+            o for o in report.outcomes if o.started - report.t0 < termed < o.ended - report.t0
+        ]
+        report.note(
+            f"{len(crossing)} conversations were in flight at the SIGTERM: "
+            + ", ".join(sorted({o.code for o in crossing}))
+        )
+        busy = await parts.wait_idle(staying, agents)
+        report.note(f"busy gauges after the load: {busy or 'none'}")
+        fresh = await report.converse(
+            bff.gateway,
+            "fresh",
+            "sleep 0.1; whoami fresh-1",
+            timeout_s=TIMEOUT_S,
+            check=whoami("fresh-1"),
+            agents=AGENTS,
+        )
 
     summary = report.summary()
     report.assert_sound(allowed={"ok"})
