@@ -84,7 +84,7 @@ from .messages import (
     UserId,
 )
 from .requester import Requester
-from .runtime import Component, Runtime, nats_options, run_main
+from .runtime import GC_THRESHOLDS, Component, Runtime, nats_options, run_main, tune_gc
 from .service import OrchestratorService
 from .settings import Settings, load_settings, settings_table
 from .subjects import Subjects, is_safe_token, new_correlation_id, safe_token
@@ -93,6 +93,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "DEFAULT_MAX_PAYLOAD",
+    "GC_THRESHOLDS",
     "LLM",
     "MAX_MESSAGE_CHARS",
     "ROLE_AGENT",
@@ -195,4 +196,5 @@ __all__ = [
     "safe_token",
     "settings_table",
     "translate_nats_error",
+    "tune_gc",
 ]

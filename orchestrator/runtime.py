@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import os
 import signal
 import ssl
@@ -31,7 +32,7 @@ from .requester import Requester
 from .settings import Settings
 from .subjects import Subjects
 
-__all__ = ["Component", "Runtime", "nats_options", "run_main"]
+__all__ = ["GC_THRESHOLDS", "Component", "Runtime", "nats_options", "run_main", "tune_gc"]
 
 log = structlog.get_logger("switchboard.runtime")
 
@@ -245,8 +246,27 @@ class Runtime:
                 return
 
 
+#: Allocations between young-generation collections, and the two older generations'
+#: ratios. CPython's default (700, 10, 10) has a busy orchestrator collect every couple of
+#: conversations, scanning the same long-lived objects each time; measured with
+#: ``switchboard bench engine``: about 10% less CPU per conversation at these values.
+GC_THRESHOLDS = (20_000, 50, 100)
+
+
+def tune_gc() -> None:
+    """Move everything imported so far out of the collector's sight; collect less often.
+
+    Cyclic garbage is still collected (every :data:`GC_THRESHOLDS` ``[0]`` allocations,
+    a few MB at most), so memory stays bounded -- the soak benchmark checks it.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
+
+
 def run_main(main: Callable[[], Coroutine[Any, Any, int]]) -> int:
-    """Run an async main on uvloop when available; returns its exit code."""
+    """Run an async main on uvloop when available, with :func:`tune_gc`; its exit code."""
+    tune_gc()
     loop_factory: Callable[[], asyncio.AbstractEventLoop] | None = None
     try:
         import uvloop
