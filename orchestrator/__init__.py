@@ -12,7 +12,6 @@ from .codec import DEFAULT_MAX_PAYLOAD, decode, encode
 from .connection import (
     ConnectionEvents,
     connect,
-    fits,
     is_permission_error,
     translate_nats_error,
 )
@@ -181,7 +180,6 @@ __all__ = [
     "discover",
     "encode",
     "find_nats_server",
-    "fits",
     "get_logger",
     "headers",
     "is_permission_error",

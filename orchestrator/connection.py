@@ -35,7 +35,6 @@ from .metrics import NATS_CONNECTED, NATS_DISCONNECTS, NATS_ERRORS, NATS_RECONNE
 __all__ = [
     "ConnectionEvents",
     "connect",
-    "fits",
     "is_permission_error",
     "translate_nats_error",
 ]
@@ -53,24 +52,6 @@ class ConnectionEvents:
         self.on_reconnect: list[Listener] = []
         self.on_disconnect: list[Listener] = []
         self.on_error: list[ErrorListener] = []
-
-
-def fits(nc: NATS, data: bytes, headers: dict[str, str] | None) -> bool:
-    """Whether a message fits the server's ``max_payload`` -- headers included.
-
-    nats-py checks only the payload; a message whose payload fits but whose headers push
-    it over makes the server close the connection for good. Check before publishing.
-    """
-    limit = nc.max_payload
-    size = len(data)
-    if headers:
-        chars = 12  # "NATS/1.0\r\n" ... "\r\n"
-        for key, value in headers.items():
-            chars += len(key) + len(value) + 4  # ": " and "\r\n"
-        if size + 4 * chars <= limit:  # a character is at most 4 bytes of UTF-8
-            return True
-        size += 12 + sum(len(k.encode()) + len(v.encode()) + 4 for k, v in headers.items())
-    return size <= limit
 
 
 def is_permission_error(exc: BaseException) -> bool:

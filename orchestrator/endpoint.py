@@ -37,8 +37,9 @@ import structlog
 from nats.aio.client import Client as NATS
 
 from . import headers as h
+from . import wire
 from .codec import DEFAULT_MAX_PAYLOAD, decode, encode
-from .connection import fits, translate_nats_error
+from .connection import translate_nats_error
 from .deadline import Deadline
 from .errors import DecodeError, ErrorCode, SwitchboardError
 from .messages import ErrorInfo, ErrorReply
@@ -417,7 +418,8 @@ class Endpoint:
             hdrs[h.CORRELATION_ID] = request.correlation_id
         if error is not None:
             hdrs[h.ERROR] = error
-        if not fits(self._nc, data, hdrs):
+        block = wire.header_block(hdrs)
+        if len(block) + len(data) > self._nc.max_payload:
             # Too big for the server (it would drop our connection): the requester gets a
             # too_large error instead of waiting for its deadline; progress is just skipped.
             log.warning(
@@ -431,14 +433,16 @@ class Endpoint:
                 return
             info = ErrorInfo(
                 ErrorCode.TOO_LARGE,
-                f"The {self.name} worker's answer ({len(data)} bytes) is larger than NATS "
-                f"allows ({self._nc.max_payload} bytes).",
+                f"The {self.name} worker's answer ({len(data)} bytes, "
+                f"{len(block) + len(data)} with its headers) is larger than NATS allows "
+                f"({self._nc.max_payload} bytes).",
             )
             request.error = info
             data = default_error_body(request, info)
             hdrs[h.ERROR] = info.code
+            block = wire.header_block(hdrs)
         try:
-            await self._nc.publish(request.reply, data, headers=hdrs)
+            await wire.publish(self._nc, request.reply, data, block)
         except Exception as exc:  # the requester will time out; nothing else to do
             log.warning(
                 "reply not sent",

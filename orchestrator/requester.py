@@ -19,8 +19,9 @@ import structlog
 from nats.aio.client import Client as NATS
 
 from . import headers as h
+from . import wire
 from .codec import DEFAULT_MAX_PAYLOAD, decode, encode
-from .connection import ConnectionEvents, fits, translate_nats_error
+from .connection import ConnectionEvents, translate_nats_error
 from .consumer import GlobalMessageConsumer
 from .correlation import (
     CorrelationTracker,
@@ -259,15 +260,9 @@ class Requester:
         hdrs = dict(headers) if headers else {}
         if correlation_id is not None:
             hdrs[h.CORRELATION_ID] = correlation_id
-        if not fits(self._nc, data, hdrs):
-            raise PayloadTooLargeError(
-                f"The message to {subject} exceeds the NATS server's max_payload "
-                f"({self._nc.max_payload} bytes) with its headers.",
-                size=len(data),
-                limit=self._nc.max_payload,
-            )
+        block = self._block(hdrs, data, subject=subject, cid=correlation_id)
         try:
-            await self._nc.publish(subject, data, headers=hdrs or None)
+            await wire.publish(self._nc, subject, data, block)
         except Exception as exc:
             raise translate_nats_error(exc, subject=subject, correlation_id=correlation_id) from exc
 
@@ -314,16 +309,9 @@ class Requester:
             hdrs[h.PROGRESS] = "1"
         if headers:
             hdrs.update(headers)
-        if not fits(self._nc, data, hdrs):
-            self.tracker.discard(entry)
-            raise PayloadTooLargeError(
-                f"Request {correlation_id} to {subject} is {len(data)} bytes: with its headers "
-                f"it exceeds the NATS server's max_payload ({self._nc.max_payload} bytes).",
-                size=len(data),
-                limit=self._nc.max_payload,
-            )
         try:
-            await self._nc.publish(subject, data, reply=self._prefix + entry.token, headers=hdrs)
+            block = self._block(hdrs, data, subject=subject, cid=correlation_id, request=True)
+            await wire.publish(self._nc, subject, data, block, reply=self._prefix + entry.token)
         except BaseException as exc:
             self.tracker.discard(entry)
             if isinstance(exc, Exception):
@@ -332,6 +320,31 @@ class Requester:
                 ) from exc
             raise
         return entry
+
+    def _block(
+        self,
+        headers: dict[str, str],
+        data: bytes,
+        *,
+        subject: str,
+        cid: str | None,
+        request: bool = False,
+    ) -> bytes:
+        """The message's header block; PayloadTooLargeError if it won't fit with its headers."""
+        try:
+            block = wire.header_block(headers)
+        except Exception as exc:
+            raise translate_nats_error(exc, subject=subject, correlation_id=cid) from exc
+        limit = self._nc.max_payload
+        if len(block) + len(data) > limit:
+            what = f"Request {cid} to {subject}" if request else f"The message to {subject}"
+            raise PayloadTooLargeError(
+                f"{what} is {len(data)} bytes: with its headers it exceeds the NATS "
+                f"server's max_payload ({limit} bytes).",
+                size=len(data),
+                limit=limit,
+            )
+        return block
 
     def _abandoned(self, entry: PendingRequest) -> None:
         """Tracker callback: a waiter gave up; tell the worker (if any) to stop."""
@@ -354,10 +367,11 @@ class Requester:
                 self._cancels.clear()
                 return
             try:
-                await self._nc.publish(
+                await wire.publish(
+                    self._nc,
                     self.subjects.cancel(correlation_id),
                     b"",
-                    headers={h.CORRELATION_ID: correlation_id, h.REPLY_TO_CANCEL: reply},
+                    wire.header_block({h.CORRELATION_ID: correlation_id, h.REPLY_TO_CANCEL: reply}),
                 )
             except Exception as exc:  # best effort: the worker's deadline still holds
                 log.debug("cancel notice not sent", error=str(exc))
