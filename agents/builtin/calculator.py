@@ -73,8 +73,10 @@ KEYWORDS: Final = (
 PATTERNS: Final = (
     # Two numbers around an operator. The look-arounds keep ISO dates
     # (2026-11-24) and version strings from matching.
-    r"(?<![\d.\-])\d+(?:\.\d+)?\s*[-+*/x\u00d7\u00f7^%]\s*\(?\s*-?\d+(?:\.\d+)?(?![\d\-])",
-    r"\d+(?:\.\d+)?\s*(?:times|plus|minus|multiplied\s+by|divided\s+by|mod|modulo"
+    # Every pattern starts at the start of a run of digits and never has two blanks
+    # quantifiers side by side: matching time stays linear in the message's length.
+    r"(?<![\d.\-])\d+(?:\.\d+)?\s*[-+*/x\u00d7\u00f7^%]\s*(?:\(\s*)?-?\d+(?:\.\d+)?(?![\d\-])",
+    r"(?<!\d)\d+(?:\.\d+)?\s*(?:times|plus|minus|multiplied\s+by|divided\s+by|mod|modulo"
     r"|to\s+the\s+power\s+of)\s+-?\d",
     r"\d\s*(?:squared|cubed)\b",
     r"\b\d+(?:\.\d+)?\s*(?:%|percent)\s+of\s+\d",

@@ -359,7 +359,11 @@ _PLACE_PHRASE: Final = re.compile(
     r"\b(?:in|at|for|between)\s+([^?!;]+)",
     re.IGNORECASE,
 )
-_PHRASE_SEPARATORS: Final = re.compile(r"\s*(?:,|&|\band\b|\bor\b|\bvs\.?|\bversus\b)\s*", re.I)
+# A separator's leading blanks are taken from the start of their run only ((?<!\s)), so a
+# long run of blanks is scanned once, not once per blank (quadratic).
+_PHRASE_SEPARATORS: Final = re.compile(
+    r"(?:(?<!\s)\s+)?(?:,|&|\band\b|\bor\b|\bvs\.?|\bversus\b)\s*", re.I
+)
 _FILLER: Final = frozenset(
     {"the", "right", "now", "today", "currently", "please", "at", "moment", "city", "of", "local"}
 )

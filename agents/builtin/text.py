@@ -160,7 +160,8 @@ def _source(instruction: str, inputs: Mapping[str, Any] | None) -> tuple[_Source
 
 # Letters with inner apostrophes (' or the typographic \u2019): "don't" is one word.
 _FREQUENCY_WORD: Final = re.compile(r"[^\W\d_]+(?:['\u2019][^\W\d_]+)*")
-_SENTENCE_END: Final = re.compile(r"[.!?…]+(?=[\s\"')\]]|$)|\n\s*\n")
+# (?<![.!?…]): only the start of a run of stops is tried (linear, not quadratic, in it).
+_SENTENCE_END: Final = re.compile(r"(?<![.!?…])[.!?…]+(?=[\s\"')\]]|$)|\n\s*\n")
 _PARAGRAPH_BREAK: Final = re.compile(r"\n\s*\n")
 _ALNUM: Final = re.compile(r"[^\W_]")
 

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
-from orchestrator import Plan, PlanError, PlanStep
+from orchestrator import AgentInfo, Plan, PlanError, PlanStep
 from orchestrator.engine import LocalPlanner, validate_plan
+from orchestrator.engine.planner import PATTERN_BUDGET, PATTERN_TIMEOUT
 from tests.support.system import builtin_catalog as catalog
 
 
@@ -122,3 +125,23 @@ def test_identical_outputs_are_not_repeated() -> None:
         StepResult(id=i, agent="calculator", status="ok", output="2 + 2 = 4") for i in ("s1", "s2")
     ]
     assert compose(plan, results) == "2 + 2 = 4"
+
+
+def test_agents_patterns_get_one_time_budget_per_message() -> None:
+    """Each pathological pattern stops at PATTERN_TIMEOUT; all of them, at PATTERN_BUDGET.
+
+    Two rogue agents with three exponential patterns each, on 32 clauses that trigger
+    them: 192 stopped matches, about 4 s of stalled event loop without the budget.
+    """
+    rogue = [r"(a+)+$", r"(a|aa)+$", r"(a+)*$"]
+    agents = dict(catalog())
+    for name in ("rogue1", "rogue2"):
+        agents[name] = AgentInfo(
+            name=name, description="x", subject=f"ai.agents.{name}", patterns=tuple(rogue)
+        )
+    message = "; ".join(["a" * 30 + "b"] * 32 + ["calculate 2+2"])
+    started = time.perf_counter()
+    plan = LocalPlanner().plan(message, agents, max_steps=40)
+    took = time.perf_counter() - started
+    assert took < PATTERN_BUDGET + 10 * PATTERN_TIMEOUT, f"{took:.2f} s"
+    assert plan.steps[-1].agent == "calculator"  # keywords still plan past the budget

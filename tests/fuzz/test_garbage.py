@@ -665,6 +665,60 @@ def test_a_rogue_agents_pathological_pattern_cannot_stall_the_orchestrator(
     live.assert_serving()
 
 
+#: Messages made to make the planner's and the agents' regular expressions backtrack:
+#: long runs of what one token of a pattern takes and the next one also takes.
+CRAFTED = {
+    "a run of blanks": "a" + " " * 31_990 + "b",
+    "a comma and blanks": "what is 1," + " " * 31_980 + "x",
+    "an operator and blanks, 32 clauses": ("1 +" + " " * 900 + "x; ") * 32,
+    "digits": "what is " + "1" * 31_000 + "!",
+    "stops": "count the sentences of 1" + "." * 31_000 + "1",
+    "separators": "what time is it in " + "\t" * 31_000 + "!",
+}
+
+
+def test_crafted_messages_cannot_stall_the_orchestrator(live: LiveSystem) -> None:
+    """Planning matches the user's message on the event loop, agents match their task.
+
+    A regular expression that is quadratic in a run of blanks stalled the loop for 20 s on
+    one 32 KB message (the clause splitter; also three built-in agents' patterns): every
+    other conversation, heartbeat and reply waited. A ticker in the system's loop measures
+    the longest stall while each message is answered (or refused) in turn.
+    """
+
+    async def longest_stall() -> tuple[float, list[str]]:
+        gaps = [0.0]
+        outcomes = []
+        done = asyncio.Event()
+
+        async def tick() -> None:
+            last = time.perf_counter()
+            while not done.is_set():
+                await asyncio.sleep(0.005)
+                now = time.perf_counter()
+                gaps.append(now - last)
+                last = now
+
+        ticker = asyncio.ensure_future(tick())
+        try:
+            for n, message in enumerate(CRAFTED.values()):
+                body = encode(
+                    {"correlation_id": f"conv-fuzzer-c{n}", "user_id": "fuzzer", "message": message}
+                )
+                msg = await live.nc.request(CONVERSE, body, headers=deadline(), timeout=60)
+                outcomes.append((msg.headers or {}).get(h.ERROR, "ok"))
+        finally:
+            done.set()
+            await ticker
+        return max(gaps), outcomes
+
+    stall, outcomes = live.run(longest_stall(), timeout=400)
+    assert len(outcomes) == len(CRAFTED)
+    assert "internal" not in outcomes, outcomes
+    assert stall < 1.0, f"the event loop stalled {stall:.2f} s"
+    live.assert_serving()
+
+
 # -- the requesters' own inboxes -----------------------------------------------------------------
 
 
