@@ -260,11 +260,23 @@ class Requester:
         hdrs = dict(headers) if headers else {}
         if correlation_id is not None:
             hdrs[h.CORRELATION_ID] = correlation_id
-        block = self._block(hdrs, data, subject=subject, cid=correlation_id)
+        block = self._block(hdrs, b"", subject=subject, cid=correlation_id)
+        await self._publish(subject, data, block=block, cid=correlation_id)
+
+    def publisher(self, correlation_id: str) -> Callable[[str, bytes], Awaitable[None]]:
+        """:meth:`publish` for many messages of one conversation (its progress events).
+
+        The ``Correlation-Id`` header block is built once, not once per message.
+        """
+        block = self._block({h.CORRELATION_ID: correlation_id}, b"", subject="", cid=correlation_id)
+        return functools.partial(self._publish, block=block, cid=correlation_id)
+
+    async def _publish(self, subject: str, data: bytes, *, block: bytes, cid: str | None) -> None:
+        self._check_size(block, data, subject=subject, cid=cid)
         try:
             await wire.publish(self._nc, subject, data, block)
         except Exception as exc:
-            raise translate_nats_error(exc, subject=subject, correlation_id=correlation_id) from exc
+            raise translate_nats_error(exc, subject=subject, correlation_id=cid) from exc
 
     def pending(self) -> list[PendingInfo]:
         """What is pending now (for debugging)."""
@@ -335,6 +347,12 @@ class Requester:
             block = wire.header_block(headers)
         except Exception as exc:
             raise translate_nats_error(exc, subject=subject, correlation_id=cid) from exc
+        self._check_size(block, data, subject=subject, cid=cid, request=request)
+        return block
+
+    def _check_size(
+        self, block: bytes, data: bytes, *, subject: str, cid: str | None, request: bool = False
+    ) -> None:
         limit = self._nc.max_payload
         if len(block) + len(data) > limit:
             what = f"Request {cid} to {subject}" if request else f"The message to {subject}"
@@ -344,7 +362,6 @@ class Requester:
                 size=len(data),
                 limit=limit,
             )
-        return block
 
     def _abandoned(self, entry: PendingRequest) -> None:
         """Tracker callback: a waiter gave up; tell the worker (if any) to stop."""

@@ -153,11 +153,7 @@ class OrchestratorService:
             conversation.correlation_id,
             subject=self.subjects.events(conversation.correlation_id),
             publish=(
-                (
-                    lambda subject, data: self.requester.publish(
-                        subject, data, correlation_id=conversation.correlation_id
-                    )
-                )
+                self.requester.publisher(conversation.correlation_id)
                 if self.settings.publish_events
                 else None
             ),

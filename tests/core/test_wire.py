@@ -119,6 +119,19 @@ async def test_a_message_arrives_with_its_headers_through_a_real_server(nats_cli
     assert (msg.data, msg.headers) == (b"payload", headers)
 
 
+async def test_a_conversations_publisher_sends_each_message_with_its_id(
+    nats_client: NATS, requester: Requester
+) -> None:
+    sub = await nats_client.subscribe("wire.events.>")
+    publish = requester.publisher("conv-u-7")
+    for n in range(3):
+        await publish(f"wire.events.{n}", b"%d" % n)
+    got = [await sub.next_msg(timeout=5) for _ in range(3)]
+    assert [(m.subject, m.data, m.headers) for m in got] == [
+        (f"wire.events.{n}", b"%d" % n, {"Correlation-Id": "conv-u-7"}) for n in range(3)
+    ]
+
+
 async def test_a_closed_connection_is_refused(nats_client: NATS) -> None:
     await nats_client.close()
     with pytest.raises(nats.errors.ConnectionClosedError):
@@ -131,6 +144,8 @@ async def test_headers_that_push_a_fitting_payload_over_max_payload_are_refused(
     limit = nats_client.max_payload
     with pytest.raises(PayloadTooLargeError):
         await requester.publish("wire.big", b"x" * limit, correlation_id="conv-u-1")
+    with pytest.raises(PayloadTooLargeError):
+        await requester.publisher("conv-u-1")("wire.big", b"x" * limit)
     with pytest.raises(PayloadTooLargeError):
         await requester.request("wire.big", b"x" * limit, correlation_id="conv-u-2", timeout=5)
     assert requester.pending() == []
