@@ -64,6 +64,8 @@ _REFERS_BACK = re.compile(
 )
 _THEN = re.compile(rf"(?:{_BLANKS}and\s+then\s+|{_BLANKS}then\s+|,\s*after\s+that)", re.IGNORECASE)
 _WORD = re.compile(r"[a-z0-9']+")
+# What every separator of _SPLIT contains: a message without any is one clause.
+_MAY_SPLIT = re.compile(r"[?!;.\n,]|and|then|also", re.IGNORECASE)
 
 
 _QUOTED = re.compile(r'"[^"]*"|“[^”]*”|\'[^\']*\'(?!\w)')
@@ -86,6 +88,9 @@ def split_clauses(message: str) -> list[str]:
 
     Quoted text and the text after a leading "instruction:" stay whole.
     """
+    if _MAY_SPLIT.search(message) is None:  # the common one-clause question, at a glance
+        tail = message.strip(" ,.;:?!")
+        return [tail] if tail else []
     clauses = []
     pos = 0
     for match in _SPLIT.finditer(_masked(message)):
