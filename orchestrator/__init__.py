@@ -6,7 +6,7 @@ orchestrator service (planner, DAG executor, aggregator, LLM providers,
 CLI). ``agents`` and ``bff`` build on the names exported here.
 """
 
-from . import headers, metrics
+from . import headers, metrics, wire
 from .catalog import ROLE_AGENT, ROLE_KEY, AgentCatalog, AgentInfo, agent_metadata
 from .codec import DEFAULT_MAX_PAYLOAD, decode, encode
 from .connection import (
@@ -195,4 +195,5 @@ __all__ = [
     "settings_table",
     "translate_nats_error",
     "tune_gc",
+    "wire",
 ]
