@@ -1,6 +1,6 @@
 """Switchboard agents: the SDK (write an agent in a few lines) and the built-in agents."""
 
-from .builtin import BUILTIN_NAMES, builtin_agents
+from .builtin import BUILTIN_NAMES, BUILTIN_PATTERNS, builtin_agents
 from .client import call_agent, serving
 from .loader import load_agents
 from .sdk import Agent, AgentHandler, TaskContext, agent
@@ -8,6 +8,7 @@ from .worker import AgentWorker
 
 __all__ = [
     "BUILTIN_NAMES",
+    "BUILTIN_PATTERNS",
     "Agent",
     "AgentHandler",
     "AgentWorker",

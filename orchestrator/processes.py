@@ -17,11 +17,15 @@ __all__ = ["run_agents", "run_orchestrator"]
 
 async def run_orchestrator(settings: Settings) -> int:
     """Serve the orchestrator until SIGTERM/SIGINT; returns the exit code."""
+    from agents import BUILTIN_PATTERNS
+
     runtime = Runtime(settings, part="orchestrator", name="orchestrator")
     await runtime.connect()
     llm = make_llm(settings)
     try:
-        service = OrchestratorService(runtime.nc, runtime.requester, llm, settings)
+        service = OrchestratorService(
+            runtime.nc, runtime.requester, llm, settings, trusted_patterns=BUILTIN_PATTERNS
+        )
         runtime.add(service, ready=lambda: service.running, name="orchestrator")
         runtime.add_debug_view(
             "/debug/agents", lambda: msgspec.to_builtins(dict(service.catalog.agents))

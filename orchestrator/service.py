@@ -15,6 +15,8 @@ the service keeps no per-conversation state of its own.
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 import structlog
 from nats.aio.client import Client as NATS
 
@@ -48,7 +50,16 @@ VERSION = "0.1.0"
 class OrchestratorService:
     """Everything the orchestrator process serves, wired to one requester."""
 
-    def __init__(self, nc: NATS, requester: Requester, llm: LLM, settings: Settings) -> None:
+    def __init__(
+        self,
+        nc: NATS,
+        requester: Requester,
+        llm: LLM,
+        settings: Settings,
+        *,
+        trusted_patterns: Collection[str] = (),
+    ) -> None:
+        """``trusted_patterns``: agent patterns known to be linear-time (see LocalPlanner)."""
         self.settings = settings
         self.subjects = Subjects(settings.subject_prefix)
         self.requester = requester
@@ -73,6 +84,7 @@ class OrchestratorService:
             llm=llm,
             history=self.history,
             max_plan_steps=settings.max_plan_steps,
+            trusted_patterns=trusted_patterns,
         )
         base = f"{self.subjects.prefix}.orchestrator"
         common = {

@@ -17,7 +17,7 @@ from . import calculator, clock, text
 from .assistant import ASSISTANT
 from .summarizer import SUMMARIZER
 
-__all__ = ["BUILTIN_NAMES", "builtin_agents"]
+__all__ = ["BUILTIN_NAMES", "BUILTIN_PATTERNS", "builtin_agents"]
 
 BUILTIN_NAMES = ("calculator", "clock", "text", "llm", "summarizer")
 
@@ -48,3 +48,11 @@ def builtin_agents() -> dict[str, Agent]:
         "llm": ASSISTANT,
         "summarizer": SUMMARIZER,
     }
+
+
+#: Every pattern the built-in agents advertise. Each is linear-time in the text it is
+#: matched against (``tests/security/test_redos.py`` checks them all), so the orchestrator
+#: may run them without a timeout (``OrchestratorService(trusted_patterns=...)``).
+BUILTIN_PATTERNS: frozenset[str] = frozenset(
+    pattern for agent in builtin_agents().values() for pattern in agent.patterns
+)

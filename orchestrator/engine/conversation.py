@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Collection
 
 import msgspec
 import structlog
@@ -42,13 +43,14 @@ class ConversationEngine:
         llm: LLM,
         history: HistoryStore | None = None,
         max_plan_steps: int = 16,
+        trusted_patterns: Collection[str] = (),
     ) -> None:
         self.catalog = catalog
         self.executor = executor
         self.llm = llm
         self.history = history
         self.max_plan_steps = max_plan_steps
-        self.local_planner = LocalPlanner()
+        self.local_planner = LocalPlanner(trusted_patterns)
         self.llm_planner = None if llm.offline else LLMPlanner(llm, self.local_planner)
         self.aggregator = Aggregator(llm)
 

@@ -5,7 +5,10 @@ from __future__ import annotations
 import time
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from agents import BUILTIN_PATTERNS
 from orchestrator import AgentInfo, Plan, PlanError, PlanStep
 from orchestrator.engine import LocalPlanner, validate_plan
 from orchestrator.engine.planner import PATTERN_BUDGET, PATTERN_TIMEOUT
@@ -145,3 +148,36 @@ def test_agents_patterns_get_one_time_budget_per_message() -> None:
     took = time.perf_counter() - started
     assert took < PATTERN_BUDGET + 10 * PATTERN_TIMEOUT, f"{took:.2f} s"
     assert plan.steps[-1].agent == "calculator"  # keywords still plan past the budget
+
+
+WORDS = [
+    "what", "is", "17", "1.5", "*", "+", "x", "times", "squared", "percent", "of", "sqrt(",
+    "square root of", "time", "in", "Tokyo", "New York", "current", "date", "uppercase",
+    "reverse", "count", "words", "summarize", "then", "and", "also", ",", ".", "?", ":",
+    '"hello world"', "the result", "2026-11-24", "İstanbul", "straße", "\t", "\n",
+]  # fmt: skip
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(WORDS), min_size=1, max_size=14))
+def test_trusted_patterns_plan_exactly_as_the_guarded_ones(words: list[str]) -> None:
+    """Built-in patterns run without the regex timeout: the same plans as with it."""
+    message = " ".join(words)
+    agents = catalog()
+    trusted = LocalPlanner(BUILTIN_PATTERNS).plan(message, agents, max_steps=8)
+    assert trusted == LocalPlanner().plan(message, agents, max_steps=8)
+
+
+def test_an_agent_cannot_get_its_own_pattern_trusted() -> None:
+    """Trust is by a pattern's text: advertising a built-in pattern gains only that one."""
+    rogue = AgentInfo(
+        name="rogue",
+        description="x",
+        subject="ai.agents.rogue",
+        patterns=(r"(a+)+$", next(iter(BUILTIN_PATTERNS))),
+    )
+    agents = {**catalog(), "rogue": rogue}
+    message = "; ".join(["a" * 30 + "b"] * 32)
+    started = time.perf_counter()
+    LocalPlanner(BUILTIN_PATTERNS).plan(message, agents, max_steps=40)
+    assert time.perf_counter() - started < PATTERN_BUDGET + 10 * PATTERN_TIMEOUT

@@ -2,7 +2,8 @@
 
 The orchestrator splits every user message into clauses and scores it against the
 agents' patterns on its event loop; the built-in agents match their task the same
-way (in a thread that still holds the GIL). A pattern that is quadratic in a run of
+way (in a thread that still holds the GIL), and the planner runs the built-in agents'
+patterns (``agents.BUILTIN_PATTERNS``) without a timeout. A pattern that is quadratic in a run of
 blanks or digits lets one 32 KB message stall a process for seconds: it did, for the
 clause splitter and for three built-in patterns. Every compiled pattern of every
 module, and every built-in agent's advertised pattern (as the planner compiles it), is
@@ -23,7 +24,7 @@ from typing import Any
 import pytest
 import regex
 
-from agents import builtin_agents
+from agents import BUILTIN_PATTERNS, builtin_agents
 
 LENGTH = 16_000
 PUMPS = (" ", "\t", "\n", "1", ".", ",", "a", "1 +")
@@ -61,6 +62,8 @@ def test_the_audit_sees_the_patterns_that_read_user_text() -> None:
     ):
         assert name in PATTERNS
     assert len(PATTERNS) > 50
+    # The orchestrator runs these without a timeout: each must be audited here.
+    assert {p.pattern for p in PATTERNS.values()} >= BUILTIN_PATTERNS
 
 
 @pytest.mark.parametrize("name", sorted(PATTERNS))

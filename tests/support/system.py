@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
-from agents import Agent, AgentWorker, builtin_agents
+from agents import BUILTIN_PATTERNS, Agent, AgentWorker, builtin_agents
 from orchestrator import (
     LLM,
     AgentInfo,
@@ -64,7 +64,13 @@ async def orchestrator_running(
         settings, part="orchestrator", name="test", health=False, configure_logs=False
     )
     await runtime.connect()
-    service = OrchestratorService(runtime.nc, runtime.requester, llm or LocalLLM(), settings)
+    service = OrchestratorService(
+        runtime.nc,
+        runtime.requester,
+        llm or LocalLLM(),
+        settings,
+        trusted_patterns=BUILTIN_PATTERNS,
+    )
     runtime.add(service)
     await runtime.start()
     try:
