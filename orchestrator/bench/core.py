@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 
@@ -29,7 +30,7 @@ from ..requester import Requester
 from .processes import python_process
 from .stats import BenchResult, Run
 
-__all__ = ["drive", "nats_for_bench", "run_core"]
+__all__ = ["alternate", "drive", "nats_for_bench", "run_core"]
 
 SUBJECT = "bench.echo"
 PAYLOAD = b'{"question": "what is 17 * 23?", "user": "bench"}'
@@ -67,6 +68,22 @@ async def drive(send: Send, *, requests: int, concurrency: int) -> Run:
     await asyncio.gather(*(worker() for _ in range(min(concurrency, requests))))
     wall = clock() - started
     return Run(requests=requests, wall_s=wall, latencies=latencies, errors=errors)
+
+
+async def alternate(rounds: int, *sides: Callable[[], Awaitable[Run]]) -> list[list[Run]]:
+    """Run every side once per round, in reverse order every other round; each side's runs.
+
+    Alternating, so that neither side always runs first on a machine that warms up or
+    slows down during the benchmark.
+    """
+    runs: list[list[Run]] = [[] for _ in sides]
+    for r in range(rounds):
+        order = list(enumerate(sides))
+        if r % 2:
+            order.reverse()
+        for side, run in order:
+            runs[side].append(await run())
+    return runs
 
 
 @contextlib.asynccontextmanager
@@ -120,15 +137,13 @@ async def run_core(
             for level in concurrency:
                 await drive(raw, requests=min(1000, requests), concurrency=level)  # warm up
                 await drive(tracked, requests=min(1000, requests), concurrency=level)
-                ours: list[Run] = []
-                base: list[Run] = []
-                bare_runs: list[Run] = []
-                for r in range(rounds):
-                    order = [(raw, base), (tracked, ours), (bare, bare_runs)]
-                    if r % 2:
-                        order.reverse()
-                    for send, into in order:
-                        into.append(await drive(send, requests=requests, concurrency=level))
+                base, ours, bare_runs = await alternate(
+                    rounds,
+                    *(
+                        functools.partial(drive, send, requests=requests, concurrency=level)
+                        for send in (raw, tracked, bare)
+                    ),
+                )
                 bare_result = BenchResult.compare("bare", level, bare_runs, base)
                 result = BenchResult.compare(
                     "core",

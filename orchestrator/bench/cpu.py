@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Awaitable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 
 from .stats import Run
@@ -64,6 +64,10 @@ class CpuAccount:
             self.seconds[name] += max(0.0, after[name] - before[name])
         self.requests += run.requests
         return run
+
+    def around(self, run: Callable[[], Awaitable[Run]]) -> Callable[[], Awaitable[Run]]:
+        """``run`` (a measured run, started when called), adding its CPU to this account."""
+        return lambda: self.measure(run())
 
     def per_request_us(self, prefix: str = "") -> dict[str, float]:
         """``{prefix}cpu_us_<name>`` for each process, and ``{prefix}cpu_us_total``."""

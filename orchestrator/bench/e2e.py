@@ -18,6 +18,7 @@ level the two alternate over ``rounds`` rounds.
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -28,7 +29,7 @@ from nats.nuid import NUID
 from .agents import MESSAGE, NOOP
 from .chain import RawChain, bench_connection, raw_chain
 from .conversations import BenchError, check_reply, sample_payload
-from .core import drive
+from .core import alternate, drive
 from .cpu import CpuAccount, cpu_summary
 from .load import Generator, choose_generator, http_load
 from .stats import BenchResult, Run
@@ -148,15 +149,13 @@ async def run_e2e(
             await drive(raw_send, requests=warm, concurrency=level)
             ours_cpu = CpuAccount({**parts, **common})
             base_cpu = CpuAccount({**chain.pids, **common})
-            ours: list[Run] = []
-            base: list[Run] = []
-            for r in range(rounds):
-                for step in ("raw", "http") if r % 2 else ("http", "raw"):
-                    if step == "http":
-                        ours.append(await ours_cpu.measure(http(requests, level)))
-                    else:
-                        raw = drive(raw_send, requests=requests, concurrency=level)
-                        base.append(await base_cpu.measure(raw))
+            ours, base = await alternate(
+                rounds,
+                ours_cpu.around(functools.partial(http, requests, level)),
+                base_cpu.around(
+                    functools.partial(drive, raw_send, requests=requests, concurrency=level)
+                ),
+            )
             result = BenchResult.compare(
                 "e2e",
                 level,

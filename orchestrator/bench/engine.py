@@ -23,6 +23,7 @@ request, ``cpu_us_<part>`` (orchestrator, agent, nats, bench) and
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Callable, Mapping, Sequence
 
@@ -31,9 +32,9 @@ from ..subjects import Subjects
 from .agents import NOOP
 from .chain import RawChain, bench_connection, raw_chain
 from .conversations import Conversations, sample_payload
-from .core import drive
+from .core import alternate, drive
 from .cpu import CpuAccount, cpu_summary
-from .stats import BenchResult, Run
+from .stats import BenchResult
 from .system import Part, bench_logs, limits_env, nats_server, switchboard_part, together
 
 __all__ = ["run_engine"]
@@ -86,15 +87,15 @@ async def run_engine(
             await drive(ours_send, requests=warm, concurrency=level)
             ours_cpu = CpuAccount({"orchestrator": orchestrator.pid, "agent": agent.pid, **common})
             base_cpu = CpuAccount({**chain.pids, **common})
-            ours: list[Run] = []
-            base: list[Run] = []
-            for r in range(rounds):
-                order = [(raw_send, base, base_cpu), (ours_send, ours, ours_cpu)]
-                if r % 2:
-                    order.reverse()
-                for send, into, cpu in order:
-                    run = drive(send, requests=requests, concurrency=level)
-                    into.append(await cpu.measure(run))
+            base, ours = await alternate(
+                rounds,
+                base_cpu.around(
+                    functools.partial(drive, raw_send, requests=requests, concurrency=level)
+                ),
+                ours_cpu.around(
+                    functools.partial(drive, ours_send, requests=requests, concurrency=level)
+                ),
+            )
             result = BenchResult.compare(
                 "engine",
                 level,

@@ -15,6 +15,7 @@ two-hop nats-py chain whose echo process waits the same ``delay``
 
 from __future__ import annotations
 
+import functools
 import statistics
 from collections.abc import Callable, Mapping
 
@@ -23,8 +24,8 @@ from ..subjects import Subjects
 from .agents import DELAY_ENV, SLEEPER
 from .chain import RawChain, bench_connection, raw_chain
 from .conversations import Conversations, sample_payload
-from .core import drive
-from .stats import BenchResult, Run
+from .core import alternate, drive
+from .stats import BenchResult
 from .system import bench_logs, limits_env, nats_server, switchboard_part, together
 
 __all__ = ["run_llm_latency"]
@@ -68,14 +69,11 @@ async def run_llm_latency(
         raw_send = chain.sender(sample_payload(SLEEPER), timeout=max(30.0, 10 * delay + 10))
         await talk.warm_up(min(20, n), min(20, n))
         await drive(raw_send, requests=min(20, n), concurrency=min(20, n))
-        ours: list[Run] = []
-        base: list[Run] = []
-        for r in range(rounds):
-            order = [(ours_send, ours), (raw_send, base)]
-            if r % 2:
-                order.reverse()
-            for send, into in order:
-                into.append(await drive(send, requests=n, concurrency=n))
+        ours, base = await alternate(
+            rounds,
+            functools.partial(drive, ours_send, requests=n, concurrency=n),
+            functools.partial(drive, raw_send, requests=n, concurrency=n),
+        )
         wall = statistics.median(run.wall_s for run in ours)
         base_wall = statistics.median(run.wall_s for run in base)
         result = BenchResult.compare(

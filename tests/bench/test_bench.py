@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from orchestrator.bench.core import drive
+from orchestrator.bench.core import alternate, drive
 from orchestrator.bench.httpload import quantiles
 from orchestrator.bench.load import _lua_string
 from orchestrator.bench.stats import BenchResult, Run
@@ -296,3 +296,20 @@ def test_extras_are_merged_flat_into_the_json_object() -> None:
 
 def test_lua_strings_escape_everything_but_plain_ascii() -> None:
     assert _lua_string('a"b\\c\né') == '"a\\034b\\092c\\010\\195\\169"'
+
+
+async def test_rounds_alternate_which_side_goes_first() -> None:
+    calls: list[str] = []
+
+    def side(name: str) -> Any:
+        async def run() -> Run:
+            calls.append(name)
+            return Run(requests=len(calls), wall_s=1.0, latencies=[0.001], errors=0)
+
+        return run
+
+    a, b, c = await alternate(3, side("a"), side("b"), side("c"))
+    assert calls == ["a", "b", "c", "c", "b", "a", "a", "b", "c"]
+    assert [r.requests for r in a] == [1, 6, 7]  # each side's runs, in round order
+    assert [r.requests for r in b] == [2, 5, 8]
+    assert [r.requests for r in c] == [3, 4, 9]
