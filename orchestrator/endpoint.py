@@ -505,7 +505,8 @@ class Endpoint:
 
         A requester that gave up names its reply subject (``Switchboard-Cancel-Reply``) and
         gets no answer; a conversation-wide cancel (an operator, ``nats pub``) answers each
-        cancelled request with a ``cancelled`` error so nobody waits for nothing.
+        cancelled request with a ``cancelled`` error so nobody waits for nothing. Requests
+        still queued here (at ``max_concurrency``) are withdrawn the same way: they never run.
         """
         try:
             correlation_id = msg.subject.rsplit(".", 1)[-1]
@@ -515,14 +516,38 @@ class Endpoint:
                 targets = [task] if task is not None else []
             else:
                 targets = [t for t, r in self._tasks.items() if r.correlation_id == correlation_id]
-            if not targets:
+            queued = self._withdraw(reply, correlation_id) if self._backlog else []
+            if not targets and not queued:
                 return
             CANCEL_NOTICES.labels("received").inc()
             for task in targets:
                 self._tasks[task].cancel_reason = _REMOTE if reply else _OPERATOR
                 task.cancel()
+            for request in queued:
+                ENDPOINT_CANCELLED.labels(self.name).inc()
+                if not reply:
+                    await self._reject(
+                        request,
+                        ErrorCode.CANCELLED,
+                        f"Conversation {correlation_id} was cancelled "
+                        f"({self.subjects.cancel(correlation_id)}).",
+                    )
         except Exception:
             log.exception("failed to process a cancel notice", endpoint=self.name)
+
+    def _withdraw(self, reply: str | None, correlation_id: str) -> list[Msg]:
+        """Take the queued requests a cancel notice names out of the backlog."""
+        if reply:
+            hit = [e for e in self._backlog if e[0].reply == reply]
+        else:
+            hit = [
+                e
+                for e in self._backlog
+                if e[0].headers and e[0].headers.get(h.CORRELATION_ID) == correlation_id
+            ]
+        for entry in hit:
+            self._backlog.remove(entry)
+        return [msg for msg, _deadline in hit]
 
     def gauge_values(self, gauge: str) -> Iterable[tuple[tuple[str, ...], float]]:
         return [((self.name,), float(len(self._tasks)))]

@@ -13,7 +13,15 @@ from nats.aio.client import Client as NATS
 from orchestrator import headers as h
 from orchestrator.deadline import Deadline
 from orchestrator.endpoint import Endpoint, Request
-from orchestrator.errors import AgentError, ErrorCode, RemoteError, ShuttingDownError
+from orchestrator.errors import (
+    AgentError,
+    ErrorCode,
+    RemoteError,
+    RequestTimeoutError,
+    ShuttingDownError,
+    SwitchboardError,
+    TimeoutPhase,
+)
 from orchestrator.messages import ConversationRequest
 from orchestrator.requester import Requester
 from tests.helpers import eventually, metric
@@ -343,6 +351,92 @@ async def test_a_cancel_notice_from_the_cli_cancels_a_whole_conversation(
     for task in tasks:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
+    await endpoint.stop()
+
+
+async def test_a_waiter_that_gives_up_withdraws_its_queued_request(
+    nats_client: NATS, requester: Requester
+) -> None:
+    release = asyncio.Event()
+    ran: list[bytes] = []
+
+    async def handler(request: Request) -> bytes:
+        ran.append(request.data)
+        if request.data == b"hold":
+            await release.wait()
+        return request.data
+
+    endpoint = await served(nats_client, handler, name="withdraw", max_concurrency=1)
+    before = metric("switchboard_endpoint_cancelled_total", endpoint="withdraw")
+    hold = asyncio.create_task(
+        requester.request("svc.test", b"hold", correlation_id="c-hold", timeout=30)
+    )
+    try:
+        await eventually(lambda: endpoint.in_flight == 1)
+        # Queued behind "hold": never accepted, so the waiter gives up -- and may retry
+        # elsewhere, because its cancel notice takes the request out of this backlog.
+        with pytest.raises(RequestTimeoutError) as caught:
+            await requester.request(
+                "svc.test",
+                b"queued",
+                correlation_id="c-queued",
+                timeout=30,
+                heartbeat=0.1,
+                accept_timeout=0.3,
+            )
+        assert caught.value.phase is TimeoutPhase.NOT_ACCEPTED
+        await eventually(
+            lambda: (
+                metric("switchboard_endpoint_cancelled_total", endpoint="withdraw") == before + 1
+            )
+        )
+        release.set()
+        assert (await hold).data == b"hold"
+    finally:
+        release.set()
+        await asyncio.gather(hold, return_exceptions=True)
+    await eventually(lambda: endpoint.in_flight == 0)
+    assert ran == [b"hold"]  # the withdrawn request never ran
+    await endpoint.stop()
+
+
+async def test_a_conversation_cancel_answers_its_queued_requests(
+    nats_client: NATS, requester: Requester
+) -> None:
+    release = asyncio.Event()
+    ran: list[bytes] = []
+
+    async def handler(request: Request) -> bytes:
+        ran.append(request.data)
+        await release.wait()
+        return request.data
+
+    endpoint = await served(nats_client, handler, max_concurrency=1)
+    hold = asyncio.create_task(
+        requester.request("svc.test", b"hold", correlation_id="conv-other-1", timeout=30)
+    )
+    await eventually(lambda: endpoint.in_flight == 1)
+    queued = [
+        asyncio.create_task(
+            requester.request("svc.test", b"q%d" % i, correlation_id="conv-y-1", timeout=30)
+        )
+        for i in range(2)
+    ]
+    try:
+        await asyncio.sleep(0.2)  # both are in the endpoint's backlog now
+        await nats_client.publish("ai.cancel.conv-y-1", b"")  # nats pub ai.cancel.conv-y-1 ''
+        for task in queued:
+            with pytest.raises(SwitchboardError) as caught:
+                await asyncio.wait_for(task, 5)
+            assert caught.value.code is ErrorCode.CANCELLED
+            assert "conv-y-1" in str(caught.value)
+        release.set()
+        assert (await hold).data == b"hold"
+    finally:
+        release.set()
+        await asyncio.gather(hold, *queued, return_exceptions=True)
+    await eventually(lambda: endpoint.in_flight == 0)
+    assert ran == [b"hold"]
     await endpoint.stop()
 
 
