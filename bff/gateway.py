@@ -4,8 +4,9 @@ Each request carries one deadline: the conversation's own (``timeout_s``,
 enforced by the orchestrator) plus a margin for the reply to travel back, so
 a partial answer made at the deadline still arrives. The orchestrator is
 asked for heartbeats, so a replica that dies mid-conversation is noticed in
-seconds; a request the orchestrator refused as shutting down or that found
-no responder is retried once while time remains.
+seconds; a request the orchestrator refused as shutting down or overloaded,
+that found no responder, or that no replica accepted in time (a frozen one
+still holds its subscription) is retried once while time remains.
 """
 
 from __future__ import annotations

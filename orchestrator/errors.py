@@ -167,6 +167,13 @@ class RequestTimeoutError(RequestError, TimeoutError):
         super().__init__(message, subject=subject, correlation_id=correlation_id)
         self.phase = phase
 
+    @property
+    def retryable(self) -> bool:
+        """Only when nobody took the request: another worker may (a frozen or wedged one
+        still holds its subscription). The requester's cancel notice withdraws the first
+        copy, wherever it waits."""
+        return self.phase is TimeoutPhase.NOT_ACCEPTED
+
 
 class NoRespondersError(RequestError):
     """No process subscribes to the subject (NATS status 503)."""

@@ -283,12 +283,13 @@ ENDPOINT_EXPIRED = Counter(
 ENDPOINT_REJECTED = Counter(
     "switchboard_endpoint_rejected_total",
     "Requests refused with an error reply before the handler ran (overloaded, shutting_down, "
-    "bad_request, too_large).",
+    "bad_request, too_large, cancelled while queued).",
     ["endpoint", "reason"],
 )
 ENDPOINT_CANCELLED = Counter(
     "switchboard_endpoint_cancelled_total",
-    "Handlers cancelled because their requester gave up (remote cancellation).",
+    "Requests cancelled (their requester gave up, or the whole conversation was cancelled): "
+    "running handlers and requests still queued.",
     ["endpoint"],
 )
 
@@ -327,7 +328,8 @@ HISTORY_FAILURES = Counter(
 )
 STEP_RETRIES = Counter(
     "switchboard_step_retries_total",
-    "Step attempts retried after a transient error (no_responders, overloaded, shutting_down).",
+    "Step attempts retried after a transient error (no_responders, overloaded, shutting_down, "
+    "not accepted in time).",
     ["agent"],
 )
 

@@ -3,11 +3,13 @@
 Each step is one agent request through the correlation tracker, with
 heartbeats (so a lost or dead worker is noticed in seconds), under
 ``min(its timeout, the conversation's time left)``. Transient failures
-(no responders, overloaded, shutting down) are retried with backoff while
-time remains. A failed required step skips everything that depends on it;
-an optional step's failure does not block its dependents, which get ``None``
-for its output. Steps are owned tasks: cancelling the conversation cancels
-them, and their cancelled waiters tell the agents to stop.
+(no responders, overloaded, shutting down, not accepted in time: a frozen
+worker still holds its subscription) are retried with backoff while time
+remains; the cancel notice of the attempt given up withdraws it. A failed
+required step skips everything that depends on it; an optional step's failure
+does not block its dependents, which get ``None`` for its output. Steps are
+owned tasks: cancelling the conversation cancels them, and their cancelled
+waiters tell the agents to stop.
 """
 
 from __future__ import annotations

@@ -385,6 +385,7 @@ async def test_a_waiter_that_gives_up_withdraws_its_queued_request(
                 accept_timeout=0.3,
             )
         assert caught.value.phase is TimeoutPhase.NOT_ACCEPTED
+        assert caught.value.retryable
         await eventually(
             lambda: (
                 metric("switchboard_endpoint_cancelled_total", endpoint="withdraw") == before + 1

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 import pytest_asyncio
+from nats.aio.client import Client as NATS
+from nats.aio.msg import Msg
 
 from orchestrator import Deadline, Plan, PlanStep, Requester, Settings, StepResult
 from orchestrator.engine import EventSink, Executor
@@ -230,3 +232,36 @@ async def _srv_ping(requester: Requester) -> list[str]:
     from orchestrator import discover
 
     return [m.decode() for m in await discover(requester.nc, "PING", timeout=0.5)]
+
+
+async def test_a_step_nobody_accepts_is_retried_then_fails_clearly(
+    executor: Executor, nats_client: NATS
+) -> None:
+    # A "frozen" worker: it holds a subscription on the agent's subject (so nats-server
+    # hands it the task, and nobody gets no-responders) but never answers anything.
+    seen: list[str] = []
+
+    async def frozen(msg: Msg) -> None:
+        seen.append(msg.subject)
+
+    sub = await nats_client.subscribe("ai.agents.ghost", queue="agent-ghost", cb=frozen)
+    await nats_client.flush()
+    executor.accept_timeout = 0.3
+    retries_before = metric("switchboard_step_retries_total", agent="ghost")
+    try:
+        started = time.monotonic()
+        results = await run(executor, step("a", "ghost"), step("b", "upper", "fine"), timeout=10)
+        took = time.monotonic() - started
+    finally:
+        await sub.unsubscribe()
+    by_id = {r.id: r for r in results}
+    assert (by_id["b"].status, by_id["b"].output) == ("ok", "FINE")
+    ghost = by_id["a"]
+    assert ghost.status == "failed" and ghost.error is not None
+    assert ghost.error.code == "timeout"
+    assert "no worker accepted it" in ghost.error.message
+    # Nobody took it, so it was safe to send again: 1 + retries attempts, then the error.
+    assert ghost.attempts == 1 + executor.retries
+    assert len(seen) == ghost.attempts
+    assert metric("switchboard_step_retries_total", agent="ghost") == retries_before + 2
+    assert took < 8  # a few accept timeouts, not the 10 s deadline
