@@ -3,7 +3,7 @@
 from .app import BffState, create_app, metrics_middleware
 from .auth import LOCAL_USER, ApiKeys, AuthRateLimiter, Unauthorized
 from .gateway import Gateway
-from .limits import InFlightLimiter
+from .limits import InFlightLimiter, Slot
 from .openapi import ContractJsonRenderPlugin, ContractSwaggerRenderPlugin, contract_schemas
 from .problems import PROBLEM_MEDIA_TYPE, Problem, problem, status_for
 from .process import build_bff, is_loopback, run_bff
@@ -21,6 +21,7 @@ __all__ = [
     "Gateway",
     "InFlightLimiter",
     "Problem",
+    "Slot",
     "Unauthorized",
     "build_bff",
     "contract_schemas",

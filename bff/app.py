@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +22,7 @@ from typing import Any, TypeVar
 import structlog
 import swagger_ui_bundle
 from litestar import Litestar, Request, Response, get, post
+from litestar.background_tasks import BackgroundTask
 from litestar.di import NamedDependency, Provide
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.openapi import OpenAPIConfig
@@ -48,7 +50,7 @@ from orchestrator.metrics import HTTP_DURATION, HTTP_REJECTED, HTTP_REQUESTS
 
 from .auth import ApiKeys, AuthRateLimiter, Unauthorized
 from .gateway import Gateway
-from .limits import InFlightLimiter
+from .limits import InFlightLimiter, Slot
 from .openapi import ContractJsonRenderPlugin, ContractSwaggerRenderPlugin
 from .problems import PROBLEM_MEDIA_TYPE, Problem, problem
 from .schemas import ChatRequest
@@ -147,14 +149,14 @@ def _error(exc: SwitchboardError, correlation_id: str | None) -> Response[Any]:
     return problem(exc.code, str(exc), status=status, correlation_id=correlation_id)
 
 
-def _reject(bff: BffState, user: str) -> Response[Any] | None:
+def _admit(bff: BffState, user: str) -> Slot | Response[Any]:
+    """A place for the request, or the 429 that refuses it."""
     try:
-        bff.limiter.acquire(user)
+        return bff.limiter.acquire(user)
     except OverloadedError as exc:
         reason = "user_limit" if "You already have" in str(exc) else "instance_limit"
         HTTP_REJECTED.labels(reason).inc()
         return problem(ErrorCode.OVERLOADED, str(exc))
-    return None
 
 
 # -- handlers --------------------------------------------------------------------------------
@@ -199,9 +201,9 @@ async def chat(
     """The answer as JSON: correlation id, answer, per-step results and timings."""
     correlation_id = new_correlation_id(user)
     with structlog.contextvars.bound_contextvars(correlation_id=correlation_id, user_id=user):
-        rejected = _reject(bff, user)
-        if rejected is not None:
-            return rejected
+        slot = _admit(bff, user)
+        if not isinstance(slot, Slot):
+            return slot
         try:
             reply = await _until_disconnected(
                 request, bff.gateway.chat(user, data, correlation_id=correlation_id)
@@ -218,7 +220,7 @@ async def chat(
             log.info("chat failed", code=exc.code.value, error=str(exc))
             return _error(exc, correlation_id)
         finally:
-            bff.limiter.release(user)
+            slot.release()
     return Response(reply, headers={"X-Correlation-Id": correlation_id})
 
 
@@ -237,9 +239,9 @@ async def chat_stream(
     ``step_finished``, ``step_failed``, ``answered`` (ProgressEvent data), then one ``reply``
     event with the whole ConversationReply -- or an ``error`` event with a problem body."""
     correlation_id = new_correlation_id(user)
-    rejected = _reject(bff, user)
-    if rejected is not None:
-        return rejected
+    slot = _admit(bff, user)
+    if not isinstance(slot, Slot):
+        return slot
 
     async def events() -> AsyncIterator[ServerSentEventMessage]:
         with structlog.contextvars.bound_contextvars(correlation_id=correlation_id, user_id=user):
@@ -255,10 +257,17 @@ async def chat_stream(
                 body = _error(exc, correlation_id).content
                 yield ServerSentEventMessage(event="error", data=bytes(body).decode())
             finally:
-                bff.limiter.release(user)
+                slot.release()
 
+    stream = events()
+    # A client that hangs up before the stream starts: the generator never runs, nor its
+    # ``finally``. The response's background task gives the slot back then; if sending
+    # fails outright, the slot goes back when the dropped generator is collected.
+    weakref.finalize(stream, slot.release)
     return ServerSentEvent(
-        events(), headers={"X-Correlation-Id": correlation_id, "Cache-Control": "no-store"}
+        stream,
+        headers={"X-Correlation-Id": correlation_id, "Cache-Control": "no-store"},
+        background=BackgroundTask(slot.release),
     )
 
 

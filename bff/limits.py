@@ -1,7 +1,7 @@
 """Backpressure: a bound on chat requests in flight, per user and per BFF instance.
 
 Past either bound a request is refused at once (429 with ``Retry-After``);
-nothing queues without limit.
+nothing queues without limit. A request holds a :class:`Slot` until it is done.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from orchestrator import OverloadedError
 from orchestrator.metrics import HTTP_IN_FLIGHT
 
-__all__ = ["InFlightLimiter"]
+__all__ = ["InFlightLimiter", "Slot"]
 
 
 class InFlightLimiter:
@@ -27,8 +27,8 @@ class InFlightLimiter:
     def in_flight(self) -> int:
         return self._count
 
-    def acquire(self, user: str) -> None:
-        """Take a slot for ``user``.
+    def acquire(self, user: str) -> Slot:
+        """Take a slot for ``user``; give it back with :meth:`Slot.release`.
 
         Raises:
             OverloadedError: the user or the instance is at its limit.
@@ -43,8 +43,9 @@ class InFlightLimiter:
             )
         self._by_user[user] += 1
         self._count += 1
+        return Slot(self, user)
 
-    def release(self, user: str) -> None:
+    def _release(self, user: str) -> None:
         self._count -= 1
         self._by_user[user] -= 1
         if self._by_user[user] <= 0:
@@ -52,3 +53,23 @@ class InFlightLimiter:
 
     def gauge_values(self, gauge: str) -> Iterable[tuple[tuple[str, ...], float]]:
         return [((), float(self._count))]
+
+
+class Slot:
+    """One request's place in an :class:`InFlightLimiter`.
+
+    :meth:`release` may be called any number of times, from every path that ends the
+    request (a response sent, a stream closed, a stream dropped before it started);
+    the place is given back once.
+    """
+
+    __slots__ = ("__weakref__", "_limiter", "_user")
+
+    def __init__(self, limiter: InFlightLimiter, user: str) -> None:
+        self._limiter: InFlightLimiter | None = limiter
+        self._user = user
+
+    def release(self) -> None:
+        limiter, self._limiter = self._limiter, None
+        if limiter is not None:
+            limiter._release(self._user)

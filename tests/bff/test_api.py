@@ -285,3 +285,24 @@ async def test_agents_health_metrics_and_offline_docs(nats_url: str) -> None:
         page = await http.get("/")
         assert page.status_code == 200
         assert page.headers["content-type"].startswith("text/html")
+
+
+async def test_sse_requests_dropped_before_the_stream_starts_free_their_slots(
+    nats_url: str,
+) -> None:
+    # A client that sends the request and resets the connection at once: the event
+    # generator is never started, so a slot released only in its ``finally`` leaked.
+    async with system(nats_url, max_inflight_per_user=3) as http:
+        body = b'{"message": "what is 2+2"}'
+        head = (
+            "POST /v1/chat/stream HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n"
+        ).encode()
+        for _ in range(10):
+            _, writer = await asyncio.open_connection(http.base_url.host, http.base_url.port)
+            writer.write(head + body)
+            await writer.drain()
+            writer.transport.abort()
+        await eventually(lambda: metric("switchboard_http_in_flight") == 0, timeout=10)
+        ok = await http.post("/v1/chat", json={"message": "what is 1+1"})
+        assert ok.status_code == 200, ok.text
