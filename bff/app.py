@@ -25,12 +25,15 @@ from litestar import Litestar, Request, Response, get, post
 from litestar.background_tasks import BackgroundTask
 from litestar.di import NamedDependency, Provide
 from litestar.exceptions import HTTPException, ValidationException
+from litestar.file_system import BaseLocalFileSystem
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.spec import Components, SecurityScheme
 from litestar.params import FromPath, JSONBody
 from litestar.response import File, ServerSentEvent, ServerSentEventMessage
 from litestar.static_files import create_static_files_router
+from litestar.types import PathType
+from litestar.types.file_types import FileInfo
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from orchestrator import (
@@ -425,16 +428,30 @@ def metrics_middleware(app: Callable[..., Awaitable[None]]) -> Callable[..., Awa
     return counted
 
 
+class _LocalFiles(BaseLocalFileSystem):
+    """Local files, where a path no file can have (a NUL byte) is not found, not a 500."""
+
+    async def info(self, path: PathType, **kwargs: Any) -> FileInfo:
+        if "\x00" in str(path):
+            raise FileNotFoundError(path)
+        return await super().info(path, **kwargs)
+
+
 def create_app(bff: BffState) -> Litestar:
     """The Litestar application for one BFF process."""
     docs_assets = create_static_files_router(
         path="/docs-assets",
         directories=[swagger_ui_bundle.swagger_ui_path],
+        file_system=_LocalFiles(),
         include_in_schema=False,
         name="docs-assets",
     )
     static = create_static_files_router(
-        path="/static", directories=[STATIC], include_in_schema=False, name="static"
+        path="/static",
+        directories=[STATIC],
+        file_system=_LocalFiles(),
+        include_in_schema=False,
+        name="static",
     )
     openapi = OpenAPIConfig(
         title="Switchboard",

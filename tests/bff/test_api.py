@@ -306,3 +306,13 @@ async def test_sse_requests_dropped_before_the_stream_starts_free_their_slots(
         await eventually(lambda: metric("switchboard_http_in_flight") == 0, timeout=10)
         ok = await http.post("/v1/chat", json={"message": "what is 1+1"})
         assert ok.status_code == 200, ok.text
+
+
+async def test_static_paths_no_file_can_have_are_not_found(nats_url: str) -> None:
+    # A NUL byte made os.stat raise ValueError: a 500 and an error-level traceback per request.
+    async with system(nats_url) as http:
+        for prefix in ("/static", "/docs-assets"):
+            for name in ("a%00b", "%00", "favicon.svg%00.png", "..%2f..%2fpyproject.toml"):
+                r = await http.get(f"{prefix}/{name}")
+                assert r.status_code == 404, (prefix, name, r.status_code, r.text)
+        assert (await http.get("/static/favicon.svg")).status_code == 200
