@@ -6,7 +6,7 @@ from .gateway import Gateway
 from .limits import InFlightLimiter, Slot
 from .openapi import ContractJsonRenderPlugin, ContractSwaggerRenderPlugin, contract_schemas
 from .problems import PROBLEM_MEDIA_TYPE, Problem, problem, status_for
-from .process import build_bff, is_loopback, run_bff
+from .process import build_bff, is_loopback, run_bff, trusted_proxies
 from .schemas import ChatRequest
 
 __all__ = [
@@ -31,4 +31,5 @@ __all__ = [
     "problem",
     "run_bff",
     "status_for",
+    "trusted_proxies",
 ]

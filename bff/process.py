@@ -13,9 +13,27 @@ from .auth import LOCAL_USER, ApiKeys, AuthRateLimiter
 from .gateway import Gateway
 from .limits import InFlightLimiter
 
-__all__ = ["build_bff", "is_loopback", "run_bff"]
+__all__ = ["build_bff", "is_loopback", "run_bff", "trusted_proxies"]
 
 log = structlog.get_logger("switchboard.bff")
+
+
+def trusted_proxies(setting: str) -> list[str]:
+    """The proxy addresses/networks of ``SWITCHBOARD_TRUSTED_PROXIES``.
+
+    Raises:
+        ConfigurationError: an entry is not an IP address or network.
+    """
+    proxies = [entry.strip() for entry in setting.split(",") if entry.strip()]
+    for entry in proxies:
+        try:
+            ipaddress.ip_network(entry, strict=False)
+        except ValueError:
+            raise ConfigurationError(
+                f"Invalid setting SWITCHBOARD_TRUSTED_PROXIES: {entry!r} is not an IP address "
+                "or network (e.g. 10.0.0.0/8)."
+            ) from None
+    return proxies
 
 
 def is_loopback(host: str) -> bool:
@@ -31,9 +49,10 @@ async def build_bff(runtime: Runtime) -> HttpServer:
     """Wire the BFF into a connected runtime; returns its HTTP server (added to the runtime).
 
     Raises:
-        ConfigurationError: no API keys and a non-loopback address.
+        ConfigurationError: no API keys and a non-loopback address; a bad proxy address.
     """
     settings = runtime.settings
+    proxies = trusted_proxies(settings.trusted_proxies)
     keys = ApiKeys.from_settings(settings)
     if not keys.enabled and not is_loopback(settings.http_host):
         raise ConfigurationError(
@@ -64,6 +83,7 @@ async def build_bff(runtime: Runtime) -> HttpServer:
         host=settings.http_host,
         port=settings.http_port,
         grace=settings.shutdown_grace,
+        trusted_proxies=proxies,
     )
     runtime.add(server, ready=lambda: server.running, name="http")
     if keys.enabled:

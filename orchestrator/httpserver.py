@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import uvicorn
@@ -44,8 +44,19 @@ def bind_socket(host: str, port: int) -> socket.socket:
 class HttpServer:
     """uvicorn on ``host:port`` inside the process's event loop; ``stop`` drains connections."""
 
-    def __init__(self, app: Any, *, host: str, port: int, grace: float = 10.0) -> None:
+    def __init__(
+        self,
+        app: Any,
+        *,
+        host: str,
+        port: int,
+        grace: float = 10.0,
+        trusted_proxies: Sequence[str] = (),
+    ) -> None:
         self.app = app
+        #: Peers whose X-Forwarded-For/-Proto are believed; none by default, so a client
+        #: cannot choose the address it is rate-limited by.
+        self.trusted_proxies = list(trusted_proxies)
         self.host = host
         self.port = port
         self.grace = grace
@@ -81,6 +92,8 @@ class HttpServer:
             timeout_graceful_shutdown=max(1, int(self.grace)),
             timeout_keep_alive=30,
             backlog=4096,
+            proxy_headers=bool(self.trusted_proxies),
+            forwarded_allow_ips=self.trusted_proxies or None,
         )
         self._server = QuietServer(config)
         self._task = asyncio.get_running_loop().create_task(

@@ -151,6 +151,13 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     max_inflight: Annotated[int, _d("Chat requests one BFF instance handles at once.", ge=1)] = (
         1_000
     )
+    trusted_proxies: Annotated[
+        str,
+        _d(
+            "Reverse proxies (IPs or CIDRs, comma-separated) whose X-Forwarded-For names the "
+            "client, e.g. the ingress controller's pod network; empty: the peer is the client."
+        ),
+    ] = ""
 
     def redacted(self) -> dict[str, Any]:
         """The settings as a dict with secrets masked (for logs and debug views)."""

@@ -248,6 +248,48 @@ async def test_a_disconnecting_sse_client_cancels_the_work(nats_url: str) -> Non
         await eventually(lambda: metric("switchboard_http_in_flight") == 0)
 
 
+async def test_a_client_cannot_pick_the_address_it_is_rate_limited_by(nats_url: str) -> None:
+    # uvicorn believed X-Forwarded-For from 127.0.0.1 by default: a new header per guess
+    # was a new address, and 200 guesses drew 200 401s and not one 429.
+    async with system(nats_url, api_keys=f"alice:{ALICE}") as http:
+        codes = [
+            (
+                await http.get(
+                    "/v1/agents",
+                    headers={**bearer(f"guess-{i:016d}"), "X-Forwarded-For": f"10.9.0.{i}"},
+                )
+            ).status_code
+            for i in range(25)
+        ]
+        assert codes[20:] == [429] * 5
+
+
+async def test_behind_a_trusted_proxy_each_client_is_limited_on_its_own(nats_url: str) -> None:
+    # Behind an ingress every request comes from the proxy's address: without the
+    # forwarded address, one client's bad guesses would lock every user out.
+    async with system(nats_url, api_keys=f"alice:{ALICE}", trusted_proxies="127.0.0.0/8") as http:
+        attacker = {"X-Forwarded-For": "203.0.113.9"}
+        for i in range(21):
+            await http.get("/v1/agents", headers={**bearer(f"guess-{i:016d}"), **attacker})
+        blocked = await http.get("/v1/agents", headers={**bearer(ALICE), **attacker})
+        assert blocked.status_code == 429
+        # A proxy appends the peer it saw: a forged first entry changes nothing.
+        forged = {"X-Forwarded-For": "198.51.100.1, 203.0.113.9"}
+        assert (
+            await http.get("/v1/agents", headers={**bearer(ALICE), **forged})
+        ).status_code == 429
+        someone_else = {"X-Forwarded-For": "198.51.100.7"}
+        ok = await http.get("/v1/agents", headers={**bearer(ALICE), **someone_else})
+        assert ok.status_code == 200
+
+
+async def test_a_proxy_setting_that_is_not_an_address_is_refused(nats_url: str) -> None:
+    settings = make_settings(nats_url, http_port=0, trusted_proxies="10.0.0.0/8,ingress")
+    with pytest.raises(ConfigurationError, match="'ingress' is not an IP address"):
+        async with bff_running(settings):
+            pass
+
+
 async def test_brute_forcing_keys_is_rate_limited(nats_url: str) -> None:
     async with system(nats_url, api_keys=f"alice:{ALICE}") as http:
         codes = [
