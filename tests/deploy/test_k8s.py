@@ -19,6 +19,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from bff import trusted_proxies
 from orchestrator.settings import ENV_PREFIX, Settings, load_settings
 
 from .conftest import DEPLOY, K8S, NATS_DIR, find_tool, named, of_kind, render
@@ -338,6 +339,23 @@ def test_configmap_holds_only_valid_switchboard_settings(objects):
     settings = load_settings(data)  # raises on a bad value
     assert settings.metrics_host == "0.0.0.0"
     assert settings.http_host == "0.0.0.0"
+
+
+def test_every_containers_settings_are_real_and_load(objects):
+    # A misspelt variable in a Deployment is silently ignored: the part runs on its default.
+    known = {ENV_PREFIX + field.upper() for field in Settings.__struct_fields__}
+    for deployment in of_kind(objects, "Deployment"):
+        (container,) = containers(deployment)
+        env = {
+            name: entry.get("value", "x")
+            for name, entry in env_of(container).items()
+            if name.startswith(ENV_PREFIX)
+        }
+        assert set(env) <= known, (deployment["metadata"]["name"], set(env) - known)
+        settings = load_settings({**settings_of(objects), **env})  # raises on a bad value
+        assert trusted_proxies(settings.trusted_proxies) == (
+            ["10.0.0.0/8"] if container["args"] == ["bff"] else []
+        )
 
 
 def test_each_part_uses_its_own_nats_user_and_inbox(objects):
