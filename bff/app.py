@@ -37,6 +37,7 @@ from litestar.types.file_types import FileInfo
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from orchestrator import (
+    MAX_MESSAGE_CHARS,
     AgentInfo,
     ConversationReply,
     ErrorCode,
@@ -66,7 +67,10 @@ log = structlog.get_logger("switchboard.bff")
 
 STATIC = Path(__file__).parent / "static"
 FAVICON = "<link rel='icon' type='image/svg+xml' href='/static/favicon.svg'>"
-MAX_BODY = 128 * 1024
+#: A chat body may carry a message of MAX_MESSAGE_CHARS however its client escapes it: a
+#: JSON encoder that writes ASCII only (Python's json, so ``requests``) takes 6 bytes per
+#: character (\uXXXX), 12 for one outside the BMP. Plus room for the other fields.
+MAX_BODY = 12 * MAX_MESSAGE_CHARS + 64 * 1024
 
 
 @dataclass
@@ -179,6 +183,7 @@ _AUTH = {"s401": "Missing or invalid API key.", "s429": "Too many requests or fa
 _CHAT = {
     **_AUTH,
     "s400": "Invalid body.",
+    "s409": "Cancelled (ai.cancel.<correlation_id>) before it was answered.",
     "s413": "Body too large.",
     "s499": "Client went away.",
     "s500": "Internal error.",
@@ -322,7 +327,14 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@get("/readyz", summary="Connected to NATS and serving", tags=["operations"])
+@get(
+    "/readyz",
+    summary="Connected to NATS and serving",
+    tags=["operations"],
+    responses={
+        503: ResponseSpec(data_container=dict[str, Any], description="Not ready (see checks).")
+    },
+)
 async def readyz(bff: NamedDependency[BffState]) -> Response[dict[str, Any]]:
     checks = bff.ready()
     ready = all(checks.values())

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import json
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -15,7 +16,7 @@ import pytest
 
 from agents import builtin_agents
 from bff import build_bff
-from orchestrator import ConfigurationError, Runtime, Settings
+from orchestrator import MAX_MESSAGE_CHARS, ConfigurationError, Runtime, Settings
 from tests.helpers import eventually, metric
 from tests.support.agents import ALL as TEST_AGENTS
 from tests.support.system import agents_running, make_settings, orchestrator_running
@@ -160,7 +161,7 @@ def test_a_keys_file_may_hold_digests_only(tmp_path: Path) -> None:
         (b'{"message": "hi", "timeout_s": -1}', 400),
         (b'["message"]', 400),
         (b'{"message": "' + b"x" * 40_000 + b'"}', 400),
-        (b'{"message": "' + b"x" * 300_000 + b'"}', 413),
+        (b'{"message": "' + b"x" * 600_000 + b'"}', 413),
     ],
 )
 async def test_bad_bodies_are_4xx_problems_never_500(
@@ -248,6 +249,23 @@ async def test_a_disconnecting_sse_client_cancels_the_work(nats_url: str) -> Non
         await eventually(lambda: metric("switchboard_http_in_flight") == 0)
 
 
+async def test_a_message_at_the_limit_fits_however_its_client_escapes_it(nats_url: str) -> None:
+    # Python's json (and so ``requests``) writes ASCII only: 6 bytes per CJK character, 12
+    # per emoji. With a 128 KiB body limit a 22,000-character Chinese message was a 413.
+    async with system(nats_url) as http:
+        for char in ("\u4e2d", "\U0001f600"):
+            body = json.dumps({"message": "echo " + char * (MAX_MESSAGE_CHARS - 5)})
+            r = await http.post(
+                "/v1/chat", content=body, headers={"content-type": "application/json"}
+            )
+            assert r.status_code == 200, r.text[:200]
+            too_long = json.dumps({"message": char * (MAX_MESSAGE_CHARS + 1)})
+            r = await http.post(
+                "/v1/chat", content=too_long, headers={"content-type": "application/json"}
+            )
+            assert (r.status_code, r.json()["code"]) == (400, "bad_request"), r.text[:200]
+
+
 async def test_a_client_cannot_pick_the_address_it_is_rate_limited_by(nats_url: str) -> None:
     # uvicorn believed X-Forwarded-For from 127.0.0.1 by default: a new header per guess
     # was a new address, and 200 guesses drew 200 401s and not one 429.
@@ -324,6 +342,10 @@ async def test_agents_health_metrics_and_offline_docs(nats_url: str) -> None:
         assert (await http.get("/docs-assets/swagger-ui-bundle.js")).status_code == 200
         spec = (await http.get("/docs/openapi.json")).json()
         assert {"/v1/chat", "/v1/chat/stream", "/v1/agents"} <= set(spec["paths"])
+        # Every status these routes give is documented (cancelled: 409, not ready: 503).
+        for path in ("/v1/chat", "/v1/chat/stream"):
+            assert "409" in spec["paths"][path]["post"]["responses"], path
+        assert {"200", "503"} <= set(spec["paths"]["/readyz"]["get"]["responses"])
         page = await http.get("/")
         assert page.status_code == 200
         assert page.headers["content-type"].startswith("text/html")
