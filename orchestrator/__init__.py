@@ -87,6 +87,7 @@ from .runtime import GC_THRESHOLDS, Component, Runtime, nats_options, run_main, 
 from .service import OrchestratorService
 from .settings import Settings, load_settings, settings_table
 from .subjects import Subjects, is_safe_token, new_correlation_id, safe_token
+from .urls import without_credentials
 
 __version__ = "0.1.0"
 
@@ -196,4 +197,5 @@ __all__ = [
     "translate_nats_error",
     "tune_gc",
     "wire",
+    "without_credentials",
 ]

@@ -31,6 +31,7 @@ from .errors import (
     SwitchboardError,
 )
 from .metrics import NATS_CONNECTED, NATS_DISCONNECTS, NATS_ERRORS, NATS_RECONNECTS
+from .urls import without_credentials
 
 __all__ = [
     "ConnectionEvents",
@@ -218,7 +219,7 @@ async def connect(
         else:
             reason = f"{type(exc).__name__}: {exc}"
         raise ConnectionClosedError(
-            f"Could not connect to NATS at {_hosts(servers)}: {reason}."
+            f"Could not connect to NATS at {without_credentials(servers)}: {reason}."
         ) from exc
     finally:
         if not fatal.done():
@@ -227,16 +228,6 @@ async def connect(
     NATS_CONNECTED.set(1)
     log.info("nats connected", name=name, server=_where(nc))
     return nc
-
-
-def _hosts(servers: str | list[str]) -> str:
-    """Server URLs without credentials (for messages and logs)."""
-    urls = [servers] if isinstance(servers, str) else servers
-    shown = []
-    for url in urls:
-        scheme, sep, rest = url.partition("://")
-        shown.append(scheme + sep + rest.rsplit("@", 1)[-1] if sep else url.rsplit("@", 1)[-1])
-    return ", ".join(shown)
 
 
 def _where(nc: NATS) -> str:

@@ -17,6 +17,7 @@ import msgspec
 from msgspec import Meta
 
 from .errors import ConfigurationError
+from .urls import without_credentials
 
 __all__ = ["ENV_PREFIX", "SECRET_FIELDS", "Settings", "load_settings", "settings_table"]
 
@@ -31,6 +32,8 @@ ALIASES: Mapping[str, str] = {
 
 #: Never logged, never shown: ``Settings.redacted()`` masks them.
 SECRET_FIELDS = frozenset({"nats_password", "nats_token", "openai_api_key", "api_keys"})
+#: URLs that may carry credentials (``nats://user:password@host``): shown without them.
+URL_FIELDS = ("nats_url", "openai_base_url")
 
 Positive = Meta(gt=0)
 
@@ -165,6 +168,9 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
         for name in SECRET_FIELDS:
             if values.get(name):
                 values[name] = "***"
+        for name in URL_FIELDS:
+            if values.get(name):
+                values[name] = without_credentials(values[name])
         return values
 
     def __repr__(self) -> str:

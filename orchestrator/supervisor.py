@@ -30,6 +30,7 @@ from .embedded import EmbeddedNatsServer
 from .errors import ConfigurationError
 from .httpserver import bind_socket
 from .settings import Settings, env_name
+from .urls import without_credentials
 
 __all__ = ["Part", "Supervisor", "up"]
 
@@ -206,7 +207,7 @@ class Supervisor:
             "",
             f"Switchboard is up: open {web}/",
             f"  API docs     {web}/docs",
-            f"  NATS         {nats_url}"
+            f"  NATS         {without_credentials(nats_url)}"
             + (" (embedded, JetStream on)" if self.server is not None else ""),
         ]
         lines += [f"  {p.name:<12} pid {p.pid}, metrics {p.metrics_url}" for p in self.parts]

@@ -73,6 +73,34 @@ async def test_ask_without_nats_is_a_clear_error() -> None:
     assert "Could not connect to NATS at nats://127.0.0.1:1" in err
 
 
+async def test_settings_never_show_a_password_in_a_url() -> None:
+    code, out, _ = await run(
+        "settings",
+        "--nats-url",
+        "nats://bob:hunter2@10.0.0.1:4222,nats://tok3n@10.0.0.2:4222",
+        "--openai-base-url",
+        "https://user:s3cret@llm.example/v1",
+    )
+    assert code == 0
+    shown = json.loads(out)
+    assert shown["nats_url"] == "nats://***@10.0.0.1:4222, nats://***@10.0.0.2:4222"
+    assert shown["openai_base_url"] == "https://***@llm.example/v1"
+    for secret in ("hunter2", "tok3n", "s3cret"):
+        assert secret not in out
+
+
+async def test_up_never_shows_the_password_of_its_nats_url(
+    nats_server: EmbeddedNatsServer,
+) -> None:
+    url = nats_server.url.replace("nats://", "nats://bob:hunter2@")  # no auth: ignored
+    up = await asyncio.to_thread(start_up, "--nats-url", url)
+    try:
+        assert "NATS         nats://***@127.0.0.1:" in up.output()
+    finally:
+        assert await asyncio.to_thread(up.stop) == 0
+    assert "hunter2" not in up.output()
+
+
 async def test_up_uses_a_given_nats_server(nats_server: EmbeddedNatsServer) -> None:
     up = await asyncio.to_thread(start_up, "--nats-url", nats_server.url)
     try:
