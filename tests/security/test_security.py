@@ -18,6 +18,7 @@ from agents import builtin_agents
 from bff import build_bff
 from orchestrator import ConnectionClosedError, EmbeddedNatsServer, Runtime, Settings
 from tests.support.fake_openai import FakeOpenAI, Reply
+from tests.support.nats_jwt import operator_setup
 from tests.support.nats_users import NATS_DIR, dev_env, password
 from tests.support.system import agents_running, make_settings, orchestrator_running
 from tests.support.up import start_up
@@ -158,6 +159,40 @@ async def test_tls_without_the_right_ca_is_refused(tmp_path: Path) -> None:
         runtime = Runtime(settings, part="test", name="tls", health=False, configure_logs=False)
         with pytest.raises(ConnectionClosedError):
             await runtime.connect()
+
+
+async def test_a_creds_file_connects_a_part_to_an_operator_mode_server(tmp_path: Path) -> None:
+    # nats-py signs with a .creds file through the nkeys package: without it installed
+    # (nats-py's [nkeys] extra) SWITCHBOARD_NATS_CREDS was a ModuleNotFoundError.
+    config, creds = operator_setup(tmp_path)
+    server = EmbeddedNatsServer(config_file=config)
+    await asyncio.to_thread(server.start)
+    try:
+        settings = make_settings(server.url, nats_creds=str(creds))
+        async with agents_running(settings, builtin_agents()["calculator"]):
+            runtime = Runtime(
+                settings, part="test", name="creds", health=False, configure_logs=False
+            )
+            await runtime.connect()
+            await runtime.start()
+            try:
+                msg = await runtime.requester.request(
+                    "ai.agents.calculator",
+                    b'{"correlation_id":"c","task_id":"s1","agent":"calculator",'
+                    b'"instruction":"6*7"}',
+                    correlation_id="c",
+                    timeout=10,
+                )
+                assert json.loads(msg.data)["output"] == "6 * 7 = 42"
+            finally:
+                await runtime.shutdown()
+        anonymous = Runtime(
+            make_settings(server.url), part="test", name="anon", health=False, configure_logs=False
+        )
+        with pytest.raises(ConnectionClosedError, match="Could not connect"):
+            await anonymous.connect()
+    finally:
+        await asyncio.to_thread(server.cleanup)
 
 
 @pytest.mark.parametrize("user_id", ["a.b", "*", ">", "a b", "x" * 65])
