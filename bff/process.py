@@ -84,6 +84,7 @@ async def build_bff(runtime: Runtime) -> HttpServer:
         port=settings.http_port,
         grace=settings.shutdown_grace,
         trusted_proxies=proxies,
+        address_hint="; choose another with --http-host/--http-port",
     )
     runtime.add(server, ready=lambda: server.running, name="http")
     if keys.enabled:

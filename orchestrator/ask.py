@@ -44,10 +44,11 @@ async def ask(
     # The answer goes to stdout; logs (warnings and worse unless asked) to stderr.
     level = settings.log_level if settings.log_level in ("warning", "error") else "warning"
     configure_logging(level, json=settings.log_format == "json")
+    options = nats_options(settings)  # a setting that cannot work: ConfigurationError
     try:
-        nc = await connect(settings.nats_servers, name="switchboard-ask", **nats_options(settings))
+        nc = await connect(settings.nats_servers, name="switchboard-ask", budget=timeout, **options)
     except SwitchboardError as exc:
-        print(f"error [{exc.code.value}] {exc}", file=sys.stderr)
+        print(f"error: {exc}", file=sys.stderr)  # not an error reply: no code to show
         return 1
     requester = Requester(nc, subjects=subjects, inbox_prefix=settings.inbox_prefix)
     await requester.start()

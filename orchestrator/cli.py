@@ -19,17 +19,21 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 import msgspec
 
+from .deadline import MAX_SECONDS as MAX_TIMEOUT
 from .errors import ConfigurationError
 from .settings import Settings, env_name, flag_name, load_settings, settings_table
 
 __all__ = ["main"]
+
+T = TypeVar("T")
 
 
 def _settings_parser() -> argparse.ArgumentParser:
@@ -57,6 +61,36 @@ def _settings_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _port(text: str) -> int:
+    port = _number(int, text)
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port (0-65535)")
+    return port
+
+
+def _seconds(text: str) -> float:
+    seconds = _number(float, text)
+    if not (math.isfinite(seconds) and 0 < seconds <= MAX_TIMEOUT):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a number of seconds (more than 0, at most {MAX_TIMEOUT:g})"
+        )
+    return seconds
+
+
+def _delay(text: str) -> float:
+    seconds = _number(float, text)
+    if not (math.isfinite(seconds) and 0 <= seconds <= MAX_TIMEOUT):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds (0-{MAX_TIMEOUT:g})")
+    return seconds
+
+
+def _number(kind: Callable[[str], T], text: str) -> T:
+    try:
+        return kind(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = _settings_parser()
     parser = argparse.ArgumentParser(
@@ -67,7 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     up = commands.add_parser("up", parents=[common], help="run everything on this machine")
     up.add_argument("--host", help="BFF address (default: the http_host setting)")
-    up.add_argument("--port", type=int, help="BFF port (default: the http_port setting)")
+    up.add_argument("--port", type=_port, help="BFF port (default: the http_port setting)")
     up.add_argument("--nats-server-bin", help="nats-server binary for the embedded server")
     up.add_argument(
         "--agents", default="all", help="agents to run, comma-separated (default: all built-ins)"
@@ -85,7 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
     ask.add_argument("--user", default="cli", help="user id (default: cli)")
     ask.add_argument("--conversation", help="conversation id, to continue a conversation")
     ask.add_argument("--agents-only", dest="only", help="restrict the plan to these agents")
-    ask.add_argument("--timeout", type=float, default=60.0, help="seconds (default 60)")
+    ask.add_argument("--timeout", type=_seconds, default=60.0, help="seconds (default 60)")
     ask.add_argument("--stream", action="store_true", help="print progress events as they come")
     ask.add_argument("--json", action="store_true", help="print the whole reply as JSON")
 
@@ -111,7 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bench.add_argument(
         "--delay",
-        type=float,
+        type=_delay,
         default=1.0,
         help="llm-latency: seconds the agent waits, as a model would (default 1)",
     )

@@ -120,6 +120,7 @@ async def connect(
     events: ConnectionEvents | None = None,
     connect_timeout: float = 5.0,
     first_attempts: int = 5,
+    budget: float | None = None,
     **options: Any,
 ) -> NATS:
     """Connect to NATS for a Switchboard process.
@@ -127,7 +128,8 @@ async def connect(
     Reconnects forever (a service must outlive a NATS restart), reports the
     connection state in metrics and logs, and fans connection events out to
     ``events``. ``options`` go to ``nats.connect`` unchanged (credentials,
-    TLS, ``inbox_prefix`` ...).
+    TLS, ``inbox_prefix`` ...). The first connection gets ``first_attempts`` tries and at
+    most ``budget`` seconds (default: what the attempts can take, about 28 s).
 
     Raises:
         ConnectionClosedError: the first connection could not be made.
@@ -168,7 +170,9 @@ async def connect(
     # a failed TLS verification on the first connect.)
     reconnect_attempts = options.pop("max_reconnect_attempts", -1)
     options.setdefault("reconnect_time_wait", 0.5)
-    budget = (connect_timeout + options["reconnect_time_wait"]) * first_attempts + 1.0
+    if budget is None:
+        budget = (connect_timeout + options["reconnect_time_wait"]) * first_attempts + 1.0
+    connect_timeout = min(connect_timeout, budget)
     fatal: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
 
     async def first_error(exc: Exception) -> None:
@@ -203,7 +207,7 @@ async def connect(
             connecting.result()
         else:
             problem: BaseException = (
-                fatal.result() if fatal.done() else TimeoutError(f"no connection in {budget:.0f}s")
+                fatal.result() if fatal.done() else TimeoutError(f"no connection in {budget:g}s")
             )
             raise problem
     except (TimeoutError, nats.errors.Error, OSError) as exc:

@@ -9,11 +9,16 @@ fresh timeout of its own (trio's ``fail_at`` is the model).
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 
 from .errors import DecodeError
 
-__all__ = ["Deadline"]
+__all__ = ["MAX_SECONDS", "Deadline"]
+
+#: The longest a deadline may be set from now: a year (the header carries up to 16 digits
+#: of milliseconds; an infinite or NaN timeout would not survive the trip).
+MAX_SECONDS = 365 * 24 * 3600.0
 
 
 class Deadline:
@@ -26,7 +31,15 @@ class Deadline:
 
     @classmethod
     def after(cls, seconds: float) -> Deadline:
-        """The deadline ``seconds`` from now."""
+        """The deadline ``seconds`` from now (0 or less: already passed).
+
+        Raises:
+            ValueError: ``seconds`` is NaN, infinite or more than :data:`MAX_SECONDS`.
+        """
+        if not seconds <= MAX_SECONDS:  # also NaN
+            raise ValueError(
+                f"A timeout of {seconds} s cannot be a deadline (at most {MAX_SECONDS:g} s)."
+            )
         return cls(time.time() + seconds)
 
     @classmethod
@@ -71,8 +84,14 @@ class Deadline:
         return loop.time() + (self.at - time.time())
 
     def earlier(self, seconds: float | None) -> Deadline:
-        """This deadline, or ``seconds`` from now if that comes first."""
-        if seconds is None:
+        """This deadline, or ``seconds`` from now if that comes first.
+
+        Raises:
+            ValueError: ``seconds`` is NaN.
+        """
+        if math.isnan(seconds if seconds is not None else 0.0):
+            raise ValueError("A timeout of nan s cannot be a deadline.")
+        if seconds is None or seconds >= MAX_SECONDS:
             return self
         other = time.time() + seconds
         return self if self.at <= other else Deadline(other)

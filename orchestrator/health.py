@@ -91,9 +91,15 @@ class HealthServer:
         """Bind and serve (port 0 picks a free port, read back into ``port``).
 
         Raises:
-            OSError: the address is taken or not ours to bind.
+            ConfigurationError: the address is taken or not ours to bind.
         """
-        self._http = HttpServer(self, host=self.host, port=self.port, grace=1.0)
+        self._http = HttpServer(
+            self,
+            host=self.host,
+            port=self.port,
+            grace=1.0,
+            address_hint="; choose another with --metrics-host/--metrics-port (0: any free port)",
+        )
         await self._http.start()
         self.port = self._http.port
 

@@ -15,6 +15,8 @@ from typing import Any
 
 import uvicorn
 
+from .errors import ConfigurationError
+
 __all__ = ["HttpServer", "QuietServer", "bind_socket"]
 
 
@@ -52,8 +54,11 @@ class HttpServer:
         port: int,
         grace: float = 10.0,
         trusted_proxies: Sequence[str] = (),
+        address_hint: str = "",
     ) -> None:
         self.app = app
+        #: Appended to a bind error, e.g. "; choose another with --http-host/--http-port".
+        self.address_hint = address_hint
         #: Peers whose X-Forwarded-For/-Proto are believed; none by default, so a client
         #: cannot choose the address it is rate-limited by.
         self.trusted_proxies = list(trusted_proxies)
@@ -76,9 +81,15 @@ class HttpServer:
         """Bind and serve.
 
         Raises:
-            OSError: the address is in use or not available.
+            ConfigurationError: the address is in use or not available.
         """
-        sock = bind_socket(self.host, self.port)
+        try:
+            sock = bind_socket(self.host, self.port)
+        except OSError as exc:
+            raise ConfigurationError(
+                f"Cannot listen on {self.host}:{self.port} "
+                f"({exc.strerror or exc}){self.address_hint}."
+            ) from exc
         self.port = sock.getsockname()[1]
         config = uvicorn.Config(
             self.app,

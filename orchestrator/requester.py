@@ -30,7 +30,7 @@ from .correlation import (
     ReplyStream,
     remote_error,
 )
-from .deadline import Deadline
+from .deadline import MAX_SECONDS, Deadline
 from .errors import PayloadTooLargeError
 from .metrics import CANCEL_NOTICES
 from .subjects import Subjects
@@ -305,6 +305,18 @@ class Requester:
             deadline = deadline.earlier(timeout)
         if heartbeat is not None and silence_timeout is None:
             silence_timeout = 3 * heartbeat
+        hdrs = {h.CORRELATION_ID: correlation_id, h.DEADLINE: deadline.header()}
+        if heartbeat is not None:
+            if not heartbeat <= MAX_SECONDS:  # also NaN
+                raise ValueError(f"A heartbeat interval of {heartbeat} s cannot be sent.")
+            hdrs[h.HEARTBEAT] = str(max(1, int(heartbeat * 1000)))
+        if stream:
+            hdrs[h.PROGRESS] = "1"
+        if headers:
+            hdrs.update(headers)
+        block = self._block(hdrs, data, subject=subject, cid=correlation_id, request=True)
+        # Registered only once nothing but the publish can fail: an entry is either
+        # published or discarded, never left waiting for a reply nobody will send.
         entry = self.tracker.register(
             correlation_id=correlation_id,
             target=target or subject,
@@ -314,15 +326,7 @@ class Requester:
             silence_timeout=silence_timeout,
             stream=stream,
         )
-        hdrs = {h.CORRELATION_ID: correlation_id, h.DEADLINE: deadline.header()}
-        if heartbeat is not None:
-            hdrs[h.HEARTBEAT] = str(max(1, int(heartbeat * 1000)))
-        if stream:
-            hdrs[h.PROGRESS] = "1"
-        if headers:
-            hdrs.update(headers)
         try:
-            block = self._block(hdrs, data, subject=subject, cid=correlation_id, request=True)
             await wire.publish(self._nc, subject, data, block, reply=self._prefix + entry.token)
         except BaseException as exc:
             self.tracker.discard(entry)

@@ -25,11 +25,12 @@ import structlog
 from nats.aio.client import Client as NATS
 
 from .connection import ConnectionEvents, connect
+from .errors import ConfigurationError
 from .health import HealthServer
 from .logs import configure_logging
 from .metrics import PART_INFO
 from .requester import Requester
-from .settings import Settings
+from .settings import Settings, env_name, flag_name
 from .subjects import Subjects
 
 __all__ = ["GC_THRESHOLDS", "Component", "Runtime", "nats_options", "run_main", "tune_gc"]
@@ -51,18 +52,56 @@ def nats_options(settings: Settings) -> dict[str, Any]:
     """``nats.connect`` keyword arguments for the credentials and TLS in ``settings``."""
     options: dict[str, Any] = {"inbox_prefix": settings.inbox_prefix}
     if settings.nats_creds:
+        _readable(settings.nats_creds, "nats_creds")
         options["user_credentials"] = settings.nats_creds
     if settings.nats_user:
         options["user"] = settings.nats_user
         options["password"] = settings.nats_password or ""
     if settings.nats_token:
         options["token"] = settings.nats_token
+    if settings.nats_tls_key and not settings.nats_tls_cert:
+        raise ConfigurationError(
+            f"{_named('nats_tls_key')} is set without {_named('nats_tls_cert')}: a client "
+            "certificate needs both."
+        )
     if settings.nats_tls_ca or settings.nats_tls_cert:
+        options["tls"] = _tls_context(settings)
+    return options
+
+
+def _tls_context(settings: Settings) -> ssl.SSLContext:
+    """Raises ConfigurationError naming the setting whose file is missing or not PEM."""
+    step = "nats_tls_ca"
+    try:
+        if settings.nats_tls_ca:
+            _readable(settings.nats_tls_ca, step)
         context = ssl.create_default_context(cafile=settings.nats_tls_ca)
         if settings.nats_tls_cert:
+            step = "nats_tls_cert"
+            _readable(settings.nats_tls_cert, step)
+            if settings.nats_tls_key:
+                _readable(settings.nats_tls_key, "nats_tls_key")
             context.load_cert_chain(settings.nats_tls_cert, settings.nats_tls_key)
-        options["tls"] = context
-    return options
+    except ssl.SSLError as exc:
+        what = "the certificate or its key" if step == "nats_tls_cert" else "the CA certificates"
+        raise ConfigurationError(
+            f"{_named(step)}: {what} could not be loaded as PEM ({exc.reason or exc})."
+        ) from exc
+    return context
+
+
+def _readable(path: str, setting: str) -> None:
+    try:
+        with open(path, "rb"):
+            pass
+    except OSError as exc:
+        raise ConfigurationError(
+            f"{_named(setting)}: cannot read {path} ({exc.strerror})."
+        ) from exc
+
+
+def _named(setting: str) -> str:
+    return f"{env_name(setting)} / {flag_name(setting)}"
 
 
 class Runtime:

@@ -16,6 +16,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 from msgspec import Meta
 
+from .deadline import MAX_SECONDS
 from .errors import ConfigurationError
 from .urls import without_credentials
 
@@ -182,6 +183,24 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
         return [url.strip() for url in self.nats_url.split(",") if url.strip()]
 
 
+def _durations() -> tuple[str, ...]:
+    """The float settings: each is a number of seconds."""
+    info = msgspec.inspect.type_info(Settings)
+    assert isinstance(info, msgspec.inspect.StructType)
+    return tuple(
+        field.name
+        for field in info.fields
+        if isinstance(field.type, msgspec.inspect.FloatType)
+        or (
+            isinstance(field.type, msgspec.inspect.Metadata)
+            and isinstance(field.type.type, msgspec.inspect.FloatType)
+        )
+    )
+
+
+_DURATIONS = _durations()
+
+
 def env_name(field: str) -> str:
     return ENV_PREFIX + field.upper()
 
@@ -210,12 +229,20 @@ def load_settings(
             values[name] = raw
     values.update({k: v for k, v in (overrides or {}).items() if v is not None})
     try:
-        return msgspec.convert(values, Settings, strict=False)
+        settings = msgspec.convert(values, Settings, strict=False)
     except msgspec.ValidationError as exc:
         detail = str(exc)
         name = detail.rsplit("`$.", 1)[-1].rstrip("`") if "`$." in detail else ""
         where = f" ({env_name(name)} / {flag_name(name)})" if name else ""
         raise ConfigurationError(f"Invalid setting{where}: {detail}.") from exc
+    for name in _DURATIONS:
+        seconds = getattr(settings, name)
+        if not seconds <= MAX_SECONDS:  # also NaN
+            raise ConfigurationError(
+                f"Invalid setting ({env_name(name)} / {flag_name(name)}): {seconds} is not a "
+                f"number of seconds (at most {MAX_SECONDS:g})."
+            )
+    return settings
 
 
 def settings_table() -> str:

@@ -58,6 +58,29 @@ async def test_every_reply_reaches_its_own_waiter_1000_users_x_10(
     assert requester.pending() == []
 
 
+@pytest.mark.parametrize(
+    "arguments",
+    [
+        {"timeout": float("inf")},
+        {"timeout": float("nan")},
+        {"timeout": 1e308},
+        {"timeout": 10, "heartbeat": float("inf")},
+    ],
+)
+async def test_a_request_that_cannot_be_sent_leaves_nothing_waiting(
+    nats_client: NATS, requester: Requester, arguments: dict[str, float]
+) -> None:
+    # The deadline header was built after the entry was registered: an OverflowError
+    # there left a waiter registered for a request never sent ("pending abandoned").
+    await echo_responder(nats_client, "svc.echo")
+    with pytest.raises(ValueError, match="cannot be"):
+        await requester.request("svc.echo", b"{}", correlation_id="conv-u-1", **arguments)
+    assert len(requester.tracker) == 0
+    assert requester.pending() == []
+    msg = await requester.request("svc.echo", b"{}", correlation_id="conv-u-2", timeout=10)
+    assert json.loads(msg.data)["cid"] == "conv-u-2"
+
+
 async def test_no_responders_fails_at_once(requester: Requester) -> None:
     before = metric("switchboard_correlation_no_responders_total", target="nobody.home")
     started = time.monotonic()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
+from orchestrator import ConfigurationError
 from orchestrator.health import HealthServer
 
 
@@ -33,11 +34,11 @@ async def test_health_readiness_metrics_and_debug_views() -> None:
         await server.stop()
 
 
-async def test_a_taken_port_is_a_clear_os_error() -> None:
+async def test_a_taken_port_is_a_clear_configuration_error() -> None:
     first = HealthServer()
     await first.start()
     try:
-        with pytest.raises(OSError, match="in use"):
+        with pytest.raises(ConfigurationError, match=r"in use.*--metrics-port"):
             await HealthServer(port=first.port).start()
     finally:
         await first.stop()
