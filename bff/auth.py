@@ -7,10 +7,13 @@ SHA-256 digest of each key is kept in memory; a presented key is hashed and
 looked up, so nothing about a stored key leaks through timing. User ids must
 be subject-safe tokens (they end up in correlation ids and subjects): an
 unsafe one is a configuration error, never silently rewritten (two users
-could otherwise collapse into one).
+could otherwise collapse into one), and so is one key given to two users. A
+user may have several keys (rotation).
 
-With no keys at all the BFF runs in *local mode*: every caller is the user
-``local``, and it refuses to listen anywhere but loopback.
+With neither setting the BFF runs in *local mode*: every caller is the user
+``local``, and it refuses to listen anywhere but loopback. A setting that is
+given but holds no key (an empty keys file, one of comments only) is a
+configuration error, never a silent fall back to no authentication.
 """
 
 from __future__ import annotations
@@ -54,28 +57,51 @@ class ApiKeys:
         """Read the keys the settings name.
 
         Raises:
-            ConfigurationError: a malformed entry or an unsafe user id (names the line,
-                never the key).
+            ConfigurationError: a malformed entry, an unsafe user id, one key given to
+                two users (names the lines, never the key), a keys file that cannot be
+                read or is not UTF-8 text, or keys asked for (``SWITCHBOARD_API_KEYS`` or
+                ``SWITCHBOARD_API_KEYS_FILE`` set) but none given: that would silently
+                mean no authentication at all.
         """
         digests: dict[bytes, str] = {}
+        origins: dict[bytes, str] = {}
         entries: list[tuple[str, str]] = []
         if settings.api_keys:
-            entries += [
+            given = [
                 (f"SWITCHBOARD_API_KEYS entry {i + 1}", e.strip())
                 for i, e in enumerate(settings.api_keys.split(","))
                 if e.strip()
             ]
+            if not given:
+                raise ConfigurationError(
+                    "SWITCHBOARD_API_KEYS holds no API key: give 'user:key' pairs, "
+                    "comma-separated, or leave it empty for local mode."
+                )
+            entries += given
         if settings.api_keys_file:
             path = Path(settings.api_keys_file)
             try:
-                lines = path.read_text().splitlines()
+                # utf-8-sig: a byte-order mark some editors write is not part of a user id
+                lines = path.read_text(encoding="utf-8-sig").splitlines()
+            except UnicodeDecodeError:
+                raise ConfigurationError(
+                    f"The API keys file {path} is not UTF-8 text: write one 'user:key' or "
+                    "'user:sha256:<hex>' a line."
+                ) from None  # the error quotes bytes of the file: keep them out of logs
             except OSError as exc:
                 raise ConfigurationError(f"Cannot read the API keys file {path}: {exc}.") from exc
-            entries += [
+            given = [
                 (f"{path} line {n}", line.strip())
                 for n, line in enumerate(lines, 1)
                 if line.strip() and not line.strip().startswith("#")
             ]
+            if not given:
+                raise ConfigurationError(
+                    f"The API keys file {path} holds no API key (only blank lines or "
+                    "comments): add one 'user:key' or 'user:sha256:<hex>' a line, or unset "
+                    "SWITCHBOARD_API_KEYS_FILE for local mode (no authentication)."
+                )
+            entries += given
         for where, entry in entries:
             user, sep, key = entry.partition(":")
             if not sep or not user or not key:
@@ -96,7 +122,13 @@ class ApiKeys:
                 if len(key) < 16:
                     raise ConfigurationError(f"{where}: the key is shorter than 16 characters.")
                 digest = _digest(key)
+            if digest in digests and digests[digest] != user:
+                raise ConfigurationError(
+                    f"{origins[digest]} and {where} give the same key to two users "
+                    f"({digests[digest]!r} and {user!r}): a key must name one user."
+                )
             digests[digest] = user
+            origins.setdefault(digest, where)
         return cls(digests)
 
     def authenticate(self, authorization: str | None) -> str:
