@@ -5,9 +5,10 @@ from __future__ import annotations
 import nats.errors
 import nats.js.errors
 from nats.aio.client import Client as NATS
+from nats.js import JetStreamContext
 from nats.js.kv import KeyValue
 
-from .errors import RequestError, RequestTimeoutError
+from .errors import ConfigurationError, RequestError, RequestTimeoutError
 
 __all__ = ["KVBucket", "Revision"]
 
@@ -37,20 +38,33 @@ class KVBucket:
         """Bind to the bucket, creating it if it does not exist yet."""
         js = self._nc.jetstream()
         try:
-            try:
-                self._kv = await js.key_value(self.name)
-            except nats.js.errors.BucketNotFoundError:
-                self._kv = await js.create_key_value(
-                    bucket=self.name,
-                    history=1,
-                    ttl=self.ttl,
-                    max_value_size=self.max_value_size,
-                    replicas=self.replicas,
-                    description="Switchboard conversation history",
-                )
+            self._kv = await js.key_value(self.name)
+        except nats.js.errors.BucketNotFoundError:
+            await self._create(js)
         except (nats.errors.Error, nats.js.errors.Error) as exc:
             raise RequestError(
-                f"The JetStream KV bucket {self.name} is not available: {type(exc).__name__}."
+                f"The JetStream KV bucket {self.name} is not available: {_reason(exc)}."
+            ) from exc
+
+    async def _create(self, js: JetStreamContext) -> None:
+        try:
+            self._kv = await js.create_key_value(
+                bucket=self.name,
+                history=1,
+                ttl=self.ttl,
+                max_value_size=self.max_value_size,
+                replicas=self.replicas,
+                description="Switchboard conversation history",
+            )
+        except nats.js.errors.APIError as exc:  # the server refused this bucket
+            raise ConfigurationError(
+                f"Cannot create the JetStream KV bucket {self.name} with {self.replicas} "
+                f"replica(s): {_reason(exc)} (SWITCHBOARD_HISTORY_REPLICAS: at most the "
+                "number of JetStream servers)."
+            ) from exc
+        except (nats.errors.Error, nats.js.errors.Error) as exc:
+            raise RequestError(
+                f"The JetStream KV bucket {self.name} is not available: {_reason(exc)}."
             ) from exc
 
     @property
@@ -90,3 +104,9 @@ class KVBucket:
         except (nats.errors.Error, nats.js.errors.Error) as exc:
             raise RequestError(f"Writing {key} to {self.name} failed: {exc}.") from exc
         return True
+
+
+def _reason(exc: Exception) -> str:
+    """The server's own words when it gave some (a JetStream API error), else the type."""
+    description = getattr(exc, "description", None)
+    return f"{type(exc).__name__} ({description})" if description else type(exc).__name__

@@ -112,9 +112,9 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     catalog_refresh: Annotated[
         float, _d("Seconds between agent catalog refreshes ($SRV.INFO).", gt=0)
     ] = 5.0
-    history_bucket: Annotated[str, _d("JetStream KV bucket of conversation history.")] = (
-        "switchboard-history"
-    )
+    history_bucket: Annotated[
+        str, _d("JetStream KV bucket of conversation history.", pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    ] = "switchboard-history"
     history_turns: Annotated[int, _d("Turns kept per conversation.", ge=1, le=1000)] = 20
     history_replicas: Annotated[
         int,

@@ -112,3 +112,28 @@ async def test_ask_gives_up_connecting_within_its_timeout() -> None:
     assert f"Could not connect to NATS at {url}" in err
     assert "Traceback" not in err
     assert elapsed < 12  # the 2 s budget plus the interpreter's start; was 29 s
+
+
+async def test_a_history_bucket_that_cannot_be_is_a_clear_error(
+    nats_server: EmbeddedNatsServer,
+) -> None:
+    code, _, err = await run("orchestrator", "--history-bucket", "bad.name*", *NOWHERE)
+    assert_clear(code, err, "SWITCHBOARD_HISTORY_BUCKET / --history-bucket")
+    # Three replicas on a single server: the server refuses, and says why.
+    code, _, err = await run(
+        "orchestrator",
+        "--history-bucket",
+        "three-replicas",
+        "--history-replicas",
+        "3",
+        "--metrics-port",
+        "0",
+        "--nats-url",
+        nats_server.url,
+    )
+    assert_clear(
+        code,
+        err,
+        "Cannot create the JetStream KV bucket three-replicas with 3 replica(s)",
+        "SWITCHBOARD_HISTORY_REPLICAS",
+    )
