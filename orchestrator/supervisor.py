@@ -147,10 +147,15 @@ class Supervisor:
                 await asyncio.to_thread(self.server.start)
                 nats_url = self.server.url
                 log.info("embedded nats-server started", url=nats_url, pid=self.server.pid)
-            self.parts = self._plan(nats_url)
-            for part in self.parts:  # in order: what a part needs is ready before it starts
+            self.parts = []
+            for part in self._plan(nats_url):  # in order: what a part needs is ready first
+                if self._stopping.is_set():  # Ctrl-C while starting: start nothing more
+                    return 0
+                self.parts.append(part)
                 await self._spawn(part)
                 await self._wait_ready([part])
+            if self._stopping.is_set():
+                return 0
             self._announce(nats_url)
             watchers = [asyncio.create_task(self._watch(part)) for part in self.parts]
             await self._stopping.wait()

@@ -5,12 +5,18 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import signal
+import subprocess
 import sys
+import time
+from pathlib import Path
 
 import httpx
+import pytest
 
 from orchestrator import EmbeddedNatsServer, OrchestratorService
-from tests.support.up import start_up
+from tests.helpers import free_port
+from tests.support.up import ROOT, start_up
 
 
 async def run(*args: str) -> tuple[int, str, str]:
@@ -112,3 +118,40 @@ async def test_up_uses_a_given_nats_server(nats_server: EmbeddedNatsServer) -> N
     finally:
         assert await asyncio.to_thread(up.stop) == 0
     assert nats_server.running  # not ours to stop
+
+
+def test_ctrl_c_while_up_is_starting_starts_nothing_more(tmp_path: Path) -> None:
+    # The supervisor went on starting the orchestrator and the BFF after a SIGINT, printed
+    # "Switchboard is up", and only then stopped.
+    log = tmp_path / "up.log"
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "SWITCHBOARD_LOG_LEVEL": "info"}
+    env.pop("OPENAI_API_KEY", None)
+    with log.open("w") as stderr:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "orchestrator", "up", "--port", str(free_port())],
+            cwd=ROOT,
+            env={**env, "SWITCHBOARD_LOG_FORMAT": "json"},
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            text=True,
+            start_new_session=True,
+        )
+    try:
+        give_up = time.monotonic() + 60
+        while '"part": "agents"' not in log.read_text() and time.monotonic() < give_up:
+            assert proc.poll() is None, log.read_text()
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGINT)  # the agents are starting; nothing else is
+        out, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    started = [
+        json.loads(line) for line in log.read_text().splitlines() if '"part started"' in line
+    ]
+    assert proc.returncode == 0, log.read_text()
+    assert "Switchboard is up" not in out
+    assert [entry["part"] for entry in started] == ["agents"]
+    with pytest.raises(ProcessLookupError):
+        os.kill(started[0]["pid"], 0)  # stopped and reaped, not left behind
