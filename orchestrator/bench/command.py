@@ -26,6 +26,7 @@ from collections.abc import Sequence
 
 import msgspec
 
+from ..errors import ConfigurationError
 from ..settings import Settings, env_name
 from .core import run_core
 from .e2e import run_e2e
@@ -68,11 +69,11 @@ def _levels(text: str) -> list[int]:
     try:
         levels = [int(x) for x in text.split(",") if x.strip()]
     except ValueError:
-        raise SystemExit(
-            f"switchboard bench: --concurrency {text!r} is not a list of numbers"
+        raise ConfigurationError(
+            f"bench: --concurrency {text!r} is not a list of numbers"
         ) from None
     if not levels or min(levels) < 1:
-        raise SystemExit("switchboard bench: --concurrency needs levels of 1 or more")
+        raise ConfigurationError("bench: --concurrency needs levels of 1 or more")
     return levels
 
 
@@ -96,10 +97,8 @@ async def _run(args: argparse.Namespace, settings: Settings) -> Sequence[BenchRe
     requests: int = default_requests if args.requests is None else args.requests
     levels = _levels(args.concurrency or default_levels)
     rounds: int = default_rounds if args.rounds is None else args.rounds
-    if requests < 1 or rounds < 1:
-        raise SystemExit("switchboard bench: --requests and --rounds must be 1 or more")
-    if args.delay < 0:
-        raise SystemExit("switchboard bench: --delay must be 0 or more")
+    if requests < 1 or rounds < 1 or (args.users is not None and args.users < 1):
+        raise ConfigurationError("bench: --requests, --rounds and --users must be 1 or more")
     nats_url: str | None = args.nats_url  # only an explicit --nats-url: else an embedded server
     prefix = settings.subject_prefix
     part_env = _flag_env(args)

@@ -38,6 +38,9 @@ def assert_clear(code: int, err: str, *expected: str) -> None:
         (("ask", "hi", "--timeout", "-1", *NOWHERE), "'-1' is not a number of seconds"),
         (("ask", "hi", "--timeout", "soon", *NOWHERE), "'soon' is not a number"),
         (("bench", "core", "--delay", "nan"), "'nan' is not a number of seconds"),
+        (("bench", "e2e", "--users", "0"), "--users must be 1 or more"),
+        (("bench", "core", "--rounds", "0"), "--rounds and --users must be 1 or more"),
+        (("bench", "core", "--concurrency", "a"), "--concurrency 'a' is not a list"),
         (
             ("orchestrator", "--heartbeat-interval", "inf", *NOWHERE),
             "SWITCHBOARD_HEARTBEAT_INTERVAL / --heartbeat-interval): inf is not a number",
