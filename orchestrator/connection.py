@@ -184,7 +184,7 @@ async def connect(
             fatal.set_result(exc)
         await error(exc)
 
-    nc = NATS()
+    nc = _TlsKeepingClient()
     connecting: asyncio.Future[Any] = asyncio.ensure_future(
         nc.connect(
             servers,
@@ -219,7 +219,7 @@ async def connect(
         if isinstance(exc, nats.errors.AuthorizationError):
             reason = "the credentials were refused"
         elif isinstance(exc, ssl.SSLError):
-            reason = f"TLS failed ({exc.reason or exc})"
+            reason = f"TLS failed ({getattr(exc, 'reason', None) or exc})"
         else:
             reason = f"{type(exc).__name__}: {exc}"
         raise ConnectionClosedError(
@@ -232,6 +232,37 @@ async def connect(
     NATS_CONNECTED.set(1)
     log.info("nats connected", name=name, server=_where(nc))
     return nc
+
+
+class _TlsKeepingClient(NATS):
+    """nats-py that never sends CONNECT (credentials) in clear when TLS was asked for.
+
+    nats-py 2.16 upgrades to TLS only when the server's INFO says ``tls_required``: with a
+    ``tls://`` URL or a TLS context, a server (or someone in the middle) that does not ask
+    for TLS got the credentials in plaintext. CONNECT is built right after the upgrade
+    would have happened, on every connect and reconnect: that is where this checks.
+    (nats.py fixed it upstream after 2.16: nats-io/nats.py#912.)
+    """
+
+    def _connect_command(self) -> bytes:
+        wants_tls = self.options.get("tls") is not None or (
+            self._current_server is not None and self._current_server.uri.scheme == "tls"
+        )
+        if wants_tls and not _is_tls(self):
+            raise _PlaintextRefused()
+        return super()._connect_command()
+
+
+class _PlaintextRefused(ssl.SSLError):
+    reason = "the server did not offer TLS; credentials are not sent in plaintext"
+
+    def __str__(self) -> str:
+        return self.reason
+
+
+def _is_tls(nc: NATS) -> bool:
+    writer = getattr(nc._transport, "_io_writer", None)
+    return writer is not None and writer.get_extra_info("ssl_object") is not None
 
 
 def _where(nc: NATS) -> str:

@@ -161,6 +161,31 @@ async def test_tls_without_the_right_ca_is_refused(tmp_path: Path) -> None:
             await runtime.connect()
 
 
+async def test_tls_asked_for_is_never_given_up_for_plaintext(tmp_path: Path) -> None:
+    # nats-py upgrades only when the server asks for TLS: to a server (or a man in the
+    # middle) that does not, a tls:// URL sent the password in clear.
+    ca = tmp_path / "ca.pem"
+    trustme.CA().cert_pem.write_to_path(str(ca))
+    server = EmbeddedNatsServer()  # no TLS
+    await asyncio.to_thread(server.start)
+    try:
+        tls_url = server.url.replace("nats://", "tls://")
+        for settings in (
+            make_settings(tls_url, nats_user="bff", nats_password="hunter2"),
+            make_settings(server.url, nats_tls_ca=str(ca), nats_user="bff", nats_password="x"),
+        ):
+            runtime = Runtime(settings, part="test", name="tls", health=False, configure_logs=False)
+            with pytest.raises(ConnectionClosedError, match="did not offer TLS"):
+                await runtime.connect()
+        plain = Runtime(
+            make_settings(server.url), part="test", name="plain", health=False, configure_logs=False
+        )
+        await plain.connect()  # no TLS asked for: plaintext is what was configured
+        await plain.shutdown()
+    finally:
+        await asyncio.to_thread(server.cleanup)
+
+
 async def test_a_creds_file_connects_a_part_to_an_operator_mode_server(tmp_path: Path) -> None:
     # nats-py signs with a .creds file through the nkeys package: without it installed
     # (nats-py's [nkeys] extra) SWITCHBOARD_NATS_CREDS was a ModuleNotFoundError.
