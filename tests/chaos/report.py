@@ -145,6 +145,27 @@ class Report:
         outcome.ended = time.monotonic()
         return outcome
 
+    async def sleep_whoami(
+        self,
+        gateway: Gateway,
+        user: str,
+        token: str,
+        seconds: float,
+        *,
+        timeout_s: float,
+        agents: list[str],
+    ) -> Outcome:
+        """``sleep <seconds>; whoami <token>``: a slow step and a fast one, the answer
+        checked to be this user's own."""
+        return await self.converse(
+            gateway,
+            user,
+            f"sleep {seconds}; whoami {token}",
+            timeout_s=timeout_s,
+            check=whoami(token),
+            agents=agents,
+        )
+
     def begin(self, user: str, timeout_s: float) -> Outcome:
         """A new request's outcome (``hung`` until it ends), its deadline from now."""
         started = time.monotonic()
@@ -365,6 +386,20 @@ async def until(
                 load.result()
                 raise AssertionError("the load stopped early")
             await asyncio.sleep(0.05)
+
+
+async def first_whole(
+    ask: Callable[[str, str, float], Awaitable[Outcome]], agents: Iterable[str]
+) -> tuple[Outcome, int]:
+    """Probe (``ask(user, token, seconds)``) until one conversation is answered by all of
+    ``agents`` -- e.g. until a restarted agent is back in the catalog; at most 40 tries."""
+    wanted = set(agents)
+    for attempt in range(40):
+        probe = await ask("probe", f"probe-{attempt}", 0.1)
+        if probe.code == "ok" and wanted <= set(probe.ok_agents):
+            break
+        await asyncio.sleep(0.25)
+    return probe, attempt
 
 
 def ok_since(report: Report, when: float) -> int:

@@ -17,7 +17,7 @@ import pytest
 
 from orchestrator import EmbeddedNatsServer
 
-from .report import Outcome, Report, whoami
+from .report import Outcome, Report, first_whole
 
 if TYPE_CHECKING:
     from .conftest import ClientFactory, Parts
@@ -47,13 +47,8 @@ async def test_agent_process_killed_mid_task(
 
     def ask(user: str, token: str, seconds: float) -> asyncio.Task[Outcome]:
         return asyncio.ensure_future(
-            report.converse(
-                bff.gateway,
-                user,
-                f"sleep {seconds}; whoami {token}",
-                timeout_s=TIMEOUT_S,
-                check=whoami(token),
-                agents=AGENTS,
+            report.sleep_whoami(
+                bff.gateway, user, token, seconds, timeout_s=TIMEOUT_S, agents=AGENTS
             )
         )
 
@@ -75,12 +70,7 @@ async def test_agent_process_killed_mid_task(
         await parts.ready(replacement)
         report.note("replacement sleepy process ready")
         # The orchestrator finds it (its catalog refreshes every 0.5 s); then all succeed.
-        probe: Outcome | None = None
-        for attempt in range(40):
-            probe = await ask("probe", f"probe-{attempt}", 0.1)
-            if probe.code == "ok" and set(AGENTS) <= set(probe.ok_agents):
-                break
-            await asyncio.sleep(0.25)
+        probe, attempt = await first_whole(ask, AGENTS)
         report.note(f"first full success after the replacement: probe {attempt}")
         again = await asyncio.gather(*(ask(f"u{u:02d}", f"u{u:02d}-b", 0.5) for u in range(USERS)))
         busy = await parts.wait_idle(orchestrator, helpers, replacement)
@@ -101,7 +91,7 @@ async def test_agent_process_killed_mid_task(
     assert noticed < NOTICED_WITHIN, summary
     assert silent >= USERS, summary
     # After the replacement: everything succeeds again.
-    assert probe is not None and probe.code == "ok", summary
+    assert probe.code == "ok", summary
     for outcome in again:
         assert outcome.code == "ok", summary
         assert set(outcome.ok_agents) == set(AGENTS), summary

@@ -22,7 +22,7 @@ import pytest
 
 from orchestrator import EmbeddedNatsServer
 
-from .report import Outcome, Report, whoami
+from .report import Outcome, Report, first_whole
 
 if TYPE_CHECKING:
     from .conftest import ClientFactory, Parts
@@ -50,13 +50,8 @@ async def test_agent_process_frozen_mid_task_then_thawed(
 
     def ask(user: str, token: str, seconds: float) -> asyncio.Task[Outcome]:
         return asyncio.ensure_future(
-            report.converse(
-                bff.gateway,
-                user,
-                f"sleep {seconds}; whoami {token}",
-                timeout_s=TIMEOUT_S,
-                check=whoami(token),
-                agents=AGENTS,
+            report.sleep_whoami(
+                bff.gateway, user, token, seconds, timeout_s=TIMEOUT_S, agents=AGENTS
             )
         )
 
@@ -83,12 +78,7 @@ async def test_agent_process_frozen_mid_task_then_thawed(
         thawed = report.now()
         report.note(f"SIGCONT after {thawed - frozen:.2f} s frozen")
         # Its catalog entry may have lapsed while it could not answer $SRV.INFO: probe.
-        probe: Outcome | None = None
-        for attempt in range(40):
-            probe = await ask("probe", f"probe-{attempt}", 0.1)
-            if probe.code == "ok" and set(AGENTS) <= set(probe.ok_agents):
-                break
-            await asyncio.sleep(0.25)
+        probe, attempt = await first_whole(ask, AGENTS)
         report.note(f"first full success after the thaw: probe {attempt}")
         again = await asyncio.gather(*(ask(f"u{u:02d}", f"u{u:02d}-c", 0.5) for u in range(USERS)))
         busy = await parts.wait_idle(orchestrator, sleepy, helpers)
@@ -129,7 +119,7 @@ async def test_agent_process_frozen_mid_task_then_thawed(
     # Thawed: it heard the cancel notices for what it held, and nothing it sent late
     # reached a user (every answer above passed its whoami check in assert_sound).
     assert notices >= USERS, summary
-    assert probe is not None and probe.code == "ok", summary
+    assert probe.code == "ok", summary
     for outcome in again:
         assert outcome.code == "ok", summary
         assert set(outcome.ok_agents) == set(AGENTS), summary

@@ -23,7 +23,7 @@ import pytest
 from orchestrator import EmbeddedNatsServer
 from orchestrator.metrics import CORRELATION_STRAY
 
-from .report import REPLY_MARGIN, Report, finish, ok_since, run_users, until, whoami
+from .report import REPLY_MARGIN, Report, finish, ok_since, run_users, until
 
 if TYPE_CHECKING:
     from .conftest import ClientFactory, Parts
@@ -55,14 +55,8 @@ async def test_orchestrator_replica_frozen_under_load_then_thawed(
 
     async def one(user: int, n: int) -> None:
         name = f"u{user:02d}"
-        token = f"{name}-{n}"
-        await report.converse(
-            bff.gateway,
-            name,
-            f"sleep 0.3; whoami {token}",
-            timeout_s=TIMEOUT_S,
-            check=whoami(token),
-            agents=AGENTS,
+        await report.sleep_whoami(
+            bff.gateway, name, f"{name}-{n}", 0.3, timeout_s=TIMEOUT_S, agents=AGENTS
         )
 
     stop = asyncio.Event()

@@ -47,14 +47,8 @@ async def test_orchestrator_replica_sigterm_under_load(
 
     async def one(user: int, n: int) -> None:
         name = f"u{user:02d}"
-        token = f"{name}-{n}"
-        await report.converse(
-            bff.gateway,
-            name,
-            f"sleep 0.6; whoami {token}",
-            timeout_s=TIMEOUT_S,
-            check=whoami(token),
-            agents=AGENTS,
+        await report.sleep_whoami(
+            bff.gateway, name, f"{name}-{n}", 0.6, timeout_s=TIMEOUT_S, agents=AGENTS
         )
 
     stop = asyncio.Event()

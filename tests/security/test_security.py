@@ -17,6 +17,7 @@ import trustme
 from agents import builtin_agents
 from bff import build_bff
 from orchestrator import ConnectionClosedError, EmbeddedNatsServer, Runtime, Settings
+from orchestrator.testing import running_nats
 from tests.support.fake_openai import FakeOpenAI, Reply
 from tests.support.nats_jwt import operator_setup
 from tests.support.nats_users import NATS_DIR, dev_env, password
@@ -27,12 +28,8 @@ from tests.support.up import start_up
 @contextlib.asynccontextmanager
 async def secured_nats() -> AsyncIterator[EmbeddedNatsServer]:
     """nats-server with the shipped users and permissions (deploy/nats/nats.conf)."""
-    server = EmbeddedNatsServer(config_file=NATS_DIR / "nats.conf", env=dev_env())
-    await asyncio.to_thread(server.start)
-    try:
+    async with running_nats(config_file=NATS_DIR / "nats.conf", env=dev_env()) as server:
         yield server
-    finally:
-        await asyncio.to_thread(server.cleanup)
 
 
 def as_part(url: str, user: str, inbox: str = "_INBOX", **more: object) -> Settings:
@@ -118,37 +115,39 @@ async def tls_nats(tmp_path: Path) -> AsyncIterator[tuple[EmbeddedNatsServer, Pa
     cert.private_key_pem.write_to_path(str(key_file))
     config = tmp_path / "tls.conf"
     config.write_text(f'tls {{\n  cert_file: "{cert_file}"\n  key_file: "{key_file}"\n}}\n')
-    server = EmbeddedNatsServer(config_file=config)
-    await asyncio.to_thread(server.start)
-    try:
+    async with running_nats(config_file=config) as server:
         yield server, ca_file
-    finally:
-        await asyncio.to_thread(server.cleanup)
+
+
+@contextlib.asynccontextmanager
+async def calculator_answers(settings: Settings, name: str) -> AsyncIterator[Runtime]:
+    """A calculator agent and a runtime, both on ``settings``: 6*7 answered over them."""
+    async with agents_running(settings, builtin_agents()["calculator"]):
+        runtime = Runtime(settings, part="test", name=name, health=False, configure_logs=False)
+        await runtime.connect()
+        await runtime.start()
+        try:
+            msg = await runtime.requester.request(
+                "ai.agents.calculator",
+                b'{"correlation_id":"c","task_id":"s1","agent":"calculator","instruction":"6*7"}',
+                correlation_id="c",
+                timeout=10,
+            )
+            assert json.loads(msg.data)["output"] == "6 * 7 = 42"
+            yield runtime
+        finally:
+            await runtime.shutdown()
 
 
 async def test_tls_to_nats_works_when_configured(tmp_path: Path) -> None:
     async with tls_nats(tmp_path) as (server, ca_file):
         url = server.url.replace("nats://", "tls://")
         settings = make_settings(url, nats_tls_ca=str(ca_file))
-        async with agents_running(settings, builtin_agents()["calculator"]):
-            runtime = Runtime(settings, part="test", name="tls", health=False, configure_logs=False)
-            await runtime.connect()
-            await runtime.start()
-            try:
-                assert runtime.nc.connected_url is not None
-                msg = await runtime.requester.request(
-                    "ai.agents.calculator",
-                    b'{"correlation_id":"c","task_id":"s1","agent":"calculator",'
-                    b'"instruction":"6*7"}',
-                    correlation_id="c",
-                    timeout=10,
-                )
-                assert json.loads(msg.data)["output"] == "6 * 7 = 42"
-                assert isinstance(
-                    runtime.nc._transport._io_writer.get_extra_info("ssl_object"), ssl.SSLObject
-                )
-            finally:
-                await runtime.shutdown()
+        async with calculator_answers(settings, "tls") as runtime:
+            assert runtime.nc.connected_url is not None
+            assert isinstance(
+                runtime.nc._transport._io_writer.get_extra_info("ssl_object"), ssl.SSLObject
+            )
 
 
 async def test_tls_without_the_right_ca_is_refused(tmp_path: Path) -> None:
@@ -166,9 +165,7 @@ async def test_tls_asked_for_is_never_given_up_for_plaintext(tmp_path: Path) -> 
     # middle) that does not, a tls:// URL sent the password in clear.
     ca = tmp_path / "ca.pem"
     trustme.CA().cert_pem.write_to_path(str(ca))
-    server = EmbeddedNatsServer()  # no TLS
-    await asyncio.to_thread(server.start)
-    try:
+    async with running_nats() as server:  # no TLS
         tls_url = server.url.replace("nats://", "tls://")
         for settings in (
             make_settings(tls_url, nats_user="bff", nats_password="hunter2"),
@@ -182,42 +179,20 @@ async def test_tls_asked_for_is_never_given_up_for_plaintext(tmp_path: Path) -> 
         )
         await plain.connect()  # no TLS asked for: plaintext is what was configured
         await plain.shutdown()
-    finally:
-        await asyncio.to_thread(server.cleanup)
 
 
 async def test_a_creds_file_connects_a_part_to_an_operator_mode_server(tmp_path: Path) -> None:
     # nats-py signs with a .creds file through the nkeys package: without it installed
     # (nats-py's [nkeys] extra) SWITCHBOARD_NATS_CREDS was a ModuleNotFoundError.
     config, creds = operator_setup(tmp_path)
-    server = EmbeddedNatsServer(config_file=config)
-    await asyncio.to_thread(server.start)
-    try:
-        settings = make_settings(server.url, nats_creds=str(creds))
-        async with agents_running(settings, builtin_agents()["calculator"]):
-            runtime = Runtime(
-                settings, part="test", name="creds", health=False, configure_logs=False
-            )
-            await runtime.connect()
-            await runtime.start()
-            try:
-                msg = await runtime.requester.request(
-                    "ai.agents.calculator",
-                    b'{"correlation_id":"c","task_id":"s1","agent":"calculator",'
-                    b'"instruction":"6*7"}',
-                    correlation_id="c",
-                    timeout=10,
-                )
-                assert json.loads(msg.data)["output"] == "6 * 7 = 42"
-            finally:
-                await runtime.shutdown()
+    async with running_nats(config_file=config) as server:
+        async with calculator_answers(make_settings(server.url, nats_creds=str(creds)), "creds"):
+            pass
         anonymous = Runtime(
             make_settings(server.url), part="test", name="anon", health=False, configure_logs=False
         )
         with pytest.raises(ConnectionClosedError, match="Could not connect"):
             await anonymous.connect()
-    finally:
-        await asyncio.to_thread(server.cleanup)
 
 
 @pytest.mark.parametrize("user_id", ["a.b", "*", ">", "a b", "x" * 65])
