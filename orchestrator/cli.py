@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -68,20 +67,19 @@ def _port(text: str) -> int:
     return port
 
 
-def _seconds(text: str) -> float:
-    seconds = _number(float, text)
-    if not (math.isfinite(seconds) and 0 < seconds <= MAX_TIMEOUT):
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not a number of seconds (more than 0, at most {MAX_TIMEOUT:g})"
-        )
-    return seconds
+def _seconds(*, zero: bool) -> Callable[[str], float]:
+    """An argparse type: seconds, more than 0 (or 0 too with ``zero``), at most MAX_TIMEOUT."""
+    least = "0 or more" if zero else "more than 0"
 
+    def parse(text: str) -> float:
+        seconds = _number(float, text)
+        if not ((seconds >= 0 if zero else seconds > 0) and seconds <= MAX_TIMEOUT):  # NaN too
+            raise argparse.ArgumentTypeError(
+                f"{text!r} is not a number of seconds ({least}, at most {MAX_TIMEOUT:g})"
+            )
+        return seconds
 
-def _delay(text: str) -> float:
-    seconds = _number(float, text)
-    if not (math.isfinite(seconds) and 0 <= seconds <= MAX_TIMEOUT):
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds (0-{MAX_TIMEOUT:g})")
-    return seconds
+    return parse
 
 
 def _number(kind: Callable[[str], T], text: str) -> T:
@@ -119,7 +117,9 @@ def build_parser() -> argparse.ArgumentParser:
     ask.add_argument("--user", default="cli", help="user id (default: cli)")
     ask.add_argument("--conversation", help="conversation id, to continue a conversation")
     ask.add_argument("--agents-only", dest="only", help="restrict the plan to these agents")
-    ask.add_argument("--timeout", type=_seconds, default=60.0, help="seconds (default 60)")
+    ask.add_argument(
+        "--timeout", type=_seconds(zero=False), default=60.0, help="seconds (default 60)"
+    )
     ask.add_argument("--stream", action="store_true", help="print progress events as they come")
     ask.add_argument("--json", action="store_true", help="print the whole reply as JSON")
 
@@ -145,7 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bench.add_argument(
         "--delay",
-        type=_delay,
+        type=_seconds(zero=True),
         default=1.0,
         help="llm-latency: seconds the agent waits, as a model would (default 1)",
     )

@@ -219,7 +219,7 @@ async def connect(
         if isinstance(exc, nats.errors.AuthorizationError):
             reason = "the credentials were refused"
         elif isinstance(exc, ssl.SSLError):
-            reason = f"TLS failed ({getattr(exc, 'reason', None) or exc})"
+            reason = f"TLS failed ({exc.reason or exc})"
         else:
             reason = f"{type(exc).__name__}: {exc}"
         raise ConnectionClosedError(

@@ -89,9 +89,11 @@ class Deadline:
         Raises:
             ValueError: ``seconds`` is NaN.
         """
-        if math.isnan(seconds if seconds is not None else 0.0):
+        if seconds is None:
+            return self
+        if math.isnan(seconds):
             raise ValueError("A timeout of nan s cannot be a deadline.")
-        if seconds is None or seconds >= MAX_SECONDS:
+        if seconds >= MAX_SECONDS:
             return self
         other = time.time() + seconds
         return self if self.at <= other else Deadline(other)

@@ -71,23 +71,25 @@ def nats_options(settings: Settings) -> dict[str, Any]:
 
 def _tls_context(settings: Settings) -> ssl.SSLContext:
     """Raises ConfigurationError naming the setting whose file is missing or not PEM."""
-    step = "nats_tls_ca"
+    for setting in ("nats_tls_ca", "nats_tls_cert", "nats_tls_key"):
+        if path := getattr(settings, setting):
+            _readable(path, setting)
     try:
-        if settings.nats_tls_ca:
-            _readable(settings.nats_tls_ca, step)
         context = ssl.create_default_context(cafile=settings.nats_tls_ca)
-        if settings.nats_tls_cert:
-            step = "nats_tls_cert"
-            _readable(settings.nats_tls_cert, step)
-            if settings.nats_tls_key:
-                _readable(settings.nats_tls_key, "nats_tls_key")
-            context.load_cert_chain(settings.nats_tls_cert, settings.nats_tls_key)
     except ssl.SSLError as exc:
-        what = "the certificate or its key" if step == "nats_tls_cert" else "the CA certificates"
-        raise ConfigurationError(
-            f"{_named(step)}: {what} could not be loaded as PEM ({exc.reason or exc})."
-        ) from exc
+        raise _not_pem("nats_tls_ca", "the CA certificates", exc) from exc
+    if settings.nats_tls_cert:
+        try:
+            context.load_cert_chain(settings.nats_tls_cert, settings.nats_tls_key)
+        except ssl.SSLError as exc:
+            raise _not_pem("nats_tls_cert", "the certificate or its key", exc) from exc
     return context
+
+
+def _not_pem(setting: str, what: str, exc: ssl.SSLError) -> ConfigurationError:
+    return ConfigurationError(
+        f"{_named(setting)}: {what} could not be loaded as PEM ({exc.reason or exc})."
+    )
 
 
 def _readable(path: str, setting: str) -> None:
