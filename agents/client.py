@@ -17,7 +17,8 @@ from typing import Any
 
 from nats.aio.client import Client as NATS
 
-from orchestrator import LLM, AgentResult, AgentTask, Deadline, Requester
+from switchboard.orchestrator.core import AgentResult, AgentTask, Deadline, Requester
+from switchboard.orchestrator.llm.base import LLM
 
 from .sdk import Agent
 from .worker import AgentWorker

@@ -3,7 +3,7 @@
 ``MODULE:ATTR`` imports ``MODULE`` (a full dotted name: relative names are not
 supported) and reads ``ATTR``, which must be one of:
 
-* an :class:`~agents.sdk.Agent` (what ``@agents.agent(name, description)`` makes);
+* an :class:`~switchboard.agents.sdk.Agent` (what ``@agent(name, description)`` makes);
 * a list or tuple of Agents;
 * a *factory*: a plain (not async) function defined in ``MODULE`` itself that takes
   no arguments and returns an Agent or a list or tuple of Agents.
@@ -23,7 +23,7 @@ from collections.abc import Iterable
 from types import ModuleType
 from typing import Any
 
-from orchestrator import ConfigurationError
+from switchboard.orchestrator.core import ConfigurationError
 
 from .builtin import BUILTIN_NAMES, builtin_agents
 from .sdk import Agent
@@ -31,7 +31,7 @@ from .sdk import Agent
 __all__ = ["load_agents"]
 
 _EXPECTED = (
-    "an Agent (made with @agents.agent(name, description)), a list or tuple of Agents, or a "
+    "an Agent (made with @agent(name, description)), a list or tuple of Agents, or a "
     "function defined in {module!r} that takes no arguments and returns them"
 )
 _MAX_DETAIL = 300
@@ -87,7 +87,7 @@ def _kind(value: object) -> str:
 def _factory_problem(value: Any, module: ModuleType) -> str | None:
     """Why ``value`` may not be called as a factory (``None``: it may)."""
     if inspect.iscoroutinefunction(value) or inspect.isasyncgenfunction(value):
-        return "an async function (a handler needs @agents.agent(name, description))"
+        return "an async function (a handler needs @agent(name, description))"
     if inspect.isgeneratorfunction(value):
         return "a generator function"
     if value.__module__ != module.__name__:

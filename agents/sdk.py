@@ -2,7 +2,7 @@
 
 ::
 
-    from agents import agent
+    from switchboard.agents import agent
 
     @agent("weather", "Tells the weather in a city. Example: 'weather in Paris'",
            keywords=("weather", "rain", "forecast"))
@@ -10,11 +10,11 @@
         await ctx.progress("looking it up")
         return f"Sunny in {task.instruction}"
 
-The handler gets the :class:`~orchestrator.messages.AgentTask` (instruction,
+The handler gets the :class:`~switchboard.orchestrator.core.envelopes.AgentTask` (instruction,
 dependency outputs in ``task.inputs``) and a :class:`TaskContext` (correlation
 id, deadline and time left, a progress reporter, the LLM provider, a bound
 logger). It returns text or any msgspec-encodable value. Raise
-:class:`~orchestrator.errors.AgentError` for a clear, user-facing failure;
+:class:`~switchboard.orchestrator.core.errors.AgentError` for a clear, user-facing failure;
 anything else is reported as an internal error and logged.
 """
 
@@ -24,16 +24,15 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from orchestrator import (
-    LLM,
+from switchboard.orchestrator.core import (
     AgentTask,
-    ChatMessage,
     Deadline,
     ProgressEvent,
     Usage,
     encode,
     is_safe_token,
 )
+from switchboard.orchestrator.llm.base import LLM, ChatMessage
 
 __all__ = ["Agent", "AgentHandler", "TaskContext", "agent"]
 

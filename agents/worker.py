@@ -10,8 +10,7 @@ import msgspec
 import structlog
 from nats.aio.client import Client as NATS
 
-from orchestrator import (
-    LLM,
+from switchboard.orchestrator.core import (
     ROLE_AGENT,
     ROLE_KEY,
     AgentError,
@@ -19,13 +18,14 @@ from orchestrator import (
     AgentTask,
     Endpoint,
     ErrorInfo,
-    LocalLLM,
     Request,
     ServiceResponder,
     Subjects,
     agent_metadata,
     encode,
 )
+from switchboard.orchestrator.llm.base import LLM
+from switchboard.orchestrator.llm.local import LocalLLM
 
 from .sdk import Agent, TaskContext
 

@@ -36,7 +36,7 @@ from litestar.types import PathType
 from litestar.types.file_types import FileInfo
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from orchestrator import (
+from switchboard.orchestrator import (
     MAX_MESSAGE_CHARS,
     AgentInfo,
     ConversationReply,
@@ -50,7 +50,7 @@ from orchestrator import (
     is_safe_token,
     new_correlation_id,
 )
-from orchestrator.metrics import HTTP_DURATION, HTTP_REJECTED, HTTP_REQUESTS
+from switchboard.orchestrator.metrics import HTTP_DURATION, HTTP_REJECTED, HTTP_REQUESTS
 
 from .auth import ApiKeys, AuthRateLimiter, Unauthorized
 from .gateway import Gateway

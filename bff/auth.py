@@ -23,7 +23,7 @@ import hashlib
 import time
 from pathlib import Path
 
-from orchestrator import ConfigurationError, Settings, is_safe_token
+from switchboard.orchestrator import ConfigurationError, Settings, is_safe_token
 
 __all__ = ["LOCAL_USER", "ApiKeys", "AuthRateLimiter", "Unauthorized"]
 

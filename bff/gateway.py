@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 
-from orchestrator import (
+from switchboard.orchestrator import (
     AgentInfo,
     ConversationReply,
     ConversationRequest,
@@ -27,7 +27,7 @@ from orchestrator import (
     decode,
     encode,
 )
-from orchestrator.headers import KIND, Kind
+from switchboard.orchestrator.core.headers import KIND, Kind
 
 from .schemas import ChatRequest
 

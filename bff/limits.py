@@ -9,8 +9,8 @@ from __future__ import annotations
 import collections
 from collections.abc import Iterable
 
-from orchestrator import OverloadedError
-from orchestrator.metrics import HTTP_IN_FLIGHT
+from switchboard.orchestrator import OverloadedError
+from switchboard.orchestrator.metrics import HTTP_IN_FLIGHT
 
 __all__ = ["InFlightLimiter", "Slot"]
 

@@ -7,7 +7,7 @@ from typing import Any
 import msgspec
 from litestar import Response
 
-from orchestrator import ErrorCode
+from switchboard.orchestrator import ErrorCode
 
 __all__ = ["PROBLEM_MEDIA_TYPE", "Problem", "problem", "status_for"]
 

@@ -6,7 +6,7 @@ import ipaddress
 
 import structlog
 
-from orchestrator import ConfigurationError, HttpServer, Runtime, Settings
+from switchboard.orchestrator import ConfigurationError, HttpServer, Runtime, Settings
 
 from .app import BffState, create_app, metrics_middleware
 from .auth import LOCAL_USER, ApiKeys, AuthRateLimiter

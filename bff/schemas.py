@@ -6,7 +6,7 @@ from typing import Annotated
 
 from msgspec import Meta, Struct
 
-from orchestrator import MAX_MESSAGE_CHARS, AgentName, CorrelationId
+from switchboard.orchestrator import MAX_MESSAGE_CHARS, AgentName, CorrelationId
 
 __all__ = ["ChatRequest"]
 

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import sys
 
-from .codec import decode, encode
-from .connection import connect
-from .errors import SwitchboardError
-from .headers import KIND, Kind
-from .logs import configure_logging
-from .messages import ConversationReply, ConversationRequest, ProgressEvent
-from .requester import Requester
-from .runtime import nats_options
-from .settings import Settings
-from .subjects import Subjects, new_correlation_id, safe_token
+from .core.codec import decode, encode
+from .core.connection import connect
+from .core.conversation import ConversationReply, ConversationRequest
+from .core.envelopes import ProgressEvent
+from .core.errors import SwitchboardError
+from .core.headers import KIND, Kind
+from .core.requester import Requester
+from .core.subjects import Subjects, new_correlation_id, safe_token
+from .runtime.logs import configure_logging
+from .runtime.part import nats_options
+from .runtime.settings import Settings
 
 __all__ = ["ask"]
 

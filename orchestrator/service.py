@@ -20,25 +20,20 @@ from collections.abc import Collection
 import structlog
 from nats.aio.client import Client as NATS
 
-from .catalog import ROLE_KEY, AgentCatalog
-from .codec import encode
-from .discovery import ServiceResponder
-from .endpoint import Endpoint, Request
+from .core.catalog import ROLE_KEY, AgentCatalog
+from .core.codec import encode
+from .core.conversation import ConversationReply, ConversationRequest, HistoryReply, HistoryRequest
+from .core.discovery import ServiceResponder
+from .core.endpoint import Endpoint, Request
+from .core.envelopes import ErrorInfo
+from .core.requester import Requester
+from .core.subjects import Subjects
 from .engine.conversation import ConversationEngine
 from .engine.events import EventSink
 from .engine.executor import Executor
 from .engine.history import HistoryStore
 from .llm.base import LLM
-from .messages import (
-    ConversationReply,
-    ConversationRequest,
-    ErrorInfo,
-    HistoryReply,
-    HistoryRequest,
-)
-from .requester import Requester
-from .settings import Settings
-from .subjects import Subjects
+from .runtime.settings import Settings
 
 __all__ = ["OrchestratorService"]
 

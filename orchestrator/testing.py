@@ -2,7 +2,7 @@
 
 Enable the fixtures in your ``conftest.py``::
 
-    pytest_plugins = ["orchestrator.testing"]
+    pytest_plugins = ["switchboard.orchestrator.testing"]
 
     async def test_my_agent(nats_client):
         ...  # a connected nats-py client on a fresh server with JetStream
@@ -25,8 +25,8 @@ import nats
 import pytest_asyncio
 from nats.aio.client import Client as NATS
 
-from .embedded import EmbeddedNatsServer
-from .requester import Requester
+from .core.requester import Requester
+from .runtime.embedded import EmbeddedNatsServer
 
 __all__ = ["nats_client", "nats_server", "requester", "running_nats"]
 

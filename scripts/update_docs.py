@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import re
-import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from switchboard.orchestrator.metrics import metrics_table
+from switchboard.orchestrator.runtime.settings import settings_table
 
-from orchestrator.metrics import metrics_table  # noqa: E402
-from orchestrator.settings import settings_table  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def render(text: str) -> str:

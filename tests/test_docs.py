@@ -29,33 +29,55 @@ def test_readme_has_the_two_setup_commands() -> None:
     assert "bash scripts/test" in ci  # CI runs exactly the README's test command
 
 
-@pytest.mark.parametrize("package", ["orchestrator", "agents", "bff"])
+#: Packages with a public face (a sorted ``__all__``), as installed under ``switchboard``.
+PACKAGES = [
+    "orchestrator",
+    "orchestrator.core",
+    "orchestrator.runtime",
+    "orchestrator.llm",
+    "orchestrator.engine",
+    "agents",
+    "bff",
+]
+
+
+@pytest.mark.parametrize("package", PACKAGES)
 def test_every_public_name_is_exported(package: str) -> None:
-    """Each package's public classes and functions are in its sorted ``__all__`` (httpx's test)."""
-    module = importlib.import_module(package)
+    """Each package's public classes and functions are in its sorted ``__all__`` (httpx's test).
+
+    The names of ``orchestrator.core`` and ``orchestrator.runtime`` are also
+    exported from ``orchestrator`` itself.
+    """
+    module = importlib.import_module(f"switchboard.{package}")
     exported = set(module.__all__)
     assert len(exported) == len(module.__all__), "duplicates in __all__"  # ruff sorts it
     for name in exported:
         assert hasattr(module, name), f"{package}.__all__ names missing {name}"
-    for path in sorted((ROOT / package).glob("*.py")):
+    folder = ROOT.joinpath(*package.split("."))
+    for path in sorted(folder.glob("*.py")):
         if path.name.startswith("_") or path.stem in COMMANDS or path.stem in exported:
             continue  # commands, the pytest plugin, and modules exported as namespaces
-        sub = importlib.import_module(f"{package}.{path.stem}")
+        sub = importlib.import_module(f"switchboard.{package}.{path.stem}")
         for name in getattr(sub, "__all__", []):
             obj = getattr(sub, name)
             if inspect.isclass(obj) or inspect.isfunction(obj):
                 assert name in exported, (
                     f"{package}.{path.stem}.{name} is public but not exported by {package}"
                 )
+    if package == "orchestrator":
+        for sub_package in ("core", "runtime"):
+            inner = importlib.import_module(f"switchboard.orchestrator.{sub_package}")
+            missing = set(inner.__all__) - exported
+            assert not missing, f"orchestrator does not re-export {sorted(missing)}"
 
 
 #: Modules that implement CLI commands or the pytest plugin: used by name, not imported.
-COMMANDS = {"cli", "ask", "processes", "supervisor", "testing"}
+COMMANDS = {"cli", "ask", "process", "supervisor", "testing", "bench", "workload"}
 
 
 def test_the_cli_help_lists_every_command() -> None:
     out = subprocess.run(
-        [sys.executable, "-m", "orchestrator", "--help"], capture_output=True, text=True, check=True
+        [sys.executable, "-m", "switchboard", "--help"], capture_output=True, text=True, check=True
     ).stdout
     for command in ("up", "orchestrator", "agent", "bff", "ask", "bench", "settings"):
         assert command in out
@@ -66,7 +88,7 @@ async def test_the_readme_agent_example_works(nats_client, requester) -> None:  
     import re
     import types
 
-    from agents import call_agent, serving
+    from switchboard.agents import call_agent, serving
 
     readme = (ROOT / "README.md").read_text()
     source = next(

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 from types import ModuleType
 
-from orchestrator import AgentTask
+from switchboard.orchestrator.core import AgentTask
 
 from ..sdk import Agent, TaskContext
 from . import calculator, clock, text

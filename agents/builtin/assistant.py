@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from typing import Final
 
-from orchestrator import AgentTask
+from switchboard.orchestrator.core import AgentTask
 
 from ..sdk import Agent, TaskContext
 

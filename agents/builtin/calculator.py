@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final, TypeAlias
 
-from orchestrator.errors import AgentError
+from switchboard.orchestrator.core.errors import AgentError
 
 __all__ = [
     "DESCRIPTION",

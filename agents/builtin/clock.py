@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Final
 
-from orchestrator.errors import AgentError
+from switchboard.orchestrator.core.errors import AgentError
 
 __all__ = ["DESCRIPTION", "KEYWORDS", "NAME", "PATTERNS", "find_places", "run"]
 

@@ -13,7 +13,7 @@ from collections import Counter
 from collections.abc import Mapping
 from typing import Any, Final
 
-from orchestrator import AgentError, AgentTask
+from switchboard.orchestrator.core import AgentError, AgentTask
 
 from ..sdk import Agent, TaskContext
 

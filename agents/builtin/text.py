@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
 
-from orchestrator.errors import AgentError
+from switchboard.orchestrator.core.errors import AgentError
 
 __all__ = ["DESCRIPTION", "KEYWORDS", "NAME", "PATTERNS", "run"]
 

@@ -1,6 +1,6 @@
 """The raw two-hop chain (requester -> relay -> echo, plain nats-py) as a baseline to drive.
 
-See :mod:`orchestrator.bench.relay` for the two processes. The requester
+See :mod:`switchboard.orchestrator.bench.relay` for the two processes. The requester
 side is plain ``nc.request`` on the bench's own connection, with the same
 payload the system under test gets.
 """
@@ -62,7 +62,9 @@ async def raw_chain(nc: NATS, url: str, *, delay: float = 0.0) -> AsyncIterator[
     relay_subject = f"bench.raw.{token}.relay"
     echo_args = ["echo", url, echo_subject] + ([str(delay)] if delay > 0 else [])
     async with together(
-        python_process("orchestrator.bench.relay", *echo_args),
-        python_process("orchestrator.bench.relay", "relay", url, relay_subject, echo_subject),
+        python_process("switchboard.orchestrator.bench.relay", *echo_args),
+        python_process(
+            "switchboard.orchestrator.bench.relay", "relay", url, relay_subject, echo_subject
+        ),
     ) as (echo, relay):
         yield RawChain(nc, relay_subject, {"relay": relay.pid, "echo": echo.pid})

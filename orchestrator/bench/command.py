@@ -26,8 +26,8 @@ from collections.abc import Sequence
 
 import msgspec
 
-from ..errors import ConfigurationError
-from ..settings import Settings, env_name
+from ..core.errors import ConfigurationError
+from ..runtime.settings import Settings, env_name
 from .core import run_core
 from .e2e import run_e2e
 from .engine import run_engine

@@ -15,11 +15,11 @@ from dataclasses import dataclass, field
 
 from nats.nuid import NUID
 
-from ..codec import decode, encode
-from ..messages import ConversationReply, ConversationRequest
-from ..requester import Requester
-from .agents import MESSAGE
+from ..core.codec import decode, encode
+from ..core.conversation import ConversationReply, ConversationRequest
+from ..core.requester import Requester
 from .core import drive
+from .workload import MESSAGE
 
 __all__ = ["BenchError", "Conversations", "sample_payload"]
 
@@ -59,7 +59,7 @@ def check_reply(data: bytes) -> ConversationReply:
 
 @dataclass
 class Conversations:
-    """Makes ``send(i)`` functions for :func:`~orchestrator.bench.core.drive`.
+    """Makes ``send(i)`` functions for :func:`~switchboard.orchestrator.bench.core.drive`.
 
     Every conversation gets its own correlation id; the first failure is kept
     (``first_error``) so a run with errors can say why.

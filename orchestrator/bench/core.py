@@ -23,10 +23,10 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 import nats
 from nats.aio.client import Client as NATS
 
-from .. import headers as h
-from ..deadline import Deadline
-from ..embedded import EmbeddedNatsServer
-from ..requester import Requester
+from ..core import headers as h
+from ..core.deadline import Deadline
+from ..core.requester import Requester
+from ..runtime.embedded import EmbeddedNatsServer
 from .processes import python_process
 from .stats import BenchResult, Run
 
@@ -112,7 +112,7 @@ async def run_core(
     results = []
     async with (
         nats_for_bench(nats_url) as url,
-        python_process("orchestrator.bench.responder", url, SUBJECT),
+        python_process("switchboard.orchestrator.bench.responder", url, SUBJECT),
     ):
         nc: NATS = await nats.connect(url, pending_size=64 * 1024 * 1024)
         requester = Requester(nc, max_pending=max(concurrency) * 2)

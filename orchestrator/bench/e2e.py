@@ -26,7 +26,6 @@ from collections.abc import Callable, Mapping, Sequence
 import msgspec
 from nats.nuid import NUID
 
-from .agents import MESSAGE, NOOP
 from .chain import RawChain, bench_connection, raw_chain
 from .conversations import BenchError, check_reply, sample_payload
 from .core import alternate, drive
@@ -42,6 +41,7 @@ from .system import (
     switchboard_up,
     together,
 )
+from .workload import MESSAGE, NOOP, NOOP_SPEC
 
 __all__ = ["CHAT", "run_e2e", "user_keys", "wait_for_answer"]
 
@@ -110,7 +110,7 @@ async def run_e2e(
             switchboard_up(
                 nats_url=server.url,
                 logs=logs,
-                agents=f"orchestrator.bench.agents:{NOOP}",
+                agents=NOOP_SPEC,
                 env=env,
             ),
             raw_chain(nc, server.url),

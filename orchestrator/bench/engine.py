@@ -27,19 +27,19 @@ import functools
 import os
 from collections.abc import Callable, Mapping, Sequence
 
-from ..requester import Requester
-from ..subjects import Subjects
-from .agents import NOOP
+from ..core.requester import Requester
+from ..core.subjects import Subjects
 from .chain import RawChain, bench_connection, raw_chain
 from .conversations import Conversations, sample_payload
 from .core import alternate, drive
 from .cpu import CpuAccount, cpu_summary
 from .stats import BenchResult
 from .system import Part, bench_logs, limits_env, nats_server, switchboard_part, together
+from .workload import NOOP, NOOP_SPEC
 
 __all__ = ["run_engine"]
 
-AGENT = f"orchestrator.bench.agents:{NOOP}"
+AGENT = NOOP_SPEC
 
 
 async def run_engine(

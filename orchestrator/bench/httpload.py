@@ -4,7 +4,7 @@
 without it, this runs as a separate process so the bench's own event loop
 is not the load generator::
 
-    python -m orchestrator.bench.httpload URL REQUESTS CONNECTIONS KEYS_FILE BODY_FILE
+    python -m switchboard.orchestrator.bench.httpload URL REQUESTS CONNECTIONS KEYS_FILE BODY_FILE
 
 ``CONNECTIONS`` keep-alive connections POST ``BODY_FILE`` to ``URL`` until
 ``REQUESTS`` answers came back; request *i* carries ``Authorization: Bearer``

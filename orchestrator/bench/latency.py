@@ -19,14 +19,14 @@ import functools
 import statistics
 from collections.abc import Callable, Mapping
 
-from ..requester import Requester
-from ..subjects import Subjects
-from .agents import DELAY_ENV, SLEEPER
+from ..core.requester import Requester
+from ..core.subjects import Subjects
 from .chain import RawChain, bench_connection, raw_chain
 from .conversations import Conversations, sample_payload
 from .core import alternate, drive
 from .stats import BenchResult
 from .system import bench_logs, limits_env, nats_server, switchboard_part, together
+from .workload import DELAY_ENV, SLEEPER, SLEEPER_SPEC
 
 __all__ = ["run_llm_latency"]
 
@@ -49,7 +49,7 @@ async def run_llm_latency(
         DELAY_ENV: str(delay),
         **(part_env or {}),
     }
-    agent = f"orchestrator.bench.agents:{SLEEPER}"
+    agent = SLEEPER_SPEC
     async with (
         bench_logs() as logs,
         nats_server(nats_url) as server,

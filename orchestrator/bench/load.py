@@ -4,7 +4,7 @@
 ``connections`` keep-alive connections, rotating the ``Authorization``
 header over the given API keys (request *i* uses key *i mod n*: with as many
 keys as connections, each connection speaks for its own user in the steady
-state), and returns a :class:`~orchestrator.bench.stats.Run`.
+state), and returns a :class:`~switchboard.orchestrator.bench.stats.Run`.
 
 ``wrk`` runs one thread (C and epoll: far from being the bottleneck here)
 with a generated Lua script that stops it after exactly ``requests`` answers
@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
-from ..errors import ConfigurationError
+from ..core.errors import ConfigurationError
 from .stats import Run
 
 __all__ = ["Generator", "LoadResult", "choose_generator", "http_load"]
@@ -179,7 +179,7 @@ async def http_load(
         args = [
             sys.executable,
             "-m",
-            "orchestrator.bench.httpload",
+            "switchboard.orchestrator.bench.httpload",
             base_url + path,
             str(requests),
             str(connections),

@@ -8,8 +8,8 @@ and answers with the echo's reply::
     requester --nc.request--> relay --nc.request--> echo
               <---- reply ---       <--- reply ----
 
-    python -m orchestrator.bench.relay echo  NATS_URL SUBJECT [DELAY_S]
-    python -m orchestrator.bench.relay relay NATS_URL SUBJECT NEXT_SUBJECT
+    python -m switchboard.orchestrator.bench.relay echo  NATS_URL SUBJECT [DELAY_S]
+    python -m switchboard.orchestrator.bench.relay relay NATS_URL SUBJECT NEXT_SUBJECT
 
 Each request is handled in its own task (a nats-py subscription callback
 otherwise runs one message at a time), as any concurrent nats-py service

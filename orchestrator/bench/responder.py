@@ -4,7 +4,7 @@ It is deliberately not Switchboard code: both the raw baseline and the
 tracker talk to the same responder, so the comparison measures the
 requesting side only.
 
-    python -m orchestrator.bench.responder NATS_URL SUBJECT
+    python -m switchboard.orchestrator.bench.responder NATS_URL SUBJECT
 """
 
 from __future__ import annotations

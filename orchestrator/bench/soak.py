@@ -28,9 +28,8 @@ from typing import Any
 import msgspec
 from nats.aio.client import Client as NATS
 
-from ..requester import Requester
-from ..subjects import Subjects
-from .agents import MESSAGE, NOOP
+from ..core.requester import Requester
+from ..core.subjects import Subjects
 from .chain import RawChain, bench_connection, raw_chain
 from .conversations import Conversations, sample_payload
 from .core import drive
@@ -49,6 +48,7 @@ from .system import (
     together,
     wait_pending_zero,
 )
+from .workload import MESSAGE, NOOP, NOOP_SPEC
 
 __all__ = ["run_soak"]
 
@@ -82,7 +82,7 @@ async def _over_nats(
     concurrency: int,
     subject_prefix: str,
 ) -> AsyncIterator[_System]:
-    agent_spec = f"orchestrator.bench.agents:{NOOP}"
+    agent_spec = NOOP_SPEC
     async with (
         together(
             switchboard_part("agent", ["agent", agent_spec], nats_url=url, logs=logs, env=env),
@@ -112,9 +112,7 @@ async def _over_http(
     key_list = list(keys.values())
     env = {**env, "SWITCHBOARD_API_KEYS": ",".join(f"{u}:{k}" for u, k in keys.items())}
     body = msgspec.json.encode({"message": MESSAGE, "agents": [NOOP]})
-    async with switchboard_up(
-        nats_url=url, logs=logs, agents=f"orchestrator.bench.agents:{NOOP}", env=env
-    ) as system:
+    async with switchboard_up(nats_url=url, logs=logs, agents=NOOP_SPEC, env=env) as system:
         await wait_for_answer(system.url, key_list[0], body)
         parts = []
         for name in ("bff", "orchestrator", "agents"):

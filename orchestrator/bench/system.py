@@ -1,8 +1,8 @@
 """The system under test as real processes: NATS, Switchboard parts, ``switchboard up``.
 
 Every part runs as its own process, exactly as in production
-(``python -m orchestrator orchestrator``, ``python -m orchestrator agent
-MODULE:ATTR``, ``python -m orchestrator up``), configured through
+(``python -m switchboard orchestrator``, ``python -m switchboard agent
+MODULE:ATTR``, ``python -m switchboard up``), configured through
 ``SWITCHBOARD_*`` environment variables. Each is started in a context manager
 that waits until the part is ready and stops it (SIGTERM, then SIGKILL) on
 the way out -- on success, on error and on Ctrl-C (the bench task is
@@ -31,9 +31,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..embedded import EmbeddedNatsServer
-from ..errors import ConfigurationError
-from ..supervisor import free_port
+from ..core.errors import ConfigurationError
+from ..runtime.embedded import EmbeddedNatsServer
+from ..runtime.supervisor import free_port
 
 __all__ = [
     "PENDING_GAUGES",
@@ -375,7 +375,7 @@ async def switchboard_part(
     env: Mapping[str, str] | None = None,
     ready_timeout: float = 60.0,
 ) -> AsyncIterator[Part]:
-    """``python -m orchestrator ARGS`` with its own metrics port; yields once ``/readyz`` is 200."""
+    """``python -m switchboard ARGS`` with its own metrics port; yields once ``/readyz`` is 200."""
     port = free_port()
     log = logs.file(name)
     full_env = child_env(
@@ -391,7 +391,7 @@ async def switchboard_part(
         proc = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
-            "orchestrator",
+            "switchboard",
             *args,
             env=full_env,
             stdin=asyncio.subprocess.DEVNULL,
@@ -446,7 +446,7 @@ async def switchboard_up(
         proc = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
-            "orchestrator",
+            "switchboard",
             "up",
             "--nats-url",
             nats_url,

@@ -8,10 +8,11 @@ from typing import Any
 
 import structlog
 
-from ..deadline import Deadline
-from ..errors import LLMError
+from ..core.conversation import ConversationTurn, Plan, StepResult
+from ..core.deadline import Deadline
+from ..core.envelopes import Usage
+from ..core.errors import LLMError
 from ..llm.base import LLM, ChatMessage
-from ..messages import ConversationTurn, Plan, StepResult, Usage
 from .planner import SUMMARY_AGENT
 
 __all__ = ["Aggregator", "compose"]

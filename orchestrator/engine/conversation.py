@@ -14,11 +14,12 @@ from collections.abc import Collection
 import msgspec
 import structlog
 
-from ..catalog import AgentCatalog
-from ..deadline import Deadline
-from ..errors import ConversationCancelledError, ErrorCode, PlanError, SwitchboardError
+from ..core.catalog import AgentCatalog
+from ..core.conversation import ConversationReply, ConversationRequest, ConversationTurn, Plan
+from ..core.deadline import Deadline
+from ..core.envelopes import Usage
+from ..core.errors import ConversationCancelledError, ErrorCode, PlanError, SwitchboardError
 from ..llm.base import LLM
-from ..messages import ConversationReply, ConversationRequest, ConversationTurn, Plan, Usage
 from ..metrics import CONVERSATION_DURATION, CONVERSATIONS, HISTORY_FAILURES, PLAN_STEPS
 from .aggregator import Aggregator
 from .events import EventSink

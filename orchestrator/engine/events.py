@@ -14,8 +14,8 @@ from typing import Any
 
 import structlog
 
-from ..codec import encode
-from ..messages import EventKind, ProgressEvent
+from ..core.codec import encode
+from ..core.envelopes import EventKind, ProgressEvent
 
 __all__ = ["EventSink"]
 

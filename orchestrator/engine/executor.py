@@ -21,14 +21,15 @@ from typing import Any
 
 import structlog
 
-from ..codec import decode, encode
-from ..deadline import Deadline
-from ..errors import RequestError, SwitchboardError
-from ..headers import KIND, Kind
-from ..messages import AgentResult, AgentTask, ErrorInfo, Plan, PlanStep, ProgressEvent, StepResult
+from ..core.codec import decode, encode
+from ..core.conversation import Plan, PlanStep, StepResult
+from ..core.deadline import Deadline
+from ..core.envelopes import AgentResult, AgentTask, ErrorInfo, ProgressEvent
+from ..core.errors import RequestError, SwitchboardError
+from ..core.headers import KIND, Kind
+from ..core.requester import Requester
+from ..core.subjects import Subjects
 from ..metrics import STEP_RETRIES, STEPS
-from ..requester import Requester
-from ..subjects import Subjects
 from .events import EventSink
 from .plan import dependents
 

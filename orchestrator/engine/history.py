@@ -11,10 +11,10 @@ from __future__ import annotations
 import structlog
 from nats.aio.client import Client as NATS
 
-from ..codec import decode, encode
-from ..errors import DecodeError
-from ..kv import KVBucket
-from ..messages import ConversationTurn
+from ..core.codec import decode, encode
+from ..core.conversation import ConversationTurn
+from ..core.errors import DecodeError
+from ..core.kv import KVBucket
 
 __all__ = ["HistoryStore"]
 

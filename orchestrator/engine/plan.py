@@ -10,8 +10,8 @@ from __future__ import annotations
 import graphlib
 from collections.abc import Collection
 
-from ..errors import PlanError
-from ..messages import Plan
+from ..core.conversation import Plan
+from ..core.errors import PlanError
 
 __all__ = ["dependents", "validate_plan"]
 

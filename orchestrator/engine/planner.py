@@ -20,13 +20,14 @@ import msgspec
 import regex
 import structlog
 
-from ..catalog import AgentInfo
-from ..deadline import Deadline
-from ..errors import LLMError, PlanError
+from ..core.catalog import AgentInfo
+from ..core.conversation import ConversationTurn, Plan, PlanStep
+from ..core.deadline import Deadline
+from ..core.envelopes import Usage
+from ..core.errors import LLMError, PlanError
+from ..core.subjects import safe_token
 from ..llm.base import LLM, ChatMessage
-from ..messages import ConversationTurn, Plan, PlanStep, Usage
 from ..metrics import PLAN_FALLBACKS
-from ..subjects import safe_token
 from .plan import validate_plan
 
 __all__ = ["GENERAL_AGENT", "SUMMARY_AGENT", "LLMPlanner", "LocalPlanner", "split_clauses"]

@@ -1,26 +1,9 @@
-"""Language model providers: ``OpenAIProvider`` (any OpenAI-compatible server) and ``LocalLLM``."""
+"""Language model providers: ``OpenAIProvider`` (any OpenAI-compatible server) and ``LocalLLM``.
 
-from __future__ import annotations
+The names are loaded on first use (``__init__.pyi`` lists them), so the agent
+SDK's use of the ``LLM`` interface does not load the OpenAI SDK.
+"""
 
-from ..settings import Settings
-from .base import LLM, ChatMessage, Completion
-from .local import LocalLLM
-from .openai import OpenAIProvider
+import lazy_loader
 
-__all__ = ["LLM", "ChatMessage", "Completion", "LocalLLM", "OpenAIProvider", "make_llm"]
-
-
-def make_llm(settings: Settings) -> LocalLLM | OpenAIProvider:
-    """The provider the settings ask for (``auto``: OpenAI when a key is set, else local)."""
-    provider = settings.llm_provider
-    if provider == "auto":
-        provider = "openai" if settings.openai_api_key else "local"
-    if provider == "local":
-        return LocalLLM()
-    return OpenAIProvider(
-        model=settings.llm_model,
-        api_key=settings.openai_api_key or "unset",
-        base_url=settings.openai_base_url,
-        timeout=settings.llm_timeout,
-        max_retries=settings.llm_max_retries,
-    )
+__getattr__, __dir__, __all__ = lazy_loader.attach_stub(__name__, __file__)

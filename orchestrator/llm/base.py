@@ -6,8 +6,8 @@ from typing import Literal, Protocol, TypeVar
 
 import msgspec
 
-from ..deadline import Deadline
-from ..messages import Usage
+from ..core.deadline import Deadline
+from ..core.envelopes import Usage
 
 __all__ = ["LLM", "ChatMessage", "Completion", "Role"]
 
@@ -30,7 +30,7 @@ class LLM(Protocol):
     """A language model: free text, or a value of a msgspec type.
 
     Implementations translate their own errors into
-    :class:`~orchestrator.errors.LLMError` and never run past ``deadline``.
+    :class:`~switchboard.orchestrator.core.errors.LLMError` and never run past ``deadline``.
     """
 
     @property

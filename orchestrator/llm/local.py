@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from typing import TypeVar
 
-from ..deadline import Deadline
-from ..errors import LLMError
-from ..messages import Usage
+from ..core.deadline import Deadline
+from ..core.envelopes import Usage
+from ..core.errors import LLMError
 from ..metrics import LLM_REQUESTS
 from .base import ChatMessage, Completion
 

@@ -17,9 +17,9 @@ import msgspec
 import openai
 import structlog
 
-from ..deadline import Deadline
-from ..errors import LLMError
-from ..messages import Usage
+from ..core.deadline import Deadline
+from ..core.envelopes import Usage
+from ..core.errors import LLMError
 from ..metrics import LLM_DURATION, LLM_REQUESTS, LLM_TOKENS
 from .base import ChatMessage, Completion
 

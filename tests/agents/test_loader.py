@@ -16,11 +16,11 @@ from pathlib import Path
 
 import pytest
 
-from agents import Agent, load_agents
-from orchestrator import ConfigurationError
+from switchboard.agents import Agent, load_agents
+from switchboard.orchestrator import ConfigurationError
 
 AGENT_SOURCE = """
-from agents import agent
+from switchboard.agents import agent
 
 
 @agent("{name}", "Echoes its instruction.")
@@ -86,7 +86,7 @@ TUPLE = (two,)
 def test_a_zero_argument_factory_in_the_module_is_called(write_module: WriteModule) -> None:
     mod = write_module(
         """
-        from agents import Agent
+        from switchboard.agents import Agent
 
 
         async def handle(task, ctx):
@@ -171,7 +171,7 @@ def test_functions_and_classes_from_elsewhere_are_not_called(write_module: Write
     mod = write_module(
         """
         from json import dumps
-        from agents import Agent
+        from switchboard.agents import Agent
         """
     )
     message = _error(f"{mod}:dumps")
@@ -197,7 +197,7 @@ def test_a_function_needing_arguments_is_not_called(write_module: WriteModule) -
     assert f"'{mod}:make'" in message
     assert "needing arguments (count)" in message
     message = _error(f"{mod}:handler")
-    assert "an async function (a handler needs @agents.agent(name, description))" in message
+    assert "an async function (a handler needs @agent(name, description))" in message
 
 
 def test_an_async_function_without_arguments_is_not_called(write_module: WriteModule) -> None:
@@ -213,7 +213,7 @@ def test_a_factory_raising_is_a_clear_error(write_module: WriteModule) -> None:
     mod = write_module(
         """
         import sys
-        from agents import Agent
+        from switchboard.agents import Agent
 
 
         async def handle(task, ctx):
@@ -275,7 +275,7 @@ def test_the_cli_reports_a_module_raising_at_import_in_one_line(tmp_path: Path) 
     name = f"sbx_loader_{uuid.uuid4().hex[:12]}"
     (tmp_path / f"{name}.py").write_text('raise RuntimeError("boom at import")\n')
     done = subprocess.run(
-        [sys.executable, "-m", "orchestrator", "agent", f"{name}:echo"],
+        [sys.executable, "-m", "switchboard", "agent", f"{name}:echo"],
         env=_cli_env(tmp_path),
         stdin=subprocess.DEVNULL,
         capture_output=True,
@@ -296,7 +296,7 @@ def test_the_cli_does_not_call_builtins_input_with_stdin_open(tmp_path: Path) ->
     try:
         started = time.monotonic()
         done = subprocess.run(
-            [sys.executable, "-m", "orchestrator", "agent", "builtins:input"],
+            [sys.executable, "-m", "switchboard", "agent", "builtins:input"],
             env=_cli_env(tmp_path),
             stdin=read_end,
             capture_output=True,

@@ -7,8 +7,8 @@ import asyncio
 import pytest
 from nats.aio.client import Client as NATS
 
-from agents import Agent, agent, call_agent, load_agents, serving
-from orchestrator import (
+from switchboard.agents import Agent, agent, call_agent, load_agents, serving
+from switchboard.orchestrator import (
     AgentTask,
     ConfigurationError,
     Deadline,
@@ -18,7 +18,7 @@ from orchestrator import (
     Requester,
     encode,
 )
-from orchestrator.headers import DEADLINE
+from switchboard.orchestrator.core.headers import DEADLINE
 from tests.helpers import metric
 
 

@@ -21,10 +21,10 @@ from typing import Any
 
 import pytest
 
-from orchestrator.bench.core import alternate, drive
-from orchestrator.bench.httpload import quantiles
-from orchestrator.bench.load import _lua_string
-from orchestrator.bench.stats import BenchResult, Run
+from switchboard.orchestrator.bench.core import alternate, drive
+from switchboard.orchestrator.bench.httpload import quantiles
+from switchboard.orchestrator.bench.load import _lua_string
+from switchboard.orchestrator.bench.stats import BenchResult, Run
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -52,7 +52,7 @@ def _env() -> dict[str, str]:
 def bench(*args: str, timeout: float = 90.0) -> list[dict[str, Any]]:
     """Run ``switchboard bench ARGS --json``; the parsed JSON list."""
     proc = subprocess.run(
-        [sys.executable, "-m", "orchestrator", "bench", *args, "--json"],
+        [sys.executable, "-m", "switchboard", "bench", *args, "--json"],
         cwd=ROOT,
         env=_env(),
         capture_output=True,
@@ -211,7 +211,7 @@ def _alive(pid: int) -> bool:
 def test_a_stopped_bench_leaves_no_process_behind(sig: signal.Signals) -> None:
     assert Path("/proc").is_dir(), "this test reads /proc (Linux)"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "orchestrator", "bench", "engine", "--requests", "1000000"],
+        [sys.executable, "-m", "switchboard", "bench", "engine", "--requests", "1000000"],
         cwd=ROOT,
         env=_env(),
         stdout=subprocess.DEVNULL,

@@ -14,9 +14,9 @@ from typing import Any
 import httpx
 import pytest
 
-from agents import builtin_agents
-from bff import build_bff
-from orchestrator import MAX_MESSAGE_CHARS, ConfigurationError, Runtime, Settings
+from switchboard.agents import builtin_agents
+from switchboard.bff import build_bff
+from switchboard.orchestrator import MAX_MESSAGE_CHARS, ConfigurationError, Runtime, Settings
 from tests.helpers import eventually, metric
 from tests.support.agents import ALL as TEST_AGENTS
 from tests.support.system import agents_running, make_settings, orchestrator_running
@@ -105,7 +105,7 @@ async def test_the_cli_refuses_a_public_bind_without_keys(nats_url: str) -> None
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "orchestrator",
+        "switchboard",
         "bff",
         "--nats-url",
         nats_url,
@@ -130,7 +130,7 @@ async def test_the_cli_refuses_a_public_bind_without_keys(nats_url: str) -> None
     ],
 )
 def test_bad_key_entries_are_configuration_errors(entry: str) -> None:
-    from bff import ApiKeys
+    from switchboard.bff import ApiKeys
 
     with pytest.raises(ConfigurationError) as caught:
         ApiKeys.from_settings(Settings(api_keys=entry))
@@ -138,7 +138,7 @@ def test_bad_key_entries_are_configuration_errors(entry: str) -> None:
 
 
 def test_a_keys_file_may_hold_digests_only(tmp_path: Path) -> None:
-    from bff import ApiKeys
+    from switchboard.bff import ApiKeys
 
     digest = hashlib.sha256(b"carol-secret-key-123").hexdigest()
     path = tmp_path / "keys"

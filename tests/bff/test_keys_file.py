@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from bff import ApiKeys
-from orchestrator import ConfigurationError, Settings, load_settings
+from switchboard.bff import ApiKeys
+from switchboard.orchestrator import ConfigurationError, Settings, load_settings
 
 ALICE = "alice-key-0123456789"
 BOB = "bob-key-0123456789ab"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from bff import InFlightLimiter
-from orchestrator import OverloadedError
+from switchboard.bff import InFlightLimiter
+from switchboard.orchestrator import OverloadedError
 
 
 def test_a_slot_is_given_back_once_however_often_it_is_released() -> None:

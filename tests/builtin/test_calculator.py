@@ -11,9 +11,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from agents.builtin import calculator, clock, text
-from agents.builtin.calculator import find_expressions, format_number, run
-from orchestrator.errors import AgentError
+from switchboard.agents.builtin import calculator, clock, text
+from switchboard.agents.builtin.calculator import find_expressions, format_number, run
+from switchboard.orchestrator.core.errors import AgentError
 
 # --- contract ------------------------------------------------------------------
 

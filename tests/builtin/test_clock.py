@@ -11,9 +11,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from agents.builtin import clock
-from agents.builtin.clock import find_places, run
-from orchestrator.errors import AgentError
+from switchboard.agents.builtin import clock
+from switchboard.agents.builtin.clock import find_places, run
+from switchboard.orchestrator.core.errors import AgentError
 
 # Tuesday, 24 November 2026, 05:05 UTC (winter in the north, summer in Sydney).
 NOW = datetime(2026, 11, 24, 5, 5, tzinfo=UTC)

@@ -10,9 +10,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from agents.builtin import text
-from agents.builtin.text import MAX_TEXT_LENGTH, run
-from orchestrator.errors import AgentError
+from switchboard.agents.builtin import text
+from switchboard.agents.builtin.text import MAX_TEXT_LENGTH, run
+from switchboard.orchestrator.core.errors import AgentError
 
 
 def test_module_declares_the_agent_contract() -> None:

@@ -1,6 +1,6 @@
 """Chaos fixtures: Switchboard parts as real processes, and a BFF-like client in the test.
 
-``parts`` starts ``python -m orchestrator orchestrator|agent ...`` as asyncio
+``parts`` starts ``python -m switchboard orchestrator|agent ...`` as asyncio
 subprocesses with a known ``SWITCHBOARD_METRICS_PORT`` each (their
 ``/metrics`` and ``/readyz`` are read over HTTP), logs to files under the
 test's tmp dir, and kills whatever is still running when the test ends.
@@ -26,8 +26,8 @@ import pytest_asyncio
 from nats.aio.client import Client as NATS
 from prometheus_client.parser import text_string_to_metric_families
 
-from bff.gateway import Gateway
-from orchestrator import Requester
+from switchboard.bff.gateway import Gateway
+from switchboard.orchestrator import Requester
 from tests.support.cluster import free_port, nats_cluster
 
 __all__ = ["Client", "Part", "Parts", "nats_cluster"]
@@ -51,7 +51,7 @@ IDLE_GAUGES = ("switchboard_correlation_pending", "switchboard_endpoint_in_fligh
 
 
 class Part:
-    """One Switchboard process (``python -m orchestrator <args>``)."""
+    """One Switchboard process (``python -m switchboard <args>``)."""
 
     def __init__(self, label: str, args: list[str], env: dict[str, str], log_path: Path) -> None:
         self.label = label
@@ -78,7 +78,7 @@ class Part:
             self.proc = await asyncio.create_subprocess_exec(
                 sys.executable,
                 "-m",
-                "orchestrator",
+                "switchboard",
                 *self.args,
                 env=self.env,
                 cwd=ROOT,

@@ -26,10 +26,10 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass
 
-from bff.gateway import REPLY_MARGIN, Gateway
-from bff.schemas import ChatRequest
-from orchestrator import ConversationReply, SwitchboardError, new_correlation_id
-from orchestrator.errors import ErrorCode
+from switchboard.bff.gateway import REPLY_MARGIN, Gateway
+from switchboard.bff.schemas import ChatRequest
+from switchboard.orchestrator import ConversationReply, SwitchboardError, new_correlation_id
+from switchboard.orchestrator.core.errors import ErrorCode
 
 __all__ = [
     "REPLY_MARGIN",

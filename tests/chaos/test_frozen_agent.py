@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from orchestrator import EmbeddedNatsServer
+from switchboard.orchestrator import EmbeddedNatsServer
 
 from .report import Outcome, Report, first_whole
 

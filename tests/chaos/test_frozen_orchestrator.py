@@ -20,8 +20,8 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from orchestrator import EmbeddedNatsServer
-from orchestrator.metrics import CORRELATION_STRAY
+from switchboard.orchestrator import EmbeddedNatsServer
+from switchboard.orchestrator.core.metrics import CORRELATION_STRAY
 
 from .report import REPLY_MARGIN, Report, finish, ok_since, run_users, until
 

@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from bff.schemas import ChatRequest
-from orchestrator import SwitchboardError
+from switchboard.bff.schemas import ChatRequest
+from switchboard.orchestrator import SwitchboardError
 from tests.support.cluster import NatsCluster, password
 from tests.support.nats_users import login
 

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from orchestrator import EmbeddedNatsServer
+from switchboard.orchestrator import EmbeddedNatsServer
 
 from .report import REPLY_MARGIN, Report, finish, ok_since, run_users, until, whoami
 

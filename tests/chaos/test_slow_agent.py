@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from orchestrator import EmbeddedNatsServer
+from switchboard.orchestrator import EmbeddedNatsServer
 
 from .report import Report, whoami
 

@@ -6,10 +6,11 @@ import json
 
 import pytest
 
-from orchestrator.codec import decode, encode
-from orchestrator.deadline import Deadline
-from orchestrator.errors import DecodeError, ErrorCode, PayloadTooLargeError
-from orchestrator.messages import AgentTask, ConversationReply, ConversationRequest
+from switchboard.orchestrator.core.codec import decode, encode
+from switchboard.orchestrator.core.conversation import ConversationReply, ConversationRequest
+from switchboard.orchestrator.core.deadline import Deadline
+from switchboard.orchestrator.core.envelopes import AgentTask
+from switchboard.orchestrator.core.errors import DecodeError, ErrorCode, PayloadTooLargeError
 
 VALID = {"correlation_id": "conv-cli-1", "user_id": "cli", "message": "what is 2+2?"}
 

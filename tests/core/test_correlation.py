@@ -10,8 +10,8 @@ import pytest
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 
-from orchestrator import headers as h
-from orchestrator.errors import (
+from switchboard.orchestrator.core import headers as h
+from switchboard.orchestrator.core.errors import (
     ErrorCode,
     NoRespondersError,
     OverloadedError,
@@ -20,7 +20,7 @@ from orchestrator.errors import (
     ShuttingDownError,
     TimeoutPhase,
 )
-from orchestrator.requester import Requester
+from switchboard.orchestrator.core.requester import Requester
 from tests.helpers import eventually, metric
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator import ConfigurationError, EmbeddedNatsServer, find_nats_server
+from switchboard.orchestrator import ConfigurationError, EmbeddedNatsServer, find_nats_server
 
 
 def test_the_wheel_binary_is_found() -> None:
@@ -68,7 +68,7 @@ async def test_restart_keeps_the_port(nats_server: EmbeddedNatsServer) -> None:
 
 async def test_the_server_dies_with_its_parent(tmp_path: Path) -> None:
     code = (
-        "from orchestrator.embedded import EmbeddedNatsServer; import time;"
+        "from switchboard.orchestrator.runtime.embedded import EmbeddedNatsServer; import time;"
         "s = EmbeddedNatsServer(); s.start(); print(s.pid, flush=True); time.sleep(60)"
     )
     parent = await asyncio.create_subprocess_exec(

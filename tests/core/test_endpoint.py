@@ -10,10 +10,11 @@ import pytest
 import structlog
 from nats.aio.client import Client as NATS
 
-from orchestrator import headers as h
-from orchestrator.deadline import Deadline
-from orchestrator.endpoint import Endpoint, Request
-from orchestrator.errors import (
+from switchboard.orchestrator.core import headers as h
+from switchboard.orchestrator.core.conversation import ConversationRequest
+from switchboard.orchestrator.core.deadline import Deadline
+from switchboard.orchestrator.core.endpoint import Endpoint, Request
+from switchboard.orchestrator.core.errors import (
     AgentError,
     ErrorCode,
     RemoteError,
@@ -22,8 +23,7 @@ from orchestrator.errors import (
     SwitchboardError,
     TimeoutPhase,
 )
-from orchestrator.messages import ConversationRequest
-from orchestrator.requester import Requester
+from switchboard.orchestrator.core.requester import Requester
 from tests.helpers import eventually, metric
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from orchestrator import ConfigurationError
-from orchestrator.health import HealthServer
+from switchboard.orchestrator import ConfigurationError
+from switchboard.orchestrator.runtime.health import HealthServer
 
 
 async def test_health_readiness_metrics_and_debug_views() -> None:

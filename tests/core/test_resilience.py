@@ -9,10 +9,10 @@ import json
 import nats
 from nats.aio.client import Client as NATS
 
-from orchestrator.embedded import EmbeddedNatsServer
-from orchestrator.endpoint import Endpoint, Request
-from orchestrator.errors import SwitchboardError
-from orchestrator.requester import Requester
+from switchboard.orchestrator.core.endpoint import Endpoint, Request
+from switchboard.orchestrator.core.errors import SwitchboardError
+from switchboard.orchestrator.core.requester import Requester
+from switchboard.orchestrator.runtime.embedded import EmbeddedNatsServer
 from tests.helpers import eventually, metric
 
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from orchestrator import GC_THRESHOLDS
+from switchboard.orchestrator import GC_THRESHOLDS
 
 _PROBE = """
 import gc
-from orchestrator import run_main
+from switchboard.orchestrator import run_main
 
 async def main():
     print(*gc.get_threshold(), gc.get_freeze_count())

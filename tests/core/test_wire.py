@@ -12,10 +12,10 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 from nats.aio.client import Client as NATS
 
-from orchestrator import wire
-from orchestrator.endpoint import Endpoint, Request
-from orchestrator.errors import ErrorCode, PayloadTooLargeError, RemoteError
-from orchestrator.requester import Requester
+from switchboard.orchestrator.core import wire
+from switchboard.orchestrator.core.endpoint import Endpoint, Request
+from switchboard.orchestrator.core.errors import ErrorCode, PayloadTooLargeError, RemoteError
+from switchboard.orchestrator.core.requester import Requester
 
 TOKEN = "!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 names = st.one_of(

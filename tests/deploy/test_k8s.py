@@ -19,8 +19,8 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from bff import trusted_proxies
-from orchestrator.settings import ENV_PREFIX, Settings, load_settings
+from switchboard.bff import trusted_proxies
+from switchboard.orchestrator.runtime.settings import ENV_PREFIX, Settings, load_settings
 
 from .conftest import DEPLOY, K8S, NATS_DIR, find_tool, named, of_kind, render
 
@@ -446,7 +446,7 @@ def test_placeholder_secrets_are_obviously_fake():
 
 
 def test_placeholder_api_keys_are_accepted_by_the_bff(tmp_path):
-    from bff.auth import ApiKeys
+    from switchboard.bff.auth import ApiKeys
 
     secret = named(render("dev"), "Secret", "switchboard-api-keys")
     keys_file = tmp_path / "api-keys"

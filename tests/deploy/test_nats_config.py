@@ -23,9 +23,9 @@ import pytest_asyncio
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 
-from orchestrator.discovery import discover
-from orchestrator.embedded import EmbeddedNatsServer, find_nats_server
-from orchestrator.kv import KVBucket
+from switchboard.orchestrator.core.discovery import discover
+from switchboard.orchestrator.core.kv import KVBucket
+from switchboard.orchestrator.runtime.embedded import EmbeddedNatsServer, find_nats_server
 from tests.helpers import eventually, free_port
 from tests.support.nats_users import dev_env, password
 

@@ -17,7 +17,7 @@ import pytest
 import yaml
 from prometheus_client import REGISTRY
 
-import orchestrator.metrics  # noqa: F401  (registers every Switchboard metric)
+import switchboard.orchestrator.metrics  # noqa: F401  (registers every Switchboard metric)
 
 from .conftest import DEPLOY, tool
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from orchestrator import EmbeddedNatsServer, OrchestratorService
+from switchboard.orchestrator import EmbeddedNatsServer, OrchestratorService
 from tests.helpers import free_port
 from tests.support.up import ROOT, start_up
 
@@ -23,7 +23,7 @@ async def run(*args: str) -> tuple[int, str, str]:
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "orchestrator",
+        "switchboard",
         *args,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
@@ -128,7 +128,7 @@ def test_ctrl_c_while_up_is_starting_starts_nothing_more(tmp_path: Path) -> None
     env.pop("OPENAI_API_KEY", None)
     with log.open("w") as stderr:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "orchestrator", "up", "--port", str(free_port())],
+            [sys.executable, "-m", "switchboard", "up", "--port", str(free_port())],
             cwd=ROOT,
             env={**env, "SWITCHBOARD_LOG_FORMAT": "json"},
             stdout=subprocess.PIPE,

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator import EmbeddedNatsServer
+from switchboard.orchestrator import EmbeddedNatsServer
 from tests.engine.test_cli import run
 
 NOWHERE = ("--nats-url", "nats://127.0.0.1:1")

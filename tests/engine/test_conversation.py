@@ -13,8 +13,8 @@ import nats
 import pytest
 from nats.aio.client import Client as NATS
 
-from agents import agent
-from orchestrator import (
+from switchboard.agents import agent
+from switchboard.orchestrator import (
     ConversationReply,
     ConversationRequest,
     HistoryReply,
@@ -28,7 +28,7 @@ from orchestrator import (
     discover,
     encode,
 )
-from orchestrator.headers import KIND
+from switchboard.orchestrator.core.headers import KIND
 from tests.helpers import eventually
 from tests.support.system import agents_running, converse, orchestrator_running
 
@@ -216,7 +216,7 @@ async def test_the_catalog_endpoint_lists_agents(
 async def test_memory_survives_an_orchestrator_restart_and_is_per_user(
     settings: Settings, requester: Requester
 ) -> None:
-    from agents import builtin_agents
+    from switchboard.agents import builtin_agents
 
     async with agents_running(settings, *builtin_agents().values()):
         async with orchestrator_running(settings):
@@ -294,7 +294,7 @@ async def test_naming_an_agent_that_is_not_running_is_a_clear_error(
 async def test_events_can_be_kept_off_the_bus(
     settings: Settings, requester: Requester, nats_client: NATS
 ) -> None:
-    from agents import builtin_agents
+    from switchboard.agents import builtin_agents
 
     quiet = msgspec.structs.replace(settings, publish_events=False)
     watched: list[bytes] = []

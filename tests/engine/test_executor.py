@@ -15,8 +15,8 @@ import pytest_asyncio
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 
-from orchestrator import Deadline, Plan, PlanStep, Requester, Settings, StepResult
-from orchestrator.engine import EventSink, Executor
+from switchboard.orchestrator import Deadline, Plan, PlanStep, Requester, Settings, StepResult
+from switchboard.orchestrator.engine import EventSink, Executor
 from tests.helpers import eventually, metric
 from tests.support.agents import ALL as TEST_AGENTS
 from tests.support.system import agents_running
@@ -179,7 +179,7 @@ async def test_a_killed_agent_process_fails_only_its_step(
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "orchestrator",
+        "switchboard",
         "agent",
         "tests.support.agents:sleepy",
         env=env,
@@ -229,7 +229,7 @@ async def _wait_for_responder(requester: Requester, subject: str) -> None:
 
 
 async def _srv_ping(requester: Requester) -> list[str]:
-    from orchestrator import discover
+    from switchboard.orchestrator import discover
 
     return [m.decode() for m in await discover(requester.nc, "PING", timeout=0.5)]
 

@@ -6,8 +6,8 @@ import time
 
 import pytest
 
-from agents import builtin_agents
-from orchestrator import (
+from switchboard.agents import builtin_agents
+from switchboard.orchestrator import (
     ChatMessage,
     Deadline,
     LLMError,
@@ -17,7 +17,7 @@ from orchestrator import (
     Requester,
     Settings,
 )
-from orchestrator.engine import LLMPlanner
+from switchboard.orchestrator.engine import LLMPlanner
 from tests.helpers import metric
 from tests.support.agents import ALL as TEST_AGENTS
 from tests.support.fake_openai import FakeOpenAI, Reply
@@ -200,7 +200,7 @@ async def test_the_llm_agent_answers_with_the_model(
 ) -> None:
     fake_openai.enqueue(Reply.text("Homer."))
     llm = provider(fake_openai)
-    from agents import call_agent
+    from switchboard.agents import call_agent
 
     async with agents_running(settings, builtin_agents()["llm"], llm=llm):
         result = await call_agent(requester, "llm", "who wrote the odyssey")

@@ -8,10 +8,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agents import BUILTIN_PATTERNS
-from orchestrator import AgentInfo, Plan, PlanError, PlanStep
-from orchestrator.engine import LocalPlanner, validate_plan
-from orchestrator.engine.planner import PATTERN_BUDGET, PATTERN_TIMEOUT
+from switchboard.agents import BUILTIN_PATTERNS
+from switchboard.orchestrator import AgentInfo, Plan, PlanError, PlanStep
+from switchboard.orchestrator.engine import LocalPlanner, validate_plan
+from switchboard.orchestrator.engine.planner import PATTERN_BUDGET, PATTERN_TIMEOUT
 from tests.support.system import builtin_catalog as catalog
 
 
@@ -108,8 +108,8 @@ def test_a_possessive_reference_depends_on_the_step_before() -> None:
 
 
 def test_a_final_summary_is_the_answer() -> None:
-    from orchestrator import StepResult
-    from orchestrator.engine import compose
+    from switchboard.orchestrator import StepResult
+    from switchboard.orchestrator.engine import compose
 
     plan = Plan(steps=[step("s1"), step("s2", agent="summarizer", depends=("s1",))])
     results = [
@@ -120,8 +120,8 @@ def test_a_final_summary_is_the_answer() -> None:
 
 
 def test_identical_outputs_are_not_repeated() -> None:
-    from orchestrator import StepResult
-    from orchestrator.engine import compose
+    from switchboard.orchestrator import StepResult
+    from switchboard.orchestrator.engine import compose
 
     plan = Plan(steps=[step("s1"), step("s2")])
     results = [

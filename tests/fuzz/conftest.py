@@ -22,9 +22,9 @@ import pytest
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 
-from agents import Agent, AgentWorker, builtin_agents
-from bff import build_bff
-from orchestrator import (
+from switchboard.agents import Agent, AgentWorker, builtin_agents
+from switchboard.bff import build_bff
+from switchboard.orchestrator import (
     AgentResult,
     AgentTask,
     ConversationReply,
@@ -39,9 +39,9 @@ from orchestrator import (
     encode,
     new_correlation_id,
 )
-from orchestrator import headers as h
-from orchestrator.deadline import Deadline
-from orchestrator.testing import running_nats
+from switchboard.orchestrator.core import headers as h
+from switchboard.orchestrator.core.deadline import Deadline
+from switchboard.orchestrator.testing import running_nats
 from tests.support.system import make_settings, orchestrator_running
 
 T = TypeVar("T")

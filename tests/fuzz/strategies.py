@@ -19,24 +19,26 @@ import msgspec
 from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
 
-from bff.schemas import ChatRequest
-from orchestrator import ErrorCode, encode
-from orchestrator.catalog import AgentInfo
-from orchestrator.messages import (
-    MAX_MESSAGE_CHARS,
-    AgentResult,
-    AgentTask,
+from switchboard.bff.schemas import ChatRequest
+from switchboard.orchestrator import ErrorCode, encode
+from switchboard.orchestrator.core.catalog import AgentInfo
+from switchboard.orchestrator.core.conversation import (
     ConversationReply,
     ConversationRequest,
     ConversationTurn,
-    ErrorInfo,
-    ErrorReply,
     HistoryReply,
     HistoryRequest,
     Plan,
     PlanStep,
-    ProgressEvent,
     StepResult,
+)
+from switchboard.orchestrator.core.envelopes import (
+    MAX_MESSAGE_CHARS,
+    AgentResult,
+    AgentTask,
+    ErrorInfo,
+    ErrorReply,
+    ProgressEvent,
     Usage,
 )
 

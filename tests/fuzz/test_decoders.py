@@ -1,6 +1,6 @@
 """Every decoder under random and mutated input: a value of the type, or a DecodeError.
 
-First ``orchestrator.codec.decode`` alone, for every wire message and the
+First ``switchboard.orchestrator.core.codec.decode`` alone, for every wire message and the
 BFF's request body; then the same inputs through real served endpoints (an
 agent worker, the orchestrator's converse endpoint) on a real nats-server,
 where each one must get a reply whose verdict is the decoder's.
@@ -15,20 +15,18 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from agents import builtin_agents
-from orchestrator import decode, encode
-from orchestrator import headers as h
-from orchestrator.errors import DecodeError, PayloadTooLargeError
-from orchestrator.messages import (
+from switchboard.agents import builtin_agents
+from switchboard.orchestrator import decode, encode
+from switchboard.orchestrator.core import headers as h
+from switchboard.orchestrator.core.conversation import ConversationReply, ConversationRequest, Plan
+from switchboard.orchestrator.core.envelopes import (
     AgentResult,
     AgentTask,
-    ConversationReply,
-    ConversationRequest,
     ErrorInfo,
-    Plan,
     ProgressEvent,
     Usage,
 )
+from switchboard.orchestrator.core.errors import DecodeError, PayloadTooLargeError
 from tests.fuzz.conftest import VOCABULARY, LiveSystem
 from tests.fuzz.strategies import (
     DECODER,

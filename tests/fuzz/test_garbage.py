@@ -20,24 +20,20 @@ import nats
 import nats.errors
 import pytest
 
-from agents import Agent, TaskContext, builtin_agents
-from orchestrator import AgentTask, OrchestratorService, encode
-from orchestrator import headers as h
-from orchestrator.catalog import ROLE_AGENT, ROLE_KEY, AgentInfo
-from orchestrator.deadline import Deadline
-from orchestrator.discovery import (
+from switchboard.agents import Agent, TaskContext, builtin_agents
+from switchboard.orchestrator import AgentTask, OrchestratorService, encode
+from switchboard.orchestrator.core import headers as h
+from switchboard.orchestrator.core.catalog import ROLE_AGENT, ROLE_KEY, AgentInfo
+from switchboard.orchestrator.core.conversation import ConversationReply
+from switchboard.orchestrator.core.deadline import Deadline
+from switchboard.orchestrator.core.discovery import (
     EndpointInfo,
     ServiceInfo,
     ServicePing,
     ServiceStatsInfo,
 )
-from orchestrator.errors import SwitchboardError
-from orchestrator.messages import (
-    AgentResult,
-    ConversationReply,
-    ErrorReply,
-    Usage,
-)
+from switchboard.orchestrator.core.envelopes import AgentResult, ErrorReply, Usage
+from switchboard.orchestrator.core.errors import SwitchboardError
 from tests.fuzz.conftest import ENDPOINT_MAX_PAYLOAD, LiveSystem
 from tests.helpers import metric
 

@@ -28,8 +28,9 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from bff.problems import Problem
-from orchestrator.messages import ConversationReply, ProgressEvent
+from switchboard.bff.problems import Problem
+from switchboard.orchestrator.core.conversation import ConversationReply
+from switchboard.orchestrator.core.envelopes import ProgressEvent
 from tests.fuzz.conftest import LiveSystem
 
 KEY = "fuzzer-key-0123456789abcdef"

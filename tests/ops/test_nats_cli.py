@@ -9,7 +9,7 @@ from pathlib import Path
 import nats
 from nats.aio.client import Client as NATS
 
-from orchestrator import OrchestratorService
+from switchboard.orchestrator import OrchestratorService
 from tests.helpers import eventually, metric
 
 GUIDE = (Path(__file__).resolve().parents[2] / "docs" / "nats-cli.md").read_text()

@@ -27,7 +27,7 @@ from typing import Any
 import pytest
 import regex
 
-from agents import BUILTIN_PATTERNS, builtin_agents
+from switchboard.agents import BUILTIN_PATTERNS, builtin_agents
 
 LENGTH = 16_000
 PUMPS = (" ", "\t", "\n", "1", ".", ",", "a", "1 +", "@")
@@ -74,8 +74,8 @@ def _inline(found: dict[str, Any], module: Any) -> None:
 def _patterns() -> dict[str, Any]:
     found: dict[str, Any] = {}
     for package in ("orchestrator", "agents", "bff"):
-        root = importlib.import_module(package)
-        for info in pkgutil.walk_packages(root.__path__, f"{package}."):
+        root = importlib.import_module(f"switchboard.{package}")
+        for info in pkgutil.walk_packages(root.__path__, f"switchboard.{package}."):
             if info.name.endswith("__main__"):
                 continue  # runs the command line
             module = importlib.import_module(info.name)
@@ -93,15 +93,15 @@ PATTERNS = _patterns()
 
 def test_the_audit_sees_the_patterns_that_read_user_text() -> None:
     for name in (
-        "orchestrator.engine.planner._SPLIT",
-        "agents.builtin.clock._PHRASE_SEPARATORS",
-        "agents.builtin.text._SENTENCE_END",
+        "switchboard.orchestrator.engine.planner._SPLIT",
+        "switchboard.agents.builtin.clock._PHRASE_SEPARATORS",
+        "switchboard.agents.builtin.text._SENTENCE_END",
         "calculator agent pattern 0",
     ):
         assert name in PATTERNS
-    assert "agents.builtin.calculator line 161" in PATTERNS  # a module-level string
-    assert "agents.builtin.text line 195" in PATTERNS  # a literal inside a function
-    assert any(name.startswith("agents.builtin.text._EXTRACTORS[") for name in PATTERNS)
+    assert "switchboard.agents.builtin.calculator line 161" in PATTERNS  # a module-level string
+    assert "switchboard.agents.builtin.text line 195" in PATTERNS  # a literal inside a function
+    assert any(name.startswith("switchboard.agents.builtin.text._EXTRACTORS[") for name in PATTERNS)
     assert len(PATTERNS) > 100
     # The orchestrator runs these without a timeout: each must be audited here.
     assert {p.pattern for p in PATTERNS.values()} >= BUILTIN_PATTERNS

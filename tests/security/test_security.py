@@ -14,10 +14,10 @@ import nats
 import pytest
 import trustme
 
-from agents import builtin_agents
-from bff import build_bff
-from orchestrator import ConnectionClosedError, EmbeddedNatsServer, Runtime, Settings
-from orchestrator.testing import running_nats
+from switchboard.agents import builtin_agents
+from switchboard.bff import build_bff
+from switchboard.orchestrator import ConnectionClosedError, EmbeddedNatsServer, Runtime, Settings
+from switchboard.orchestrator.testing import running_nats
 from tests.support.fake_openai import FakeOpenAI, Reply
 from tests.support.nats_jwt import operator_setup
 from tests.support.nats_users import NATS_DIR, dev_env, password

@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 import json
 
-from agents import Agent, TaskContext, agent
-from orchestrator import AgentError, AgentTask
+from switchboard.agents import Agent, TaskContext, agent
+from switchboard.orchestrator import AgentError, AgentTask
 
 
 @agent(

@@ -51,7 +51,7 @@ from typing import Any
 import httpx
 import pytest_asyncio
 
-from orchestrator.embedded import find_nats_server
+from switchboard.orchestrator.runtime.embedded import find_nats_server
 from tests.helpers import free_port
 from tests.support.nats_users import NATS_DIR, dev_env, password
 

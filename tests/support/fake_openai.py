@@ -40,7 +40,7 @@ from typing import Any, Self
 import pytest_asyncio
 import uvicorn
 
-from orchestrator import QuietServer
+from switchboard.orchestrator import QuietServer
 
 __all__ = [
     "FakeOpenAI",

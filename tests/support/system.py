@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
-from agents import BUILTIN_PATTERNS, Agent, AgentWorker, builtin_agents
-from orchestrator import (
+from switchboard.agents import BUILTIN_PATTERNS, Agent, AgentWorker, builtin_agents
+from switchboard.orchestrator import (
     LLM,
     AgentInfo,
     ConversationReply,

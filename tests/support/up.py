@@ -87,7 +87,7 @@ def start_up(*args: str, env: dict[str, str] | None = None, timeout: float = 60.
         full_env.pop("OPENAI_API_KEY", None)  # offline unless a test asks otherwise
     with log.open("w") as log_file:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "orchestrator", "up", "--port", str(port), *args],
+            [sys.executable, "-m", "switchboard", "up", "--port", str(port), *args],
             cwd=ROOT,
             env=full_env,
             stdout=subprocess.PIPE,

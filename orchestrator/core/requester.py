@@ -23,13 +23,7 @@ from . import wire
 from .codec import DEFAULT_MAX_PAYLOAD, decode, encode
 from .connection import ConnectionEvents, translate_nats_error
 from .consumer import GlobalMessageConsumer
-from .correlation import (
-    CorrelationTracker,
-    PendingInfo,
-    PendingRequest,
-    ReplyStream,
-    remote_error,
-)
+from .correlation import CorrelationTracker, PendingInfo, PendingRequest, ReplyStream, remote_error
 from .deadline import MAX_SECONDS, Deadline
 from .errors import PayloadTooLargeError
 from .metrics import CANCEL_NOTICES
@@ -55,7 +49,7 @@ class Requester:
                                           correlation_id="conv-me-1", timeout=5)
 
     ``max_pending`` bounds the requests waiting at once (past it:
-    :class:`~orchestrator.errors.OverloadedError` at once).
+    :class:`~switchboard.orchestrator.core.errors.OverloadedError` at once).
     """
 
     def __init__(
@@ -108,7 +102,7 @@ class Requester:
         """Stop sending: refuse new requests, give pending ones ``grace`` seconds, fail the rest.
 
         Idempotent. Pending requests still waiting after the grace period get
-        :class:`~orchestrator.errors.ShuttingDownError` and their workers a
+        :class:`~switchboard.orchestrator.core.errors.ShuttingDownError` and their workers a
         cancel notice.
         """
         self.tracker.close()

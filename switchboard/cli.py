@@ -26,9 +26,15 @@ from typing import Any, TypeVar
 
 import msgspec
 
-from .deadline import MAX_SECONDS as MAX_TIMEOUT
-from .errors import ConfigurationError
-from .settings import Settings, env_name, flag_name, load_settings, settings_table
+from switchboard.orchestrator.core.deadline import MAX_SECONDS as MAX_TIMEOUT
+from switchboard.orchestrator.core.errors import ConfigurationError
+from switchboard.orchestrator.runtime.settings import (
+    Settings,
+    env_name,
+    flag_name,
+    load_settings,
+    settings_table,
+)
 
 __all__ = ["main"]
 
@@ -194,7 +200,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
-    from .runtime import run_main
+    from switchboard.orchestrator.runtime.part import run_main
 
     command = args.command
     if command == "settings":
@@ -204,19 +210,20 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
             print(json.dumps(settings.redacted(), indent=2))
         return 0
     if command == "orchestrator":
-        from .processes import run_orchestrator
+        from switchboard.agents import BUILTIN_PATTERNS
+        from switchboard.orchestrator.process import run_orchestrator
 
-        return run_main(lambda: run_orchestrator(settings))
+        return run_main(lambda: run_orchestrator(settings, trusted_patterns=BUILTIN_PATTERNS))
     if command == "agent":
-        from .processes import run_agents
+        from switchboard.agents.process import run_agents
 
         return run_main(lambda: run_agents(settings, args.names))
     if command == "bff":
-        from bff.process import run_bff
+        from switchboard.bff.process import run_bff
 
         return run_main(lambda: run_bff(settings))
     if command == "ask":
-        from .ask import ask
+        from switchboard.orchestrator.ask import ask
 
         return run_main(
             lambda: ask(
@@ -231,11 +238,11 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
             )
         )
     if command == "bench":
-        from .bench.command import bench
+        from switchboard.orchestrator.bench.command import bench
 
         return run_main(lambda: bench(args, settings))
     if command == "up":
-        from .supervisor import up
+        from switchboard.orchestrator.runtime.supervisor import up
 
         explicit = (
             args.nats_url or os.environ.get(env_name("nats_url")) or os.environ.get("NATS_URL")

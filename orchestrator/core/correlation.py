@@ -64,6 +64,7 @@ import structlog
 from . import headers as h
 from .codec import decode
 from .deadline import Deadline
+from .envelopes import ErrorInfo
 from .errors import (
     ErrorCode,
     NoRespondersError,
@@ -73,7 +74,6 @@ from .errors import (
     ShuttingDownError,
     TimeoutPhase,
 )
-from .messages import ErrorInfo
 from .metrics import (
     CORRELATION_CANCELLED,
     CORRELATION_DURATION,
@@ -262,7 +262,7 @@ class PendingRequest:
 class CorrelationTracker:
     """Maps reply tokens to waiting coroutines, with deadlines, bounds and cleanup.
 
-    Use it through :class:`~orchestrator.requester.Requester`, which owns the
+    Use it through :class:`~switchboard.orchestrator.core.requester.Requester`, which owns the
     connection, the consumer and this tracker; use it directly only to build a
     different transport.
     """

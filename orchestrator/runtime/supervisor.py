@@ -26,11 +26,11 @@ from dataclasses import dataclass, field
 
 import structlog
 
+from ..core.errors import ConfigurationError
+from ..core.urls import without_credentials
 from .embedded import EmbeddedNatsServer
-from .errors import ConfigurationError
 from .httpserver import bind_socket
 from .settings import Settings, env_name
-from .urls import without_credentials
 
 __all__ = ["Part", "Supervisor", "up"]
 
@@ -97,7 +97,7 @@ class Supervisor:
         return env
 
     def _plan(self, nats_url: str) -> list[Part]:
-        python = [sys.executable, "-m", "orchestrator"]
+        python = [sys.executable, "-m", "switchboard"]
         parts = []
         for name, args in (("agents", ["agent", *self.agents]), ("orchestrator", ["orchestrator"])):
             port = free_port()
@@ -294,7 +294,7 @@ def up(
 ) -> int:
     """Run the whole system until Ctrl-C / SIGTERM; returns the exit code."""
     from .logs import configure_logging
-    from .runtime import run_main
+    from .part import run_main
 
     fmt = settings.log_format
     configure_logging(settings.log_level, json=None if fmt == "auto" else fmt == "json")

@@ -28,7 +28,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
 
-from .errors import ConfigurationError
+from ..core.errors import ConfigurationError
 
 __all__ = ["EmbeddedNatsServer", "find_nats_server"]
 

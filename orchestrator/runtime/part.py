@@ -24,14 +24,14 @@ import msgspec
 import structlog
 from nats.aio.client import Client as NATS
 
-from .connection import ConnectionEvents, connect
-from .errors import ConfigurationError
+from ..core.connection import ConnectionEvents, connect
+from ..core.errors import ConfigurationError
+from ..core.metrics import PART_INFO
+from ..core.requester import Requester
+from ..core.subjects import Subjects
 from .health import HealthServer
 from .logs import configure_logging
-from .metrics import PART_INFO
-from .requester import Requester
 from .settings import Settings, env_name, flag_name
-from .subjects import Subjects
 
 __all__ = ["GC_THRESHOLDS", "Component", "Runtime", "nats_options", "run_main", "tune_gc"]
 

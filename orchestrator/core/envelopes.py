@@ -1,4 +1,7 @@
-"""The wire messages (JSON, msgspec Structs): the contract between the parts.
+"""The core envelopes (JSON, msgspec Structs): what any requester and worker exchange.
+
+Error bodies, token usage, an agent's task and result, and progress events.
+The conversation contract built on them is ``orchestrator.core.conversation``.
 
 Schema evolution rules (msgspec ``docs/schema-evolution.rst``): a new field
 always gets a default, unknown fields are ignored on decode, and no field is
@@ -14,28 +17,21 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-import msgspec
 from msgspec import Meta, Struct, field
 
 __all__ = [
+    "MAX_MESSAGE_CHARS",
+    "TOKEN_PATTERN",
     "AgentName",
     "AgentResult",
     "AgentTask",
-    "ConversationReply",
-    "ConversationRequest",
-    "ConversationTurn",
     "CorrelationId",
     "ErrorInfo",
     "ErrorReply",
     "EventKind",
-    "HistoryReply",
-    "HistoryRequest",
-    "Plan",
-    "PlanStep",
     "ProgressEvent",
     "StepId",
-    "StepResult",
-    "StepStatus",
+    "Timeout",
     "Usage",
     "UserId",
 ]
@@ -82,67 +78,6 @@ class Usage(Struct, kw_only=True):
         )
 
 
-class ConversationRequest(Struct, kw_only=True):
-    """What the BFF (or ``nats req``) sends to ``ai.orchestrator.converse``."""
-
-    correlation_id: CorrelationId
-    user_id: UserId
-    message: Annotated[str, Meta(min_length=1, max_length=MAX_MESSAGE_CHARS)]
-    conversation_id: CorrelationId | None = None
-    timeout_s: Timeout | None = None
-    #: Restrict the plan to these agents.
-    agents: Annotated[list[AgentName], Meta(max_length=64)] | None = None
-
-
-class PlanStep(Struct, kw_only=True):
-    """One step of a plan: which agent does what, after which other steps."""
-
-    id: StepId
-    agent: AgentName
-    instruction: Annotated[str, Meta(max_length=MAX_MESSAGE_CHARS)]
-    depends_on: Annotated[list[StepId], Meta(max_length=64)] = field(default_factory=list)
-    required: bool = True
-    timeout_s: Timeout | None = None
-
-
-class Plan(Struct, kw_only=True):
-    """A DAG of steps. Validated (known agents, no cycles, size) before it runs."""
-
-    steps: Annotated[list[PlanStep], Meta(max_length=256)]
-    #: Who made it: "llm", "local", or "fallback" (the LLM's plan was unusable).
-    source: str = "local"
-
-
-StepStatus = Literal["ok", "failed", "skipped"]
-
-
-class StepResult(Struct, kw_only=True):
-    """How one step ended, with its output or its error."""
-
-    id: str
-    agent: str
-    status: StepStatus
-    required: bool = True
-    output: Any = None
-    error: ErrorInfo | None = None
-    duration_ms: float = 0.0
-    attempts: int = 0
-    usage: Usage | None = None
-
-
-class ConversationReply(Struct, kw_only=True):
-    """The orchestrator's final answer (also sent, with ``error``, when it fails)."""
-
-    correlation_id: str
-    answer: str
-    steps: list[StepResult] = field(default_factory=list)
-    partial: bool = False
-    usage: Usage = field(default_factory=Usage)
-    duration_ms: float = 0.0
-    error: ErrorInfo | None = None
-    conversation_id: str | None = None
-
-
 class AgentTask(Struct, kw_only=True):
     """What the orchestrator sends to ``ai.agents.<name>``."""
 
@@ -186,29 +121,3 @@ class ProgressEvent(Struct, kw_only=True):
     ts: float = 0.0
     #: position in this conversation's event sequence (1, 2, ...): an SSE event id
     seq: int = 0
-
-
-class ConversationTurn(Struct, kw_only=True):
-    """One exchange kept in conversation memory (JetStream KV)."""
-
-    correlation_id: str
-    message: str
-    answer: str
-    ts: float = 0.0
-
-
-class HistoryRequest(Struct, kw_only=True):
-    """``ai.orchestrator.history``: one user's turns of one conversation."""
-
-    user_id: UserId
-    conversation_id: CorrelationId
-
-
-class HistoryReply(Struct, kw_only=True):
-    conversation_id: str
-    turns: list[ConversationTurn] = field(default_factory=list)
-
-
-def to_builtins(obj: Any) -> Any:
-    """A Struct (or anything msgspec encodes) as plain dicts and lists."""
-    return msgspec.to_builtins(obj)

@@ -5,7 +5,7 @@ micro info <name>`` and ``nats micro stats <name>`` list them with their
 descriptions, and the orchestrator discovers the live agent catalog the same
 way. nats-py's own ``nats.micro`` runs endpoint handlers one at a time and
 replies ``repr(exc)`` on errors; Switchboard serves its endpoints itself
-(:class:`~orchestrator.endpoint.Endpoint`) and only speaks the discovery
+(:class:`~switchboard.orchestrator.core.endpoint.Endpoint`) and only speaks the discovery
 protocol here, with the same JSON schemas (``io.nats.micro.v1.*``).
 """
 

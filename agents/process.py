@@ -1,39 +1,17 @@
-"""The orchestrator and agent processes (``switchboard orchestrator`` / ``switchboard agent``)."""
+"""The agent process (``switchboard agent NAME|MODULE:ATTR ...``)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import msgspec
+from switchboard.orchestrator.llm import make_llm
+from switchboard.orchestrator.runtime import Runtime, Settings
 
-from .llm import make_llm
-from .runtime import Runtime
-from .service import OrchestratorService
-from .settings import Settings
+from .loader import load_agents
+from .worker import AgentWorker
 
-__all__ = ["run_agents", "run_orchestrator"]
-
-
-async def run_orchestrator(settings: Settings) -> int:
-    """Serve the orchestrator until SIGTERM/SIGINT; returns the exit code."""
-    from agents import BUILTIN_PATTERNS
-
-    runtime = Runtime(settings, part="orchestrator", name="orchestrator")
-    await runtime.connect()
-    llm = make_llm(settings)
-    try:
-        service = OrchestratorService(
-            runtime.nc, runtime.requester, llm, settings, trusted_patterns=BUILTIN_PATTERNS
-        )
-        runtime.add(service, ready=lambda: service.running, name="orchestrator")
-        runtime.add_debug_view(
-            "/debug/agents", lambda: msgspec.to_builtins(dict(service.catalog.agents))
-        )
-        await runtime.run()
-    finally:
-        await llm.aclose()
-    return 0
+__all__ = ["run_agents"]
 
 
 def _running(worker: Any) -> Callable[[], bool]:
@@ -42,8 +20,6 @@ def _running(worker: Any) -> Callable[[], bool]:
 
 async def run_agents(settings: Settings, specs: Sequence[str]) -> int:
     """Serve the named agents (one process, one connection) until SIGTERM/SIGINT."""
-    from agents import AgentWorker, load_agents
-
     chosen = load_agents(specs)
     runtime = Runtime(settings, part="agent", name="+".join(a.name for a in chosen))
     await runtime.connect()

@@ -41,8 +41,8 @@ from . import wire
 from .codec import DEFAULT_MAX_PAYLOAD, decode, encode
 from .connection import translate_nats_error
 from .deadline import Deadline
+from .envelopes import ErrorInfo, ErrorReply
 from .errors import DecodeError, ErrorCode, SwitchboardError
-from .messages import ErrorInfo, ErrorReply
 from .metrics import (
     CANCEL_NOTICES,
     ENDPOINT_CANCELLED,

@@ -3,8 +3,8 @@
 Both are ordinary SDK agents, served by ``switchboard agent MODULE:ATTR`` in
 their own process::
 
-    switchboard agent orchestrator.bench.agents:noop
-    switchboard agent orchestrator.bench.agents:sleeper   # SWITCHBOARD_BENCH_DELAY=1.0
+    switchboard agent switchboard.agents.bench:noop
+    switchboard agent switchboard.agents.bench:sleeper   # SWITCHBOARD_BENCH_DELAY=1.0
 
 The offline planner routes the bench message (:data:`MESSAGE`) to them by
 keyword; the bench also restricts each plan to the one agent
@@ -16,17 +16,12 @@ from __future__ import annotations
 import asyncio
 import os
 
-from agents import TaskContext, agent
-from orchestrator.messages import AgentTask
+from switchboard.orchestrator.bench.workload import DELAY_ENV, MESSAGE, NOOP, SLEEPER
+from switchboard.orchestrator.core.envelopes import AgentTask
+
+from .sdk import TaskContext, agent
 
 __all__ = ["DELAY_ENV", "MESSAGE", "NOOP", "SLEEPER", "noop", "sleeper"]
-
-NOOP = "noop"
-SLEEPER = "sleeper"
-#: What the bench asks: one clause, matched by both agents' keyword.
-MESSAGE = "benchmark ping 17"
-#: Seconds the sleeper agent waits (simulated model latency); default 1.
-DELAY_ENV = "SWITCHBOARD_BENCH_DELAY"
 
 
 @agent(

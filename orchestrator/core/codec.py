@@ -2,7 +2,7 @@
 
 Encoders and decoders are built once per type (msgspec ``perf-tips``).
 Oversized payloads are refused before parsing; malformed ones raise
-:class:`~orchestrator.errors.DecodeError` whose message names the message
+:class:`~switchboard.orchestrator.core.errors.DecodeError` whose message names the message
 type and msgspec's ``$.path`` of the offending field.
 """
 

@@ -1,7 +1,7 @@
 """``/metrics``, ``/healthz``, ``/readyz`` (and small debug views) for processes with no web app.
 
-A tiny ASGI app, served by :class:`~orchestrator.httpserver.HttpServer` inside the
-process's own event loop.
+A tiny ASGI app, served by :class:`~.httpserver.HttpServer` inside the process's own
+event loop.
 """
 
 from __future__ import annotations

@@ -39,7 +39,7 @@ def configure_logging(level: str = "info", *, json: bool | None = None, cache: b
     """
     numeric = _LEVELS.get(level.lower())
     if numeric is None:
-        from .errors import ConfigurationError
+        from ..core.errors import ConfigurationError
 
         raise ConfigurationError(f"Log level {level!r} is not one of: {', '.join(_LEVELS)}.")
     use_json = (not sys.stderr.isatty()) if json is None else json

@@ -15,7 +15,7 @@ from typing import Any
 
 import uvicorn
 
-from .errors import ConfigurationError
+from ..core.errors import ConfigurationError
 
 __all__ = ["HttpServer", "QuietServer", "bind_socket"]
 

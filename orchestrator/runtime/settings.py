@@ -16,9 +16,9 @@ from typing import Annotated, Any, Literal
 import msgspec
 from msgspec import Meta
 
-from .deadline import MAX_SECONDS
-from .errors import ConfigurationError
-from .urls import without_credentials
+from ..core.deadline import MAX_SECONDS
+from ..core.errors import ConfigurationError
+from ..core.urls import without_credentials
 
 __all__ = ["ENV_PREFIX", "SECRET_FIELDS", "Settings", "load_settings", "settings_table"]
 
