@@ -65,7 +65,6 @@ async def call_agent(
         agent=name,
         instruction=instruction,
         inputs=dict(inputs or {}),
-        deadline_ms=deadline.ms,
     )
     return await requester.call(
         requester.subjects.agent(name),

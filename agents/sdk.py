@@ -20,6 +20,7 @@ anything else is reported as an internal error and logged.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -121,7 +122,7 @@ class TaskContext:
             step=self.task.task_id,
             agent=self.task.agent,
             detail=detail,
-            ts=Deadline.after(0).at,
+            ts=time.time(),
         )
         return await self._progress(encode(event))
 

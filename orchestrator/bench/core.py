@@ -2,7 +2,7 @@
 
 Same machine, same run, same NATS connection, same responder (a plain
 nats-py echo process), same bytes on the wire: the baseline sends the same
-payload with the same ``Correlation-Id`` and ``Switchboard-Deadline`` headers
+payload with the same ``Correlation-Id`` and ``Switchboard-Timeout`` headers
 that the tracker sends, so the comparison is the routing machinery alone.
 For transparency the row also reports raw ``nc.request`` with no headers at
 all (``bare_rps``): the price of the protocol's two headers in nats-py.
@@ -125,7 +125,7 @@ async def run_core(
             async def raw(i: int) -> object:
                 headers = {
                     h.CORRELATION_ID: f"conv-bench-{i}",
-                    h.DEADLINE: Deadline.after(30).header(),
+                    h.TIMEOUT: Deadline.after(30).header(),
                 }
                 return await nc.request(SUBJECT, PAYLOAD, timeout=30, headers=headers)
 

@@ -54,7 +54,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import os
-import time
 from collections.abc import AsyncIterator, Callable, Iterable
 from typing import TYPE_CHECKING, Final
 
@@ -338,7 +337,7 @@ class CorrelationTracker:
             target,
             subject or target,
             now,
-            now + (deadline.at - time.time()),
+            deadline.loop_time(loop),
             deadline,
             silence_timeout,
         )

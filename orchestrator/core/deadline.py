@@ -1,9 +1,15 @@
-"""Absolute deadlines that travel between processes.
+"""Deadlines on this process's monotonic clock, sent between processes as the time left.
 
-One deadline is set where a request enters the system (the BFF, the CLI) and
-travels in the ``Switchboard-Deadline`` header as absolute unix time in ms.
-Every hop runs under it and asks how much time is left; nothing invents a
-fresh timeout of its own (trio's ``fail_at`` is the model).
+One deadline is set where a request enters the system (the BFF, the CLI).
+Inside a process it is a point on the monotonic clock: every hop runs under
+it and asks how much time is left; nothing invents a fresh timeout of its own
+(trio's ``fail_at`` is the model). Between processes it travels as the
+*remaining* time, in whole milliseconds, in the ``Switchboard-Timeout``
+header, and the receiver turns it back into a deadline on its own clock the
+moment it reads the message (gRPC's ``grpc-timeout`` does the same). Clocks of
+different machines are never compared: a part whose wall clock is minutes off
+can neither expire nor stretch anyone's work. Wall-clock time appears only
+where a person reads it (:meth:`Deadline.wall_time`, event timestamps).
 """
 
 from __future__ import annotations
@@ -16,13 +22,14 @@ from .errors import DecodeError
 
 __all__ = ["MAX_SECONDS", "Deadline"]
 
-#: The longest a deadline may be set from now: a year (the header carries up to 16 digits
+#: The longest a deadline may be set from now: a year (the header carries at most 11 digits
 #: of milliseconds; an infinite or NaN timeout would not survive the trip).
 MAX_SECONDS = 365 * 24 * 3600.0
 
 
 class Deadline:
-    """A point in wall-clock time (unix seconds) after which work is worthless."""
+    """A point on this process's monotonic clock (``time.monotonic()``) after which work is
+    worthless."""
 
     __slots__ = ("at",)
 
@@ -40,48 +47,57 @@ class Deadline:
             raise ValueError(
                 f"A timeout of {seconds} s cannot be a deadline (at most {MAX_SECONDS:g} s)."
             )
-        return cls(time.time() + seconds)
+        return cls(time.monotonic() + seconds)
 
     @classmethod
     def from_ms(cls, ms: int) -> Deadline:
-        return cls(ms / 1000.0)
+        return cls.after(ms / 1000.0)
 
     @classmethod
     def from_header(cls, value: str) -> Deadline:
-        """Parse a ``Switchboard-Deadline`` header value.
+        """The deadline a ``Switchboard-Timeout`` header gives, read now.
+
+        Call it when the message is read: the time the message spent on the
+        wire is not known to this process (as with gRPC), and the time it waits
+        here afterwards counts against it. ``0`` is a budget already spent.
 
         Raises:
-            DecodeError: the value is not a whole number of milliseconds.
+            DecodeError: the value is not a whole number of milliseconds, or
+                more than :data:`MAX_SECONDS`.
         """
-        if not (value.isascii() and value.isdigit()) or len(value) > 16:
+        if not (value.isascii() and value.isdigit()) or len(value) > 11:
             raise DecodeError(
-                f"The Switchboard-Deadline header {value[:40]!r} is not unix time in milliseconds."
+                f"The Switchboard-Timeout header {value[:40]!r} is not a number of milliseconds "
+                f"(0 to {int(MAX_SECONDS * 1000)})."
             )
         ms = int(value)
-        if ms <= 0:
-            raise DecodeError(f"The Switchboard-Deadline header {ms} is not a positive time.")
-        return cls(ms / 1000.0)
-
-    @property
-    def ms(self) -> int:
-        """Absolute unix time in ms (the header and ``deadline_ms`` field value)."""
-        return int(self.at * 1000)
+        if ms > MAX_SECONDS * 1000:
+            raise DecodeError(
+                f"The Switchboard-Timeout header {ms} is over the limit of "
+                f"{int(MAX_SECONDS * 1000)} milliseconds."
+            )
+        return cls(time.monotonic() + ms / 1000.0)
 
     def header(self) -> str:
-        return str(int(self.at * 1000))
+        """The ``Switchboard-Timeout`` value: whole milliseconds left now (0 once passed)."""
+        return str(max(0, int(self.remaining() * 1000)))
+
+    def wall_time(self) -> float:
+        """When this deadline passes, as unix time: for people to read, never to decide on."""
+        return time.time() + self.remaining()
 
     def remaining(self) -> float:
         """Seconds left (negative once passed)."""
-        return self.at - time.time()
+        return self.at - time.monotonic()
 
     @property
     def expired(self) -> bool:
-        return time.time() >= self.at
+        return time.monotonic() >= self.at
 
     def loop_time(self, loop: asyncio.AbstractEventLoop | None = None) -> float:
-        """This deadline on the event loop's monotonic clock (for ``call_at``/``timeout_at``)."""
+        """This deadline on the event loop's clock (for ``call_at``/``timeout_at``)."""
         loop = loop or asyncio.get_running_loop()
-        return loop.time() + (self.at - time.time())
+        return loop.time() + (self.at - time.monotonic())
 
     def earlier(self, seconds: float | None) -> Deadline:
         """This deadline, or ``seconds`` from now if that comes first.
@@ -95,7 +111,7 @@ class Deadline:
             raise ValueError("A timeout of nan s cannot be a deadline.")
         if seconds >= MAX_SECONDS:
             return self
-        other = time.time() + seconds
+        other = time.monotonic() + seconds
         return self if self.at <= other else Deadline(other)
 
     def timeout(self) -> asyncio.Timeout:
@@ -112,4 +128,4 @@ class Deadline:
         return hash(self.at)
 
     def __repr__(self) -> str:
-        return f"<Deadline in {self.remaining():.3f}s (at {self.ms} ms)>"
+        return f"<Deadline in {self.remaining():.3f}s>"

@@ -8,7 +8,7 @@ so a slow request never holds up the next. Around the handler, as layers
 * **context** binds the correlation id and endpoint name into every log line;
 * **errors** turns any exception into an error reply with a code from the
   vocabulary and a safe message (never ``repr(exc)``); details go to the log;
-* **deadline** runs the handler under the request's ``Switchboard-Deadline``.
+* **deadline** runs the handler under the request's ``Switchboard-Timeout``.
 
 Before the handler runs, work whose deadline has already passed is dropped
 and counted, oversized payloads and bad headers get an error reply, and past
@@ -159,7 +159,7 @@ class Endpoint:
 
     ``name`` labels metrics and logs (an agent name, ``orchestrator``);
     ``default_timeout`` is the deadline of requests that carry no
-    ``Switchboard-Deadline`` header (e.g. from ``nats req``).
+    ``Switchboard-Timeout`` header (e.g. from ``nats req``).
     """
 
     def __init__(
@@ -291,7 +291,7 @@ class Endpoint:
 
     async def _dispatch(self, msg: Msg) -> None:
         hdrs = msg.headers
-        raw_deadline = hdrs.get(h.DEADLINE) if hdrs else None
+        raw_deadline = hdrs.get(h.TIMEOUT) if hdrs else None
         deadline: Deadline | None = None
         if self._stopping:
             await self._reject(
@@ -307,11 +307,13 @@ class Endpoint:
                 await self._reject(msg, ErrorCode.BAD_REQUEST, str(exc))
                 return
             if deadline.expired:
+                # Its requester has given up (or gave a spent budget): nobody waits for it.
                 ENDPOINT_EXPIRED.labels(self.name).inc()
-                log.debug(
-                    "expired request dropped",
+                log.warning(
+                    "request dropped: its time was spent when it arrived",
                     endpoint=self.name,
                     correlation_id=hdrs.get(h.CORRELATION_ID) if hdrs else None,
+                    timeout_ms=raw_deadline,
                 )
                 return
         if len(msg.data) > self.max_payload:

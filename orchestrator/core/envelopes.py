@@ -79,7 +79,11 @@ class Usage(Struct, kw_only=True):
 
 
 class AgentTask(Struct, kw_only=True):
-    """What the orchestrator sends to ``ai.agents.<name>``."""
+    """What the orchestrator sends to ``ai.agents.<name>``.
+
+    The time budget travels once, in the ``Switchboard-Timeout`` header (an older
+    ``deadline_ms`` field, absolute wall-clock time, is ignored when it arrives).
+    """
 
     correlation_id: CorrelationId
     task_id: StepId
@@ -87,8 +91,6 @@ class AgentTask(Struct, kw_only=True):
     instruction: Annotated[str, Meta(max_length=MAX_MESSAGE_CHARS)]
     #: step id -> output of that dependency
     inputs: dict[str, Any] = field(default_factory=dict)
-    #: absolute unix time in ms (same value as the ``Switchboard-Deadline`` header)
-    deadline_ms: int = 0
     user_id: str | None = None
 
 

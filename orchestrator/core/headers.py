@@ -7,7 +7,6 @@ from typing import Final
 
 __all__ = [
     "CORRELATION_ID",
-    "DEADLINE",
     "ERROR",
     "HEARTBEAT",
     "KIND",
@@ -15,14 +14,17 @@ __all__ = [
     "NO_RESPONDERS_STATUS",
     "PROGRESS",
     "REPLY_TO_CANCEL",
+    "TIMEOUT",
     "TRACEPARENT",
     "Kind",
 ]
 
 #: The conversation's correlation id (``conv-{userID}-{uuid4}``), on every message.
 CORRELATION_ID: Final = "Correlation-Id"
-#: Absolute unix time in ms after which the work is worthless; workers drop it.
-DEADLINE: Final = "Switchboard-Deadline"
+#: On requests: the time left for the work, in whole milliseconds when it was sent (never a
+#: wall-clock instant: clocks disagree). The receiver counts it down on its own monotonic
+#: clock from when it reads the message, and drops work whose time is spent.
+TIMEOUT: Final = "Switchboard-Timeout"
 #: On replies: ``accepted`` | ``heartbeat`` | ``progress`` | ``final`` (missing = final).
 KIND: Final = "Switchboard-Kind"
 #: On error replies: the error code (the body says the rest).

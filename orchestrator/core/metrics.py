@@ -264,7 +264,7 @@ ENDPOINT_IN_FLIGHT = LiveGauge(
 )
 ENDPOINT_EXPIRED = Counter(
     "switchboard_endpoint_expired_total",
-    "Requests dropped unhandled because their Switchboard-Deadline had passed.",
+    "Requests dropped unhandled because their Switchboard-Timeout was spent when they arrived.",
     ["endpoint"],
 )
 ENDPOINT_REJECTED = Counter(

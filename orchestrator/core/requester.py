@@ -299,7 +299,7 @@ class Requester:
             deadline = deadline.earlier(timeout)
         if heartbeat is not None and silence_timeout is None:
             silence_timeout = 3 * heartbeat
-        hdrs = {h.CORRELATION_ID: correlation_id, h.DEADLINE: deadline.header()}
+        hdrs = {h.CORRELATION_ID: correlation_id, h.TIMEOUT: deadline.header()}
         if heartbeat is not None:
             if not heartbeat <= MAX_SECONDS:  # also NaN
                 raise ValueError(f"A heartbeat interval of {heartbeat} s cannot be sent.")

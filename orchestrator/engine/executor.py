@@ -171,7 +171,6 @@ class Executor:
             agent=step.agent,
             instruction=step.instruction,
             inputs=dict(inputs),
-            deadline_ms=step_deadline.ms,
             user_id=user_id,
         )
         payload = encode(task)

@@ -18,7 +18,7 @@ from switchboard.orchestrator import (
     Requester,
     encode,
 )
-from switchboard.orchestrator.core.headers import DEADLINE
+from switchboard.orchestrator.core.headers import TIMEOUT
 from tests.helpers import metric
 
 
@@ -96,7 +96,7 @@ async def test_an_expired_task_is_dropped_unrun(nats_client: NATS) -> None:
                 "ai.agents.late",
                 encode(task),
                 timeout=0.3,
-                headers={DEADLINE: Deadline.after(-5).header()},
+                headers={TIMEOUT: Deadline.after(-5).header()},
             )
     assert not ran
     assert metric("switchboard_endpoint_expired_total", endpoint="late") == before + 1

@@ -102,9 +102,14 @@ def test_deadline_header_round_trip() -> None:
     assert 4 < parsed.remaining() <= 5
 
 
-@pytest.mark.parametrize("value", ["soon", "-5", "0", "1.5e3"])
+def test_a_spent_budget_is_an_expired_deadline() -> None:
+    assert Deadline.from_header("0").expired
+    assert Deadline.after(-3).header() == "0"
+
+
+@pytest.mark.parametrize("value", ["soon", "-5", "1.5e3", "", "9" * 12, "\u0661"])
 def test_bad_deadline_header_is_a_decode_error(value: str) -> None:
-    with pytest.raises(DecodeError, match="Switchboard-Deadline"):
+    with pytest.raises(DecodeError, match="Switchboard-Timeout"):
         Deadline.from_header(value)
 
 

@@ -99,7 +99,7 @@ async def test_expired_work_is_dropped_and_counted(nats_client: NATS) -> None:
     before = metric("switchboard_endpoint_expired_total", endpoint="expiry")
     past = Deadline.after(-1)
     with pytest.raises(TimeoutError):
-        await nats_client.request("svc.test", b"", timeout=0.3, headers={h.DEADLINE: past.header()})
+        await nats_client.request("svc.test", b"", timeout=0.3, headers={h.TIMEOUT: past.header()})
     assert calls == 0
     assert metric("switchboard_endpoint_expired_total", endpoint="expiry") == before + 1
     await endpoint.stop()
@@ -186,9 +186,9 @@ async def test_an_oversized_payload_is_refused(nats_client: NATS, requester: Req
 
 async def test_a_bad_deadline_header_is_a_bad_request(nats_client: NATS) -> None:
     endpoint = await served(nats_client)
-    msg = await nats_client.request("svc.test", b"", timeout=5, headers={h.DEADLINE: "tomorrow"})
+    msg = await nats_client.request("svc.test", b"", timeout=5, headers={h.TIMEOUT: "tomorrow"})
     assert msg.headers is not None and msg.headers[h.ERROR] == "bad_request"
-    assert "Switchboard-Deadline" in json.loads(msg.data)["error"]["message"]
+    assert "Switchboard-Timeout" in json.loads(msg.data)["error"]["message"]
     await endpoint.stop()
 
 

@@ -138,7 +138,12 @@ def test_rules_unit_tests_cover_the_key_alerts():
         for case in test.get("alert_rule_test", [])
         if not case["exp_alerts"]
     }
-    key = {"SwitchboardTimeoutRatioHigh", "SwitchboardNoResponders", "SwitchboardPartDown"}
+    key = {
+        "SwitchboardTimeoutRatioHigh",
+        "SwitchboardNoResponders",
+        "SwitchboardPartDown",
+        "SwitchboardWorkExpiredOnArrival",
+    }
     assert key <= fired
     assert {"SwitchboardPartDown", "SwitchboardNoResponders"} <= silent
 

@@ -231,7 +231,7 @@ class LiveSystem:
         msg = self.request(
             self.service.subjects.converse,
             encode(body),
-            headers={h.CORRELATION_ID: correlation_id, h.DEADLINE: Deadline.after(20).header()},
+            headers={h.CORRELATION_ID: correlation_id, h.TIMEOUT: Deadline.after(20).header()},
             timeout=25,
         )
         assert h.ERROR not in (msg.headers or {}), msg.data
@@ -253,7 +253,7 @@ class LiveSystem:
                         instruction=GOOD_TASKS[worker.agent.name],
                     )
                 ),
-                headers={h.DEADLINE: Deadline.after(10).header()},
+                headers={h.TIMEOUT: Deadline.after(10).header()},
             )
             result = decode(msg.data, AgentResult)
             assert result.task_id == "check", result

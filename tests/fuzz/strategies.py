@@ -152,7 +152,6 @@ MESSAGES: dict[type, st.SearchStrategy[Any]] = {
         agent=tokens(),
         instruction=texts(),
         inputs=st.dictionaries(texts(max_size=12), json_values(), max_size=4),
-        deadline_ms=st.integers(*INT64),
         user_id=_optional(texts()),
     ),
     AgentResult: st.builds(

@@ -99,7 +99,7 @@ async def test_agent_traffic_carries_the_documented_headers(
     await sub.unsubscribe()
     headers = tasks[0].headers or {}
     assert headers["Correlation-Id"] == "conv-cli-6"
-    assert int(headers["Switchboard-Deadline"]) > 0
+    assert int(headers["Switchboard-Timeout"]) > 0
     assert "Switchboard-Heartbeat" in headers
     assert headers["Switchboard-Progress"] == "1"
 
