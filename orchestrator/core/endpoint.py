@@ -384,6 +384,9 @@ class Endpoint:
                 )
             data = self._error_payload(request, request.error)
         finally:
+            # The work is over: no accepted or heartbeat may follow (the requester lets the
+            # request go at the final reply, and would count what came after as a forgery).
+            request.heartbeat = None
             elapsed = time.perf_counter_ns() - started
             self.stats.processing_time_ns += elapsed
             self._duration.observe(elapsed / 1e9)
@@ -493,7 +496,8 @@ class Endpoint:
             if not beating:
                 return
             for request in beating:
-                assert request.heartbeat is not None
+                if request.heartbeat is None:
+                    continue  # finished while an earlier beat of this round was sent
                 if not request.accepted_sent:
                     request.accepted_sent = True
                     request.next_beat = now + request.heartbeat
