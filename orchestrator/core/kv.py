@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import nats.errors
 import nats.js.errors
+import structlog
 from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
 from nats.js.kv import KeyValue
@@ -11,6 +12,8 @@ from nats.js.kv import KeyValue
 from .errors import ConfigurationError, RequestError, RequestTimeoutError
 
 __all__ = ["KVBucket", "Revision"]
+
+log = structlog.get_logger("switchboard.kv")
 
 Revision = int
 
@@ -88,7 +91,10 @@ class KVBucket:
     async def put_if(self, key: str, value: bytes, revision: Revision | None) -> bool:
         """Write ``value`` if the key is still at ``revision`` (None: does not exist yet).
 
-        Returns False when someone else wrote first (read again and retry).
+        Returns False when someone else wrote first (read again and retry), and
+        when the bucket was gone: deleted, or lost with the server's store. It is
+        then created again, empty, so the retry's read finds nothing and its
+        write lands (the bucket does not stay lost until a restart).
         """
         try:
             if revision is None:
@@ -96,6 +102,10 @@ class KVBucket:
             else:
                 await self._bucket.update(key, value, last=revision)
         except nats.js.errors.KeyWrongLastSequenceError:
+            return False
+        except nats.js.errors.NoStreamResponseError:  # no stream took the write
+            log.warning("KV bucket was gone: creating it again", bucket=self.name)
+            await self._create(self._nc.jetstream())
             return False
         except nats.js.errors.APIError as exc:
             if "wrong last sequence" in str(exc).lower() or "key exists" in str(exc).lower():
