@@ -43,10 +43,6 @@ class Deadline:
         return cls(time.time() + seconds)
 
     @classmethod
-    def from_ms(cls, ms: int) -> Deadline:
-        return cls(ms / 1000.0)
-
-    @classmethod
     def from_header(cls, value: str) -> Deadline:
         """Parse a ``Switchboard-Deadline`` header value.
 
@@ -97,10 +93,6 @@ class Deadline:
             return self
         other = time.time() + seconds
         return self if self.at <= other else Deadline(other)
-
-    def timeout(self) -> asyncio.Timeout:
-        """``async with deadline.timeout():`` raises TimeoutError when it passes."""
-        return asyncio.timeout_at(self.loop_time())
 
     def __lt__(self, other: Deadline) -> bool:
         return self.at < other.at

@@ -75,10 +75,6 @@ class Subjects:
     def events(self, correlation_id: str) -> str:
         return f"{self.prefix}.events.{correlation_id}"
 
-    @property
-    def all_events(self) -> str:
-        return f"{self.prefix}.events.>"
-
     def cancel(self, correlation_id: str) -> str:
         return f"{self.prefix}.cancel.{correlation_id}"
 

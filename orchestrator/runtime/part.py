@@ -169,9 +169,6 @@ class Runtime:
         if ready is not None:
             self._checks[name or type(component).__name__] = ready
 
-    def add_check(self, name: str, check: Callable[[], bool]) -> None:
-        self._checks[name] = check
-
     def add_debug_view(self, path: str, view: Callable[[], Any]) -> None:
         self._debug[path] = view
 

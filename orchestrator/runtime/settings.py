@@ -36,8 +36,6 @@ SECRET_FIELDS = frozenset({"nats_password", "nats_token", "openai_api_key", "api
 #: URLs that may carry credentials (``nats://user:password@host``): shown without them.
 URL_FIELDS = ("nats_url", "openai_base_url")
 
-Positive = Meta(gt=0)
-
 
 def _d(text: str, **constraints: Any) -> Meta:
     return Meta(description=text, **constraints)
