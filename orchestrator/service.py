@@ -33,13 +33,12 @@ from .engine.events import EventSink
 from .engine.executor import Executor
 from .engine.history import HistoryStore
 from .llm.base import LLM
+from .runtime.part import VERSION
 from .runtime.settings import Settings
 
 __all__ = ["OrchestratorService"]
 
 log = structlog.get_logger("switchboard.orchestrator")
-
-VERSION = "0.1.0"
 
 
 class OrchestratorService:
