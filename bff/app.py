@@ -38,6 +38,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from switchboard.orchestrator import (
     MAX_MESSAGE_CHARS,
+    VERSION,
     AgentInfo,
     ConversationReply,
     ErrorCode,
@@ -82,7 +83,7 @@ class BffState:
     limiter: InFlightLimiter
     auth_limiter: AuthRateLimiter
     ready: Callable[[], dict[str, bool]]
-    version: str = "0.1.0"
+    version: str = VERSION
 
 
 class ClientGone(Exception):

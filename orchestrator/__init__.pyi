@@ -88,6 +88,7 @@ from .core import (
 from .llm import LLM, ChatMessage, Completion, LocalLLM, OpenAIProvider, make_llm
 from .runtime import (
     GC_THRESHOLDS,
+    VERSION,
     Component,
     EmbeddedNatsServer,
     HealthServer,
@@ -115,6 +116,7 @@ __all__ = [
     "MAX_MESSAGE_CHARS",
     "ROLE_AGENT",
     "ROLE_KEY",
+    "VERSION",
     "AgentCatalog",
     "AgentError",
     "AgentInfo",

@@ -33,13 +33,12 @@ from .engine.events import EventSink
 from .engine.executor import Executor
 from .engine.history import HistoryStore
 from .llm.base import LLM
+from .runtime.part import VERSION
 from .runtime.settings import Settings
 
 __all__ = ["OrchestratorService"]
 
 log = structlog.get_logger("switchboard.orchestrator")
-
-VERSION = "0.1.0"
 
 
 class OrchestratorService:
@@ -81,7 +80,6 @@ class OrchestratorService:
             max_plan_steps=settings.max_plan_steps,
             trusted_patterns=trusted_patterns,
         )
-        base = f"{self.subjects.prefix}.orchestrator"
         common = {
             "queue": self.subjects.orchestrator_queue,
             "max_concurrency": settings.max_concurrency,
@@ -100,7 +98,7 @@ class OrchestratorService:
         )
         self.agents_endpoint = Endpoint(
             nc,
-            subject=f"{base}.agents",
+            subject=self.subjects.catalog,
             handler=self._agents,
             name="orchestrator-agents",
             default_timeout=10,
@@ -108,7 +106,7 @@ class OrchestratorService:
         )
         self.history_endpoint = Endpoint(
             nc,
-            subject=f"{base}.history",
+            subject=self.subjects.history,
             handler=self._history,
             name="orchestrator-history",
             default_timeout=10,

@@ -1,13 +1,18 @@
-"""Small helpers for tests: reading metrics, waiting for a condition, a free port."""
+"""Small helpers for tests: reading metrics, waiting for a condition, a free port, an endpoint."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from typing import Any
 
+from nats.aio.client import Client as NATS
 from prometheus_client import REGISTRY
+
+from switchboard.orchestrator.core.endpoint import Endpoint, Handler
 
 
 def metric(name: str, **labels: str) -> float:
@@ -32,3 +37,18 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+@contextlib.asynccontextmanager
+async def served(nc: NATS, handler: Handler, **options: Any) -> AsyncIterator[Endpoint]:
+    """An :class:`Endpoint` (``options``: its own) serving on ``nc`` for the block.
+
+    It is stopped on the way out however the block ends, a failed assert
+    included, so no subscription or handler task outlives the test.
+    """
+    endpoint = Endpoint(nc, handler=handler, **options)
+    await endpoint.start()
+    try:
+        yield endpoint
+    finally:
+        await endpoint.stop()

@@ -34,7 +34,7 @@ __all__ = ["GlobalMessageConsumer"]
 
 log = structlog.get_logger("switchboard.consumer")
 
-#: Probe tokens start with this; the tracker's tokens (NUIDs) never do.
+#: Probe tokens start with this; the tracker's tokens (16 hex digits) never do.
 _PROBE = "~probe"
 
 

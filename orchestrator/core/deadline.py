@@ -50,10 +50,6 @@ class Deadline:
         return cls(time.monotonic() + seconds)
 
     @classmethod
-    def from_ms(cls, ms: int) -> Deadline:
-        return cls.after(ms / 1000.0)
-
-    @classmethod
     def from_header(cls, value: str) -> Deadline:
         """The deadline a ``Switchboard-Timeout`` header gives, read now.
 
@@ -113,10 +109,6 @@ class Deadline:
             return self
         other = time.monotonic() + seconds
         return self if self.at <= other else Deadline(other)
-
-    def timeout(self) -> asyncio.Timeout:
-        """``async with deadline.timeout():`` raises TimeoutError when it passes."""
-        return asyncio.timeout_at(self.loop_time())
 
     def __lt__(self, other: Deadline) -> bool:
         return self.at < other.at

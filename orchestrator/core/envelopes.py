@@ -19,9 +19,10 @@ from typing import Annotated, Any, Literal
 
 from msgspec import Meta, Struct, field
 
+from .subjects import TOKEN_PATTERN
+
 __all__ = [
     "MAX_MESSAGE_CHARS",
-    "TOKEN_PATTERN",
     "AgentName",
     "AgentResult",
     "AgentTask",
@@ -35,8 +36,6 @@ __all__ = [
     "Usage",
     "UserId",
 ]
-
-TOKEN_PATTERN = r"^[A-Za-z0-9_-]+$"
 
 #: ``conv-{userID}-{uuid4}`` from the BFF; any subject-safe token from other callers.
 CorrelationId = Annotated[str, Meta(pattern=TOKEN_PATTERN, min_length=1, max_length=200)]

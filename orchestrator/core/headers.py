@@ -15,7 +15,6 @@ __all__ = [
     "PROGRESS",
     "REPLY_TO_CANCEL",
     "TIMEOUT",
-    "TRACEPARENT",
     "Kind",
 ]
 
@@ -35,8 +34,6 @@ HEARTBEAT: Final = "Switchboard-Heartbeat"
 PROGRESS: Final = "Switchboard-Progress"
 #: On cancel notices: the reply subject of the one request to cancel.
 REPLY_TO_CANCEL: Final = "Switchboard-Cancel-Reply"
-#: W3C trace context, when tracing is on.
-TRACEPARENT: Final = "traceparent"
 
 #: Header nats-server sets on status messages, and the no-responders status.
 NATS_STATUS: Final = "Status"

@@ -92,9 +92,6 @@ class LiveGauge(Collector):
     def track(self, source: LiveSource) -> None:
         self._sources.add(source)
 
-    def untrack(self, source: LiveSource) -> None:
-        self._sources.discard(source)
-
     def value(self, *labels: str) -> float:
         """The current value for ``labels`` (for tests and debug views)."""
         total = 0.0

@@ -8,10 +8,15 @@ from dataclasses import dataclass
 
 from .errors import ConfigurationError
 
-__all__ = ["Subjects", "is_safe_token", "new_correlation_id", "safe_token"]
+__all__ = ["TOKEN_PATTERN", "Subjects", "is_safe_token", "new_correlation_id", "safe_token"]
 
-_TOKEN = re.compile(r"^[A-Za-z0-9_-]+$")
-_UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
+#: The characters of one subject token as Switchboard uses them (names, ids, the prefix):
+#: no ``.``, ``*``, ``>`` or whitespace, which NATS gives a meaning, and nothing to escape.
+_TOKEN_CHARS = "A-Za-z0-9_-"
+#: One whole token; also the msgspec ``pattern`` of ids and names on the wire.
+TOKEN_PATTERN = rf"^[{_TOKEN_CHARS}]+$"
+_TOKEN = re.compile(TOKEN_PATTERN)
+_UNSAFE = re.compile(rf"[^{_TOKEN_CHARS}]")
 
 
 def is_safe_token(value: str) -> bool:
@@ -37,10 +42,14 @@ def new_correlation_id(user_id: str) -> str:
 class Subjects:
     """All subjects of one Switchboard installation (prefix ``ai`` by default).
 
+    Every subject the code sends to or serves is built here, nowhere else.
+
     ==============================  =====================  ======================
     subject                         subscribers            queue group
     ==============================  =====================  ======================
     ``ai.orchestrator.converse``    orchestrator           ``ai-orchestrator``
+    ``ai.orchestrator.agents``      orchestrator           ``ai-orchestrator``
+    ``ai.orchestrator.history``     orchestrator           ``ai-orchestrator``
     ``ai.agents.<name>``            agent ``<name>``       ``agent-<name>``
     ``ai.events.<correlation_id>``  watchers (BFF, CLI)    none
     ``ai.cancel.<correlation_id>``  every worker           none
@@ -62,6 +71,16 @@ class Subjects:
         return f"{self.prefix}.orchestrator.converse"
 
     @property
+    def catalog(self) -> str:
+        """The orchestrator's live agent catalog (a list of AgentInfo)."""
+        return f"{self.prefix}.orchestrator.agents"
+
+    @property
+    def history(self) -> str:
+        """The orchestrator's history of one user's conversation (HistoryRequest)."""
+        return f"{self.prefix}.orchestrator.history"
+
+    @property
     def orchestrator_queue(self) -> str:
         return f"{self.prefix}-orchestrator"
 
@@ -74,10 +93,6 @@ class Subjects:
 
     def events(self, correlation_id: str) -> str:
         return f"{self.prefix}.events.{correlation_id}"
-
-    @property
-    def all_events(self) -> str:
-        return f"{self.prefix}.events.>"
 
     def cancel(self, correlation_id: str) -> str:
         return f"{self.prefix}.cancel.{correlation_id}"

@@ -5,11 +5,12 @@ from .embedded import EmbeddedNatsServer, find_nats_server
 from .health import HealthServer, ReadinessCheck
 from .httpserver import HttpServer, QuietServer, bind_socket
 from .logs import configure_logging, get_logger
-from .part import GC_THRESHOLDS, Component, Runtime, nats_options, run_main, tune_gc
+from .part import GC_THRESHOLDS, VERSION, Component, Runtime, nats_options, run_main, tune_gc
 from .settings import Settings, load_settings, settings_table
 
 __all__ = [
     "GC_THRESHOLDS",
+    "VERSION",
     "Component",
     "EmbeddedNatsServer",
     "HealthServer",

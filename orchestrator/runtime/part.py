@@ -18,11 +18,13 @@ import signal
 import ssl
 import time
 from collections.abc import Awaitable, Callable, Coroutine
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
 
 import msgspec
 import structlog
 from nats.aio.client import Client as NATS
+
+import switchboard
 
 from ..core.connection import ConnectionEvents, connect
 from ..core.errors import ConfigurationError
@@ -33,11 +35,22 @@ from .health import HealthServer
 from .logs import configure_logging
 from .settings import Settings, env_name, flag_name
 
-__all__ = ["GC_THRESHOLDS", "Component", "Runtime", "nats_options", "run_main", "tune_gc"]
+__all__ = [
+    "GC_THRESHOLDS",
+    "VERSION",
+    "Component",
+    "Runtime",
+    "nats_options",
+    "run_main",
+    "tune_gc",
+]
 
 log = structlog.get_logger("switchboard.runtime")
 
-VERSION = "0.1.0"
+#: The installed ``switchboard-nats`` version, read once from its metadata (by the
+#: ``switchboard`` package): on ``/metrics`` (``switchboard_part_info``), in ``$SRV.INFO``
+#: and in the BFF's OpenAPI document.
+VERSION: Final = switchboard.__version__
 
 
 class Component(Protocol):
@@ -168,9 +181,6 @@ class Runtime:
         self._components.append(component)
         if ready is not None:
             self._checks[name or type(component).__name__] = ready
-
-    def add_check(self, name: str, check: Callable[[], bool]) -> None:
-        self._checks[name] = check
 
     def add_debug_view(self, path: str, view: Callable[[], Any]) -> None:
         self._debug[path] = view

@@ -18,6 +18,7 @@ from msgspec import Meta
 
 from ..core.deadline import MAX_SECONDS
 from ..core.errors import ConfigurationError
+from ..core.subjects import TOKEN_PATTERN
 from ..core.urls import without_credentials
 
 __all__ = ["ENV_PREFIX", "SECRET_FIELDS", "Settings", "load_settings", "settings_table"]
@@ -35,8 +36,6 @@ ALIASES: Mapping[str, str] = {
 SECRET_FIELDS = frozenset({"nats_password", "nats_token", "openai_api_key", "api_keys"})
 #: URLs that may carry credentials (``nats://user:password@host``): shown without them.
 URL_FIELDS = ("nats_url", "openai_base_url")
-
-Positive = Meta(gt=0)
 
 
 def _d(text: str, **constraints: Any) -> Meta:
@@ -113,7 +112,13 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
         float, _d("Seconds between agent catalog refreshes ($SRV.INFO).", gt=0)
     ] = 5.0
     history_bucket: Annotated[
-        str, _d("JetStream KV bucket of conversation history.", pattern=r"^[A-Za-z0-9_-]{1,64}$")
+        str,
+        _d(
+            "JetStream KV bucket of conversation history.",
+            pattern=TOKEN_PATTERN,
+            min_length=1,
+            max_length=64,
+        ),
     ] = "switchboard-history"
     history_turns: Annotated[int, _d("Turns kept per conversation.", ge=1, le=1000)] = 20
     history_replicas: Annotated[

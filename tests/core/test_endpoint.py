@@ -17,6 +17,7 @@ from switchboard.orchestrator.core.endpoint import Endpoint, Request
 from switchboard.orchestrator.core.errors import (
     AgentError,
     ErrorCode,
+    NoRespondersError,
     RemoteError,
     RequestTimeoutError,
     ShuttingDownError,
@@ -24,24 +25,15 @@ from switchboard.orchestrator.core.errors import (
     TimeoutPhase,
 )
 from switchboard.orchestrator.core.requester import Requester
-from tests.helpers import eventually, metric
+from tests.core.conftest import Serve
+from tests.helpers import eventually, metric, served
 
 
 async def upper(request: Request) -> bytes:
     return request.data.upper()
 
 
-async def served(nc: NATS, handler=upper, **options) -> Endpoint:  # type: ignore[no-untyped-def]
-    options.setdefault("name", "test")
-    endpoint = Endpoint(nc, subject="svc.test", queue="q-test", handler=handler, **options)
-    await endpoint.start()
-    await nc.flush()
-    return endpoint
-
-
-async def test_a_slow_request_does_not_hold_up_the_next(
-    nats_client: NATS, requester: Requester
-) -> None:
+async def test_a_slow_request_does_not_hold_up_the_next(requester: Requester, serve: Serve) -> None:
     release = asyncio.Event()
 
     async def handler(request: Request) -> bytes:
@@ -49,7 +41,7 @@ async def test_a_slow_request_does_not_hold_up_the_next(
             await release.wait()
         return request.data
 
-    endpoint = await served(nats_client, handler)
+    await serve(handler)
     slow = asyncio.create_task(
         requester.request("svc.test", b"slow", correlation_id="c-slow", timeout=30)
     )
@@ -58,11 +50,10 @@ async def test_a_slow_request_does_not_hold_up_the_next(
     assert not slow.done()
     release.set()
     assert (await slow).data == b"slow"
-    await endpoint.stop()
 
 
 async def test_many_requests_run_concurrently_up_to_the_limit(
-    nats_client: NATS, requester: Requester
+    requester: Requester, serve: Serve
 ) -> None:
     running = 0
     peak = 0
@@ -75,7 +66,7 @@ async def test_many_requests_run_concurrently_up_to_the_limit(
         running -= 1
         return b"ok"
 
-    endpoint = await served(nats_client, handler, max_concurrency=8)
+    await serve(handler, max_concurrency=8)
     replies = await asyncio.gather(
         *(
             requester.request("svc.test", b"", correlation_id=f"c-{i}", timeout=30)
@@ -84,10 +75,9 @@ async def test_many_requests_run_concurrently_up_to_the_limit(
     )
     assert all(r.data == b"ok" for r in replies)
     assert peak == 8
-    await endpoint.stop()
 
 
-async def test_expired_work_is_dropped_and_counted(nats_client: NATS) -> None:
+async def test_expired_work_is_dropped_and_counted(nats_client: NATS, serve: Serve) -> None:
     calls = 0
 
     async def handler(request: Request) -> bytes:
@@ -95,23 +85,22 @@ async def test_expired_work_is_dropped_and_counted(nats_client: NATS) -> None:
         calls += 1
         return b"should not run"
 
-    endpoint = await served(nats_client, handler, name="expiry")
+    await serve(handler, name="expiry")
     before = metric("switchboard_endpoint_expired_total", endpoint="expiry")
     past = Deadline.after(-1)
     with pytest.raises(TimeoutError):
         await nats_client.request("svc.test", b"", timeout=0.3, headers={h.TIMEOUT: past.header()})
     assert calls == 0
     assert metric("switchboard_endpoint_expired_total", endpoint="expiry") == before + 1
-    await endpoint.stop()
 
 
 async def test_an_exception_becomes_a_safe_internal_error_reply(
-    nats_client: NATS, requester: Requester
+    requester: Requester, serve: Serve
 ) -> None:
     async def handler(request: Request) -> bytes:
         raise KeyError("secret-db-password")
 
-    endpoint = await served(nats_client, handler, name="crashy")
+    endpoint = await serve(handler, name="crashy")
     with (
         structlog.testing.capture_logs(
             processors=[structlog.contextvars.merge_contextvars]
@@ -128,79 +117,74 @@ async def test_an_exception_becomes_a_safe_internal_error_reply(
     assert crash[0]["exc_info"] is True  # the details went to the log
     assert metric("switchboard_endpoint_requests_total", endpoint="crashy", outcome="internal") >= 1
     assert endpoint.stats.num_errors == 1
-    await endpoint.stop()
 
 
 async def test_an_agent_error_keeps_its_code_and_message(
-    nats_client: NATS, requester: Requester
+    requester: Requester, serve: Serve
 ) -> None:
     async def handler(request: Request) -> bytes:
         raise AgentError("Cannot divide by zero.")
 
-    endpoint = await served(nats_client, handler)
+    await serve(handler)
     with pytest.raises(RemoteError) as caught:
         await requester.request("svc.test", b"", correlation_id="c-1", timeout=5)
     assert caught.value.code is ErrorCode.AGENT_ERROR
     assert str(caught.value) == "Cannot divide by zero."
-    await endpoint.stop()
 
 
 async def test_garbage_gets_a_bad_request_reply_and_the_service_keeps_serving(
-    nats_client: NATS, requester: Requester
+    requester: Requester, serve: Serve
 ) -> None:
     async def handler(request: Request) -> bytes:
         parsed = request.decode(ConversationRequest)
         return parsed.message.encode()
 
-    endpoint = await served(nats_client, handler)
+    await serve(handler)
     for garbage in (b"\x00\xff\xfe", b"", b"[1,2,3]", b'{"user_id": 5}'):
         with pytest.raises(RemoteError) as caught:
             await requester.request("svc.test", garbage, correlation_id="c-bad", timeout=5)
         assert caught.value.code is ErrorCode.BAD_REQUEST
     good = json.dumps({"correlation_id": "c", "user_id": "u", "message": "hi"}).encode()
     assert (await requester.request("svc.test", good, correlation_id="c", timeout=5)).data == b"hi"
-    await endpoint.stop()
 
 
-async def test_the_error_names_the_bad_field(nats_client: NATS, requester: Requester) -> None:
+async def test_the_error_names_the_bad_field(requester: Requester, serve: Serve) -> None:
     async def handler(request: Request) -> bytes:
         return request.decode(ConversationRequest).message.encode()
 
-    endpoint = await served(nats_client, handler)
+    await serve(handler)
     bad = json.dumps({"correlation_id": "c", "user_id": 5, "message": "hi"}).encode()
     with pytest.raises(RemoteError, match=r"\$\.user_id"):
         await requester.request("svc.test", bad, correlation_id="c", timeout=5)
-    await endpoint.stop()
 
 
-async def test_an_oversized_payload_is_refused(nats_client: NATS, requester: Requester) -> None:
-    endpoint = await served(nats_client, max_payload=1000, name="small")
+async def test_an_oversized_payload_is_refused(requester: Requester, serve: Serve) -> None:
+    await serve(upper, max_payload=1000, name="small")
     with pytest.raises(RemoteError) as caught:
         await requester.request("svc.test", b"x" * 5000, correlation_id="c", timeout=5)
     assert caught.value.code is ErrorCode.TOO_LARGE
     assert "5000 bytes" in str(caught.value)
     assert metric("switchboard_endpoint_rejected_total", endpoint="small", reason="too_large") >= 1
     assert (await requester.request("svc.test", b"ok", correlation_id="c", timeout=5)).data == b"OK"
-    await endpoint.stop()
 
 
-async def test_a_bad_deadline_header_is_a_bad_request(nats_client: NATS) -> None:
-    endpoint = await served(nats_client)
+async def test_a_bad_deadline_header_is_a_bad_request(nats_client: NATS, serve: Serve) -> None:
+    await serve(upper)
     msg = await nats_client.request("svc.test", b"", timeout=5, headers={h.TIMEOUT: "tomorrow"})
     assert msg.headers is not None and msg.headers[h.ERROR] == "bad_request"
     assert "Switchboard-Timeout" in json.loads(msg.data)["error"]["message"]
-    await endpoint.stop()
 
 
-async def test_a_request_from_the_nats_cli_without_headers_works(nats_client: NATS) -> None:
-    endpoint = await served(nats_client)
+async def test_a_request_from_the_nats_cli_without_headers_works(
+    nats_client: NATS, serve: Serve
+) -> None:
+    await serve(upper)
     msg = await nats_client.request("svc.test", b"plain", timeout=5)
     assert msg.data == b"PLAIN"
-    await endpoint.stop()
 
 
 async def test_past_capacity_and_backlog_requests_get_overloaded_at_once(
-    nats_client: NATS, requester: Requester
+    requester: Requester, serve: Serve
 ) -> None:
     release = asyncio.Event()
 
@@ -208,7 +192,7 @@ async def test_past_capacity_and_backlog_requests_get_overloaded_at_once(
         await release.wait()
         return b"done"
 
-    endpoint = await served(nats_client, handler, max_concurrency=1, max_backlog=2)
+    await serve(handler, max_concurrency=1, max_backlog=2)
     tasks = [
         asyncio.create_task(requester.request("svc.test", b"", correlation_id=f"c-{i}", timeout=30))
         for i in range(20)
@@ -223,15 +207,14 @@ async def test_past_capacity_and_backlog_requests_get_overloaded_at_once(
     release.set()
     rest = await asyncio.gather(*(t for t in tasks if t not in overloaded))
     assert all(r.data == b"done" for r in rest)
-    await endpoint.stop()
 
 
-async def test_heartbeats_keep_long_work_alive(nats_client: NATS, requester: Requester) -> None:
+async def test_heartbeats_keep_long_work_alive(requester: Requester, serve: Serve) -> None:
     async def handler(request: Request) -> bytes:
         await asyncio.sleep(1.0)
         return b"finally"
 
-    endpoint = await served(nats_client, handler, heartbeat_tick=0.05)
+    await serve(handler, heartbeat_tick=0.05)
     msg = await requester.request(
         "svc.test",
         b"",
@@ -242,15 +225,14 @@ async def test_heartbeats_keep_long_work_alive(nats_client: NATS, requester: Req
         silence_timeout=0.5,
     )
     assert msg.data == b"finally"
-    await endpoint.stop()
 
 
-async def test_accepted_and_heartbeats_are_sent_when_asked(nats_client: NATS) -> None:
+async def test_accepted_and_heartbeats_are_sent_when_asked(nats_client: NATS, serve: Serve) -> None:
     async def handler(request: Request) -> bytes:
         await asyncio.sleep(0.5)
         return b"done"
 
-    endpoint = await served(nats_client, handler, heartbeat_tick=0.05)
+    await serve(handler, heartbeat_tick=0.05)
     inbox = nats_client.new_inbox()
     sub = await nats_client.subscribe(inbox)
     await nats_client.publish("svc.test", b"", reply=inbox, headers={h.HEARTBEAT: "100"})
@@ -262,11 +244,10 @@ async def test_accepted_and_heartbeats_are_sent_when_asked(nats_client: NATS) ->
     assert kinds.count("heartbeat") >= 2
     assert kinds[-1] == "final"
     await sub.unsubscribe()
-    await endpoint.stop()
 
 
 async def test_a_requester_giving_up_cancels_the_handler(
-    nats_client: NATS, requester: Requester
+    requester: Requester, serve: Serve
 ) -> None:
     started = asyncio.Event()
     cancelled = asyncio.Event()
@@ -280,7 +261,7 @@ async def test_a_requester_giving_up_cancels_the_handler(
             raise
         return b"never"
 
-    endpoint = await served(nats_client, handler, name="cancellable")
+    endpoint = await serve(handler, name="cancellable")
     before = metric("switchboard_endpoint_cancelled_total", endpoint="cancellable")
     task = asyncio.create_task(
         requester.request("svc.test", b"", correlation_id="c-cancel", timeout=60)
@@ -291,12 +272,9 @@ async def test_a_requester_giving_up_cancels_the_handler(
     await eventually(lambda: endpoint.in_flight == 0)
     assert metric("switchboard_endpoint_cancelled_total", endpoint="cancellable") == before + 1
     await asyncio.gather(task, return_exceptions=True)
-    await endpoint.stop()
 
 
-async def test_a_timed_out_waiter_cancels_the_handler(
-    nats_client: NATS, requester: Requester
-) -> None:
+async def test_a_timed_out_waiter_cancels_the_handler(requester: Requester, serve: Serve) -> None:
     cancelled = asyncio.Event()
 
     async def handler(request: Request) -> bytes:
@@ -307,7 +285,7 @@ async def test_a_timed_out_waiter_cancels_the_handler(
             raise
         return b"never"
 
-    endpoint = await served(nats_client, handler)
+    await serve(handler)
     with pytest.raises(TimeoutError):
         await requester.request(
             "svc.test",
@@ -321,11 +299,10 @@ async def test_a_timed_out_waiter_cancels_the_handler(
     # accept_timeout (0.2 s) is shorter than the heartbeat tick (0.2 s) here: the waiter gives
     # up before the accept arrives, and its cancel notice stops the handler.
     await asyncio.wait_for(cancelled.wait(), 5)
-    await endpoint.stop()
 
 
 async def test_a_cancel_notice_from_the_cli_cancels_a_whole_conversation(
-    nats_client: NATS, requester: Requester
+    nats_client: NATS, requester: Requester, serve: Serve
 ) -> None:
     cancelled = 0
 
@@ -338,7 +315,7 @@ async def test_a_cancel_notice_from_the_cli_cancels_a_whole_conversation(
             raise
         return b"never"
 
-    endpoint = await served(nats_client, handler)
+    endpoint = await serve(handler)
     tasks = [
         asyncio.create_task(
             requester.request("svc.test", b"", correlation_id="conv-x-1", timeout=60)
@@ -351,11 +328,10 @@ async def test_a_cancel_notice_from_the_cli_cancels_a_whole_conversation(
     for task in tasks:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
-    await endpoint.stop()
 
 
 async def test_a_waiter_that_gives_up_withdraws_its_queued_request(
-    nats_client: NATS, requester: Requester
+    requester: Requester, serve: Serve
 ) -> None:
     release = asyncio.Event()
     ran: list[bytes] = []
@@ -366,7 +342,7 @@ async def test_a_waiter_that_gives_up_withdraws_its_queued_request(
             await release.wait()
         return request.data
 
-    endpoint = await served(nats_client, handler, name="withdraw", max_concurrency=1)
+    endpoint = await serve(handler, name="withdraw", max_concurrency=1)
     before = metric("switchboard_endpoint_cancelled_total", endpoint="withdraw")
     hold = asyncio.create_task(
         requester.request("svc.test", b"hold", correlation_id="c-hold", timeout=30)
@@ -398,11 +374,10 @@ async def test_a_waiter_that_gives_up_withdraws_its_queued_request(
         await asyncio.gather(hold, return_exceptions=True)
     await eventually(lambda: endpoint.in_flight == 0)
     assert ran == [b"hold"]  # the withdrawn request never ran
-    await endpoint.stop()
 
 
 async def test_a_conversation_cancel_answers_its_queued_requests(
-    nats_client: NATS, requester: Requester
+    nats_client: NATS, requester: Requester, serve: Serve
 ) -> None:
     release = asyncio.Event()
     ran: list[bytes] = []
@@ -412,7 +387,7 @@ async def test_a_conversation_cancel_answers_its_queued_requests(
         await release.wait()
         return request.data
 
-    endpoint = await served(nats_client, handler, max_concurrency=1)
+    endpoint = await serve(handler, max_concurrency=1)
     hold = asyncio.create_task(
         requester.request("svc.test", b"hold", correlation_id="conv-other-1", timeout=30)
     )
@@ -438,17 +413,16 @@ async def test_a_conversation_cancel_answers_its_queued_requests(
         await asyncio.gather(hold, *queued, return_exceptions=True)
     await eventually(lambda: endpoint.in_flight == 0)
     assert ran == [b"hold"]
-    await endpoint.stop()
 
 
 async def test_stop_finishes_in_flight_work_and_fails_the_rest(
-    nats_client: NATS, requester: Requester
+    requester: Requester, serve: Serve
 ) -> None:
     async def handler(request: Request) -> bytes:
         await asyncio.sleep(float(request.data))
         return b"finished " + request.data
 
-    endpoint = await served(nats_client, handler, name="stopping")
+    endpoint = await serve(handler, name="stopping")
     quick = asyncio.create_task(
         requester.request("svc.test", b"0.2", correlation_id="c-quick", timeout=30)
     )
@@ -472,27 +446,25 @@ async def test_stop_finishes_in_flight_work_and_fails_the_rest(
     assert (await requester.request("svc.test", b"0", correlation_id="c-re", timeout=5)).data == (
         b"finished 0"
     )
-    await endpoint.stop()
 
 
-async def test_stats_count_requests_and_errors(nats_client: NATS, requester: Requester) -> None:
+async def test_stats_count_requests_and_errors(requester: Requester, serve: Serve) -> None:
     async def handler(request: Request) -> bytes:
         if request.data == b"fail":
             raise AgentError("no")
         return b"yes"
 
-    endpoint = await served(nats_client, handler)
+    endpoint = await serve(handler)
     await requester.request("svc.test", b"ok", correlation_id="c", timeout=5)
     with pytest.raises(RemoteError):
         await requester.request("svc.test", b"fail", correlation_id="c", timeout=5)
     assert (endpoint.stats.num_requests, endpoint.stats.num_errors) == (2, 1)
     assert endpoint.stats.last_error == "no"
     assert endpoint.stats.processing_time_ns > 0
-    await endpoint.stop()
 
 
 async def test_progress_is_sent_only_to_requesters_that_want_it(
-    nats_client: NATS, requester: Requester
+    requester: Requester, serve: Serve
 ) -> None:
     sent: list[bool] = []
 
@@ -500,13 +472,12 @@ async def test_progress_is_sent_only_to_requesters_that_want_it(
         sent.append(await request.progress(b"halfway"))
         return b"done"
 
-    endpoint = await served(nats_client, handler)
+    await serve(handler)
     await requester.request("svc.test", b"", correlation_id="c", timeout=5)
     async with requester.stream("svc.test", b"", correlation_id="c", timeout=5) as replies:
         got = [m.data async for m in replies]
     assert sent == [False, True]
     assert got == [b"halfway", b"done"]
-    await endpoint.stop()
 
 
 async def test_shutting_down_requester_raises_clear_error(nats_client: NATS) -> None:
@@ -514,4 +485,23 @@ async def test_shutting_down_requester_raises_clear_error(nats_client: NATS) -> 
     await requester.start()
     await requester.close()
     with pytest.raises(ShuttingDownError, match="shutting down"):
+        await requester.request("svc.test", b"", correlation_id="c", timeout=5)
+
+
+async def test_an_endpoint_served_for_a_block_is_stopped_when_an_assert_in_it_fails(
+    nats_client: NATS, requester: Requester
+) -> None:
+    served_here: list[Endpoint] = []
+
+    async def failing_test() -> None:
+        async with served(nats_client, upper, subject="svc.test", name="test") as endpoint:
+            served_here.append(endpoint)
+            reply = await requester.request("svc.test", b"up", correlation_id="c", timeout=5)
+            assert reply.data == b"UP"
+            raise AssertionError("a failing test")
+
+    with pytest.raises(AssertionError, match="a failing test"):
+        await failing_test()
+    assert [endpoint.running for endpoint in served_here] == [False]
+    with pytest.raises(NoRespondersError):
         await requester.request("svc.test", b"", correlation_id="c", timeout=5)
