@@ -1,11 +1,12 @@
 """One Switchboard process: its NATS connection, its components, health endpoint and signals.
 
-Start order: connect to NATS, start the requester (replies must be routable
-before anything sends), start the components (endpoints last, so work only
-arrives once everything it needs runs), then the health endpoint reports
-ready. Shutdown (SIGTERM or Ctrl-C) reverses it: components stop taking work
-and finish in-flight work within ``shutdown_grace``, the requester fails what
-is still pending, the NATS connection drains, and the process exits 0.
+Start order: connect to NATS, start the requester if a component sends
+requests (replies must be routable before anything sends), start the
+components (endpoints last, so work only arrives once everything it needs
+runs), then the health endpoint reports ready. Shutdown (SIGTERM or Ctrl-C)
+reverses it: components stop taking work and finish in-flight work within
+``shutdown_grace``, the requester fails what is still pending, the NATS
+connection drains, and the process exits 0.
 """
 
 from __future__ import annotations
@@ -157,8 +158,20 @@ class Runtime:
 
     @property
     def requester(self) -> Requester:
-        """The process's one Requester (created on first use, started with the runtime)."""
+        """The process's one Requester, for the components that send requests.
+
+        Ask for it while wiring, before :meth:`start`, which starts it (and only
+        then: a process that sends nothing has no inbox subscription).
+
+        Raises:
+            RuntimeError: asked for the first time after the runtime started.
+        """
         if self._requester is None:
+            if self._started:
+                raise RuntimeError(
+                    "The requester was first asked for after the runtime started: ask for "
+                    "runtime.requester while wiring the components, before start()."
+                )
             self._requester = Requester(
                 self.nc,
                 subjects=self.subjects,
@@ -211,9 +224,13 @@ class Runtime:
     async def start(self) -> None:
         await self.connect()
         PART_INFO.labels(self.part, self.name, VERSION).set(1)
-        # Always started, so ``runtime.requester`` works at any time (agents may call agents).
-        await self.requester.start()
-        self._checks.setdefault("inbox", lambda: self.requester.consumer.running)
+        # Started only when a component asked for it while being wired: a process that sends
+        # no requests (an agent) has no inbox, so it subscribes to none, sends its inbox no
+        # probes, and needs no inbox permission (deploy/nats/auth.conf gives agents none).
+        requester = self._requester
+        if requester is not None:
+            await requester.start()
+            self._checks.setdefault("inbox", lambda: requester.consumer.running)
         for component in self._components:
             await component.start()
         if self._health_enabled:
