@@ -390,14 +390,15 @@ class Endpoint:
             elapsed = time.perf_counter_ns() - started
             self.stats.processing_time_ns += elapsed
             self._duration.observe(elapsed / 1e9)
-        if request.error is None:
+        code = None if request.error is None else request.error.code
+        # Counted by what was sent: an answer too large for NATS went out as a too_large error.
+        code = await self._send(request, data, h.Kind.FINAL, error=code)
+        if code is None:
             self._requests_ok.inc()
-            await self._send(request, data, h.Kind.FINAL)
         else:
             self.stats.num_errors += 1
-            self.stats.last_error = request.error.message
-            ENDPOINT_REQUESTS.labels(self.name, request.error.code).inc()
-            await self._send(request, data, h.Kind.FINAL, error=request.error.code)
+            self.stats.last_error = request.error.message if request.error else code
+            ENDPOINT_REQUESTS.labels(self.name, code).inc()
 
     def _finished(self, task: asyncio.Task[None]) -> None:
         request = self._tasks.pop(task)
@@ -415,9 +416,13 @@ class Endpoint:
 
     async def _send(
         self, request: Request, data: bytes, kind: h.Kind, *, error: str | None = None
-    ) -> None:
+    ) -> str | None:
+        """Send one reply; returns the error code it carried (None: not an error reply).
+
+        A final reply too large for NATS is replaced by a ``too_large`` error reply.
+        """
         if not request.reply:
-            return
+            return error
         hdrs = {h.KIND: kind.value}
         if request.correlation_id is not None:
             hdrs[h.CORRELATION_ID] = request.correlation_id
@@ -435,7 +440,7 @@ class Endpoint:
                 correlation_id=request.correlation_id,
             )
             if kind is not h.Kind.FINAL:
-                return
+                return error
             info = ErrorInfo(
                 ErrorCode.TOO_LARGE,
                 f"The {self.name} worker's answer ({len(data)} bytes, "
@@ -456,6 +461,7 @@ class Endpoint:
                 correlation_id=request.correlation_id,
                 error=type(exc).__name__,
             )
+        return hdrs.get(h.ERROR)
 
     def _error_payload(self, request: Request, info: ErrorInfo) -> bytes:
         """The service's error body; if building it fails, the generic one (never no reply)."""
