@@ -49,13 +49,21 @@ def _settings_parser() -> argparse.ArgumentParser:
     assert isinstance(info, msgspec.inspect.StructType)
     for field in info.fields:
         kind = field.type
+        description = ""
         if isinstance(kind, msgspec.inspect.Metadata):
+            description = (kind.extra_json_schema or {}).get("description", "")
             kind = kind.type
         if isinstance(kind, msgspec.inspect.UnionType):
             kind = next(t for t in kind.types if not isinstance(t, msgspec.inspect.NoneType))
         if isinstance(kind, msgspec.inspect.Metadata):
             kind = kind.type
-        options: dict[str, Any] = {"dest": field.name, "default": None, "metavar": "VALUE"}
+        options: dict[str, Any] = {
+            "dest": field.name,
+            "default": None,
+            "metavar": "VALUE",
+            # argparse formats help with %: a literal percent sign must be doubled
+            "help": f"{description} ({env_name(field.name)})".replace("%", "%%").strip(),
+        }
         if isinstance(kind, msgspec.inspect.IntType):
             options["type"] = int
         elif isinstance(kind, msgspec.inspect.FloatType):
