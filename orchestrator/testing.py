@@ -12,7 +12,7 @@ ms to start); ``nats_client`` a connection to it; ``requester`` a started
 :class:`Requester` on that connection. Outside pytest, ``running_nats()``
 gives the same server as an async context manager.
 
-Requires pytest and pytest-asyncio (the ``dev`` extra).
+Requires pytest and pytest-asyncio: ``pip install 'switchboard-nats[testing]'``.
 """
 
 from __future__ import annotations

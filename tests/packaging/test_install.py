@@ -14,12 +14,14 @@ import sys
 import venv
 from pathlib import Path
 
+import httpx
 import pytest
 from nats.aio.client import Client as NATS
 
 from switchboard.agents import call_agent
 from switchboard.orchestrator.core import NoRespondersError, Requester
 from switchboard.orchestrator.runtime import EmbeddedNatsServer
+from tests.helpers import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -121,4 +123,49 @@ async def test_switchboard_agent_serves_beside_openai_agents(
     finally:
         process.terminate()
         await asyncio.wait_for(process.wait(), 30)
+    assert process.returncode == 0
+
+
+async def test_switchboard_up_runs_from_the_plain_install(venv_with_both: Path) -> None:
+    """The README's first command installs no extra: what it installs runs the whole system."""
+    listed = await asyncio.create_subprocess_exec(
+        str(venv_with_both / "bin" / "python"), "-m", "pip", "list", "--format=freeze",
+        stdout=subprocess.PIPE,
+    )  # fmt: skip
+    shown = (await listed.communicate())[0].decode().lower()
+    for tool in ("pytest", "mypy", "ruff", "playwright", "schemathesis", "hypothesis"):
+        assert f"\n{tool}==" not in f"\n{shown}", f"{tool} came with the plain install"
+    port = free_port()
+    process = await asyncio.create_subprocess_exec(
+        str(venv_with_both / "bin" / "switchboard"),
+        "up",
+        "--port",
+        str(port),
+        env={**os.environ, "SWITCHBOARD_LOG_LEVEL": "warning"},
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        cwd=venv_with_both,
+    )
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as http:
+            for _ in range(600):
+                assert process.returncode is None, await process.stderr.read()  # type: ignore[union-attr]
+                try:
+                    if (await http.get("/readyz")).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                await asyncio.sleep(0.1)
+            else:
+                pytest.fail("switchboard up never became ready")
+            for _ in range(100):  # the orchestrator discovers the agents within seconds
+                answer = (await http.post("/v1/chat", json={"message": "what is 17*23?"})).json()
+                if "391" in answer.get("answer", ""):
+                    break
+                await asyncio.sleep(0.2)
+            assert "391" in answer["answer"], answer
+    finally:
+        process.terminate()
+        await asyncio.wait_for(process.wait(), 60)
     assert process.returncode == 0
