@@ -1,13 +1,34 @@
 """The BFF: Switchboard's HTTP entry point, live progress (SSE) and a small web page."""
 
-from .app import BffState, create_app, metrics_middleware
-from .auth import LOCAL_USER, ApiKeys, AuthRateLimiter, Unauthorized
+from .admission import admit, authenticate
+from .app import create_app
+from .auth import LOCAL_USER, ApiKeys, AuthRateLimiter
+from .context import bind_correlation_id, log_scope
+from .disconnect import ClientGone, until_disconnected
+from .exceptions import exception_handlers
 from .gateway import Gateway
 from .limits import InFlightLimiter, Slot
-from .openapi import ContractJsonRenderPlugin, ContractSwaggerRenderPlugin, contract_schemas
-from .problems import PROBLEM_MEDIA_TYPE, Problem, problem, status_for
+from .middleware import metrics_middleware
+from .openapi import (
+    ContractJsonRenderPlugin,
+    ContractSwaggerRenderPlugin,
+    contract_schemas,
+    openapi_config,
+)
+from .problems import (
+    PROBLEM_MEDIA_TYPE,
+    Problem,
+    client_gone,
+    problem,
+    problem_for,
+    problem_for_status,
+    problem_responses,
+    ready_status,
+    status_for,
+)
 from .process import build_bff, is_loopback, run_bff, trusted_proxies
 from .schemas import ChatRequest
+from .state import BffState
 
 __all__ = [
     "LOCAL_USER",
@@ -16,20 +37,32 @@ __all__ = [
     "AuthRateLimiter",
     "BffState",
     "ChatRequest",
+    "ClientGone",
     "ContractJsonRenderPlugin",
     "ContractSwaggerRenderPlugin",
     "Gateway",
     "InFlightLimiter",
     "Problem",
     "Slot",
-    "Unauthorized",
+    "admit",
+    "authenticate",
+    "bind_correlation_id",
     "build_bff",
+    "client_gone",
     "contract_schemas",
     "create_app",
+    "exception_handlers",
     "is_loopback",
+    "log_scope",
     "metrics_middleware",
+    "openapi_config",
     "problem",
+    "problem_for",
+    "problem_for_status",
+    "problem_responses",
+    "ready_status",
     "run_bff",
     "status_for",
     "trusted_proxies",
+    "until_disconnected",
 ]

@@ -23,15 +23,18 @@ import hashlib
 import time
 from pathlib import Path
 
-from switchboard.orchestrator import ConfigurationError, Settings, is_safe_token
+from switchboard.orchestrator import (
+    ConfigurationError,
+    OverloadedError,
+    OverloadScope,
+    Settings,
+    UnauthorizedError,
+    is_safe_token,
+)
 
-__all__ = ["LOCAL_USER", "ApiKeys", "AuthRateLimiter", "Unauthorized"]
+__all__ = ["LOCAL_USER", "ApiKeys", "AuthRateLimiter"]
 
 LOCAL_USER = "local"
-
-
-class Unauthorized(Exception):
-    """No valid credential was presented (the BFF answers 401)."""
 
 
 def _digest(key: str) -> bytes:
@@ -135,18 +138,18 @@ class ApiKeys:
         """The user id for an ``Authorization: Bearer <key>`` header.
 
         Raises:
-            Unauthorized: missing, malformed or unknown key.
+            UnauthorizedError: missing, malformed or unknown key.
         """
         if not self.enabled:
             return LOCAL_USER
         if not authorization:
-            raise Unauthorized("An API key is required: send 'Authorization: Bearer <key>'.")
+            raise UnauthorizedError("An API key is required: send 'Authorization: Bearer <key>'.")
         scheme, _, key = authorization.partition(" ")
         if scheme.lower() != "bearer" or not key.strip():
-            raise Unauthorized("Use 'Authorization: Bearer <key>'.")
+            raise UnauthorizedError("Use 'Authorization: Bearer <key>'.")
         user = self._digests.get(_digest(key.strip()))
         if user is None:
-            raise Unauthorized("The API key is not valid.")
+            raise UnauthorizedError("The API key is not valid.")
         return user
 
     def __repr__(self) -> str:  # never the keys
@@ -175,7 +178,23 @@ class AuthRateLimiter:
             return 0.0
         return max(0.0, times[0] + self.window - time.monotonic())
 
+    def check(self, client: str) -> None:
+        """Refuse ``client`` while it is blocked.
+
+        Raises:
+            OverloadedError: too many failures from ``client`` (scope ``CLIENT``,
+                ``retry_after`` the seconds until it may try again).
+        """
+        wait = self.blocked(client)
+        if wait > 0:
+            raise OverloadedError(
+                "Too many failed authentications from this address; wait and retry.",
+                scope=OverloadScope.CLIENT,
+                retry_after=wait,
+            )
+
     def failed(self, client: str) -> None:
+        """Count one failed authentication from ``client``."""
         times = self._recent(client)
         times.append(time.monotonic())
         self._failures[client] = times[-self.max_failures :]

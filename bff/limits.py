@@ -9,7 +9,7 @@ from __future__ import annotations
 import collections
 from collections.abc import Iterable
 
-from switchboard.orchestrator import OverloadedError
+from switchboard.orchestrator import OverloadedError, OverloadScope
 from switchboard.orchestrator.metrics import HTTP_IN_FLIGHT
 
 __all__ = ["InFlightLimiter", "Slot"]
@@ -31,15 +31,18 @@ class InFlightLimiter:
         """Take a slot for ``user``; give it back with :meth:`Slot.release`.
 
         Raises:
-            OverloadedError: the user or the instance is at its limit.
+            OverloadedError: the user (scope ``USER``) or the instance (scope
+                ``INSTANCE``) is at its limit.
         """
         if self._by_user[user] >= self.per_user:
             raise OverloadedError(
-                f"You already have {self.per_user} requests in flight; wait for one to finish."
+                f"You already have {self.per_user} requests in flight; wait for one to finish.",
+                scope=OverloadScope.USER,
             )
         if self._count >= self.total:
             raise OverloadedError(
-                f"This server is at capacity ({self.total} requests in flight); retry shortly."
+                f"This server is at capacity ({self.total} requests in flight); retry shortly.",
+                scope=OverloadScope.INSTANCE,
             )
         self._by_user[user] += 1
         self._count += 1

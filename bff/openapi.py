@@ -13,11 +13,20 @@ from typing import Any
 
 import msgspec
 from litestar import Request
+from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin, SwaggerRenderPlugin
+from litestar.openapi.spec import Components, SecurityScheme
 
 from .schemas import ChatRequest
 
-__all__ = ["ContractJsonRenderPlugin", "ContractSwaggerRenderPlugin", "contract_schemas"]
+__all__ = [
+    "ContractJsonRenderPlugin",
+    "ContractSwaggerRenderPlugin",
+    "contract_schemas",
+    "openapi_config",
+]
+
+FAVICON = "<link rel='icon' type='image/svg+xml' href='/static/favicon.svg'>"
 
 #: Types whose OpenAPI components come from msgspec (request bodies: they must be exact).
 CONTRACT_TYPES: tuple[type[msgspec.Struct], ...] = (ChatRequest,)
@@ -45,3 +54,33 @@ class ContractJsonRenderPlugin(JsonRenderPlugin):
 class ContractSwaggerRenderPlugin(SwaggerRenderPlugin):
     def render(self, request: Request[Any, Any, Any], openapi_schema: dict[str, Any]) -> bytes:
         return super().render(request, _patched(openapi_schema))
+
+
+def openapi_config(*, version: str, secured: bool) -> OpenAPIConfig:
+    """The document at ``/docs/openapi.json`` and its Swagger UI at ``/docs``, whose
+    assets are served locally (``/docs-assets``: the docs work offline). ``secured``:
+    every operation needs the bearer API key."""
+    return OpenAPIConfig(
+        title="Switchboard",
+        version=version,
+        description="Correlation-routed multi-agent orchestration over NATS.",
+        path="/docs",
+        render_plugins=[
+            ContractSwaggerRenderPlugin(
+                path="/",
+                favicon=FAVICON,
+                js_url="/docs-assets/swagger-ui-bundle.js",
+                css_url="/docs-assets/swagger-ui.css",
+                standalone_preset_js_url="/docs-assets/swagger-ui-standalone-preset.js",
+            ),
+            ContractJsonRenderPlugin(path="/openapi.json"),
+        ],
+        components=Components(
+            security_schemes={
+                "bearer": SecurityScheme(
+                    type="http", scheme="bearer", description="API key (none in local mode)"
+                ),
+            }
+        ),
+        security=[{"bearer": []}] if secured else None,
+    )

@@ -8,10 +8,12 @@ import structlog
 
 from switchboard.orchestrator import ConfigurationError, HttpServer, Runtime, Settings
 
-from .app import BffState, create_app, metrics_middleware
+from .app import create_app
 from .auth import LOCAL_USER, ApiKeys, AuthRateLimiter
 from .gateway import Gateway
 from .limits import InFlightLimiter
+from .middleware import metrics_middleware
+from .state import BffState
 
 __all__ = ["build_bff", "is_loopback", "run_bff", "trusted_proxies"]
 

@@ -59,6 +59,7 @@ from .errors import (
     LLMError,
     NoRespondersError,
     OverloadedError,
+    OverloadScope,
     PayloadTooLargeError,
     PlanError,
     RemoteError,
@@ -67,6 +68,7 @@ from .errors import (
     ShuttingDownError,
     SwitchboardError,
     TimeoutPhase,
+    UnauthorizedError,
 )
 from .headers import Kind
 from .kv import KVBucket, Revision
@@ -115,6 +117,7 @@ __all__ = [
     "LLMError",
     "Middleware",
     "NoRespondersError",
+    "OverloadScope",
     "OverloadedError",
     "PayloadTooLargeError",
     "PendingInfo",
@@ -141,6 +144,7 @@ __all__ = [
     "Subjects",
     "SwitchboardError",
     "TimeoutPhase",
+    "UnauthorizedError",
     "Usage",
     "UserId",
     "agent_metadata",

@@ -6,12 +6,13 @@ replies and in HTTP problem bodies::
 
     SwitchboardError                    internal
     ├── ConfigurationError              internal
+    ├── UnauthorizedError               unauthorized  (no valid credential)
     ├── DecodeError                     bad_request   (.path: msgspec's ``$.path``)
     │   └── PayloadTooLargeError        too_large
     ├── RequestError                    (.subject, .correlation_id)
     │   ├── RequestTimeoutError         timeout       (also the builtin TimeoutError)
     │   ├── NoRespondersError           no_responders
-    │   ├── OverloadedError             overloaded
+    │   ├── OverloadedError             overloaded    (.scope: whose bound; .retry_after)
     │   ├── ShuttingDownError           shutting_down
     │   ├── ConnectionClosedError       internal
     │   └── RemoteError                 the code the remote side sent
@@ -39,6 +40,7 @@ __all__ = [
     "ErrorCode",
     "LLMError",
     "NoRespondersError",
+    "OverloadScope",
     "OverloadedError",
     "PayloadTooLargeError",
     "PlanError",
@@ -48,6 +50,7 @@ __all__ = [
     "ShuttingDownError",
     "SwitchboardError",
     "TimeoutPhase",
+    "UnauthorizedError",
 ]
 
 
@@ -98,6 +101,12 @@ class SwitchboardError(Exception):
 
 class ConfigurationError(SwitchboardError):
     """A setting, flag or environment variable has a value that cannot work."""
+
+
+class UnauthorizedError(SwitchboardError):
+    """No valid credential was presented: missing, malformed or unknown (HTTP 401)."""
+
+    code = ErrorCode.UNAUTHORIZED
 
 
 class DecodeError(SwitchboardError):
@@ -181,10 +190,40 @@ class NoRespondersError(RequestError):
     code = ErrorCode.NO_RESPONDERS
 
 
+class OverloadScope(enum.StrEnum):
+    """Whose bound an :class:`OverloadedError` hit: it says who may retry, and when."""
+
+    #: This process as a whole, every caller together (pending requests, in-flight
+    #: requests, a full outbound buffer): anyone may succeed a little later.
+    INSTANCE = "instance"
+    #: One user's share: that user must wait for one of their own requests to finish.
+    USER = "user"
+    #: One client address (too many failed authentications): it waits ``retry_after``.
+    CLIENT = "client"
+
+
 class OverloadedError(RequestError):
-    """A bound was reached (pending requests, in-flight work); retry later."""
+    """A bound was reached (pending requests, in-flight work); retry later.
+
+    ``scope`` says whose bound it was, for a reader to act on (a metric's
+    label, an HTTP answer) without parsing the message; ``retry_after`` is
+    the seconds until a retry may succeed, when the bound knows it.
+    """
 
     code = ErrorCode.OVERLOADED
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        subject: str | None = None,
+        correlation_id: str | None = None,
+        scope: OverloadScope = OverloadScope.INSTANCE,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message, subject=subject, correlation_id=correlation_id)
+        self.scope = scope
+        self.retry_after = retry_after
 
 
 class ShuttingDownError(RequestError):

@@ -214,11 +214,14 @@ async def test_the_instance_limit_applies_across_users(nats_url: str) -> None:
             for i in range(2)
         ]
         await eventually(lambda: metric("switchboard_http_in_flight") >= 2)
+        before = metric("switchboard_http_rejected_total", reason="instance_limit")
         r = await http.post(
             "/v1/chat", json={"message": "what is 1+1"}, headers=bearer("key-u3-0123456789abc")
         )
         assert r.status_code == 429
+        assert r.headers["retry-after"] == "1"
         assert "capacity" in r.json()["detail"]
+        assert metric("switchboard_http_rejected_total", reason="instance_limit") == before + 1
         await asyncio.gather(*slow)
 
 

@@ -1,11 +1,11 @@
-"""The in-flight limiter: per-user and per-instance bounds, and slots given back once."""
+"""The in-flight and failed-login limiters: their bounds, their scopes, slots given back once."""
 
 from __future__ import annotations
 
 import pytest
 
-from switchboard.bff import InFlightLimiter
-from switchboard.orchestrator import OverloadedError
+from switchboard.bff import AuthRateLimiter, InFlightLimiter
+from switchboard.orchestrator import OverloadedError, OverloadScope
 
 
 def test_a_slot_is_given_back_once_however_often_it_is_released() -> None:
@@ -31,3 +31,28 @@ def test_the_instance_bound_counts_every_user() -> None:
     limiter.acquire("carol").release()
     slots[0].release()
     assert limiter.in_flight == 0
+
+
+def test_each_bound_says_its_scope() -> None:
+    limiter = InFlightLimiter(per_user=1, total=2)
+    limiter.acquire("alice")
+    with pytest.raises(OverloadedError) as mine:
+        limiter.acquire("alice")
+    assert mine.value.scope is OverloadScope.USER
+    limiter.acquire("bob")
+    with pytest.raises(OverloadedError) as everyone:
+        limiter.acquire("carol")
+    assert everyone.value.scope is OverloadScope.INSTANCE
+    assert mine.value.retry_after is everyone.value.retry_after is None
+
+
+def test_a_client_that_failed_too_often_is_refused_for_a_while() -> None:
+    limiter = AuthRateLimiter(max_failures=2, window=30)
+    limiter.check("10.0.0.1")  # not blocked
+    limiter.failed("10.0.0.1")
+    limiter.failed("10.0.0.1")
+    with pytest.raises(OverloadedError) as caught:
+        limiter.check("10.0.0.1")
+    assert caught.value.scope is OverloadScope.CLIENT
+    assert caught.value.retry_after is not None and 29 < caught.value.retry_after <= 30
+    limiter.check("10.0.0.2")  # another address is not

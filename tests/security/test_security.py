@@ -125,9 +125,10 @@ async def calculator_answers(settings: Settings, name: str) -> AsyncIterator[Run
     async with agents_running(settings, builtin_agents()["calculator"]):
         runtime = Runtime(settings, part="test", name=name, health=False, configure_logs=False)
         await runtime.connect()
+        requester = runtime.requester  # wired before start: the runtime starts it
         await runtime.start()
         try:
-            msg = await runtime.requester.request(
+            msg = await requester.request(
                 "ai.agents.calculator",
                 b'{"correlation_id":"c","task_id":"s1","agent":"calculator","instruction":"6*7"}',
                 correlation_id="c",

@@ -1,0 +1,44 @@
+"""For operators and probes: ``/healthz``, ``/readyz``, ``/metrics``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Response, get
+from litestar.di import NamedDependency
+from litestar.openapi.datastructures import ResponseSpec
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from ..problems import NOT_READY, ready_status
+from ..state import BffState
+
+__all__ = ["healthz", "metrics", "readyz"]
+
+
+@get("/healthz", summary="Alive", tags=["operations"], include_in_schema=True)
+async def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@get(
+    "/readyz",
+    summary="Connected to NATS and serving",
+    tags=["operations"],
+    responses={
+        NOT_READY: ResponseSpec(
+            data_container=dict[str, Any], description="Not ready (see checks)."
+        )
+    },
+)
+async def readyz(bff: NamedDependency[BffState]) -> Response[dict[str, Any]]:
+    checks = bff.ready()
+    ready = all(checks.values())
+    return Response(
+        {"status": "ready" if ready else "not ready", "checks": checks},
+        status_code=ready_status(ready),
+    )
+
+
+@get("/metrics", summary="Prometheus metrics", tags=["operations"], media_type=CONTENT_TYPE_LATEST)
+async def metrics() -> Response[bytes]:
+    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
