@@ -87,7 +87,9 @@ from .core import (
 )
 from .llm import LLM, ChatMessage, Completion, LocalLLM, OpenAIProvider, make_llm
 from .runtime import (
+    ENV_SUPERVISOR,
     GC_THRESHOLDS,
+    ChildProcess,
     Component,
     EmbeddedNatsServer,
     HealthServer,
@@ -99,7 +101,10 @@ from .runtime import (
     bind_socket,
     configure_logging,
     find_nats_server,
+    free_port,
     get_logger,
+    http_get,
+    http_request,
     load_settings,
     nats_options,
     run_main,
@@ -110,6 +115,7 @@ from .service import OrchestratorService
 
 __all__ = [
     "DEFAULT_MAX_PAYLOAD",
+    "ENV_SUPERVISOR",
     "GC_THRESHOLDS",
     "LLM",
     "MAX_MESSAGE_CHARS",
@@ -122,6 +128,7 @@ __all__ = [
     "AgentResult",
     "AgentTask",
     "ChatMessage",
+    "ChildProcess",
     "Completion",
     "Component",
     "ConfigurationError",
@@ -199,8 +206,11 @@ __all__ = [
     "discover",
     "encode",
     "find_nats_server",
+    "free_port",
     "get_logger",
     "headers",
+    "http_get",
+    "http_request",
     "is_permission_error",
     "is_safe_token",
     "load_settings",

@@ -25,7 +25,6 @@ import signal
 import sys
 import tempfile
 import time
-import urllib.parse
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +32,7 @@ from typing import Any
 
 from ..core.errors import ConfigurationError
 from ..runtime.embedded import EmbeddedNatsServer
+from ..runtime.httpclient import http_get, http_request
 from ..runtime.supervisor import free_port
 
 __all__ = [
@@ -210,49 +210,6 @@ def limits_env(concurrency: int) -> dict[str, str]:
 
 
 # -- HTTP, /proc, /metrics ----------------------------------------------------------------------
-
-
-async def http_request(
-    url: str,
-    *,
-    method: str = "GET",
-    body: bytes = b"",
-    headers: Mapping[str, str] | None = None,
-    timeout: float = 5.0,
-) -> tuple[int, bytes]:
-    """One HTTP/1.0 request (so no chunked body); returns status and body.
-
-    Raises:
-        OSError: cannot connect; TimeoutError: no answer in ``timeout`` s.
-    """
-    parts = urllib.parse.urlsplit(url)
-    host = parts.hostname or "127.0.0.1"
-    port = parts.port or 80
-    path = parts.path or "/"
-    lines = [f"{method} {path} HTTP/1.0", f"Host: {host}:{port}"]
-    lines += [f"{k}: {v}" for k, v in (headers or {}).items()]
-    if body or method != "GET":
-        lines.append(f"Content-Length: {len(body)}")
-    request = ("\r\n".join(lines) + "\r\n\r\n").encode() + body
-    async with asyncio.timeout(timeout):
-        reader, writer = await asyncio.open_connection(host, port)
-        try:
-            writer.write(request)
-            await writer.drain()
-            data = await reader.read()
-        finally:
-            writer.close()
-            with contextlib.suppress(OSError):
-                await writer.wait_closed()
-    head, _, payload = data.partition(b"\r\n\r\n")
-    status_line = head.split(b"\r\n", 1)[0].split()
-    status = int(status_line[1]) if len(status_line) > 1 else 0
-    return status, payload
-
-
-async def http_get(url: str, *, timeout: float = 5.0) -> tuple[int, bytes]:
-    """GET ``url``; returns status and body."""
-    return await http_request(url, timeout=timeout)
 
 
 async def rss_mb(pid: int) -> float:
