@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import sys
 import time
 from pathlib import Path
 
@@ -13,6 +14,7 @@ import pytest
 from switchboard.orchestrator import EmbeddedNatsServer
 from switchboard.orchestrator.core.errors import ConfigurationError
 from switchboard.orchestrator.runtime import ChildProcess, free_port, http_get
+from tests.helpers import eventually
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -142,3 +144,36 @@ async def test_a_child_exited_by_itself_is_restarted_by_start(tmp_path: Path) ->
         assert child.lines == ["ready"]
     assert gone(first)
     assert gone(child.pid)
+
+
+#: A parent that starts a calculator part watching it, prints the part's pid, then waits.
+PARENT = """
+import asyncio, sys
+from switchboard.orchestrator.runtime import ChildProcess
+
+async def main():
+    child = ChildProcess("calculator", ["agent", "calculator"], watch_parent=True)
+    await child.start()
+    print(child.pid, flush=True)
+    await asyncio.sleep(600)
+
+asyncio.run(main())
+"""
+
+
+async def test_a_child_that_watches_its_parent_stops_when_the_parent_is_killed(
+    nats_server: EmbeddedNatsServer,
+) -> None:
+    env = {**os.environ, "SWITCHBOARD_NATS_URL": nats_server.url, "SWITCHBOARD_METRICS_PORT": "0"}
+    parent = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", PARENT, env=env, stdout=asyncio.subprocess.PIPE
+    )
+    try:
+        assert parent.stdout is not None
+        async with asyncio.timeout(30):
+            part = int(await parent.stdout.readline())
+    finally:
+        parent.kill()  # no chance to stop its child: only the child's own watch can
+        await parent.wait()
+    # It looks every second, then shuts down within its grace (10 s by default).
+    await eventually(lambda: gone(part), timeout=20, interval=0.1)
