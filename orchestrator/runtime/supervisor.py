@@ -7,9 +7,9 @@ is ready, and prints where everything is. A part that exits unexpectedly is
 restarted (with backoff). Ctrl-C or SIGTERM shuts down in dependency order --
 BFF, orchestrator, agents, NATS -- each with its grace period, and exits 0.
 
-Children run in their own session (Ctrl-C in a terminal reaches only the
-supervisor, which stops them in order) and watch the supervisor's pid, so
-they never outlive it.
+Each part is a :class:`~.child.ChildProcess`: it runs in its own session
+(Ctrl-C in a terminal reaches only the supervisor, which stops the parts in
+order) and watches the supervisor's pid, so it never outlives it.
 """
 
 from __future__ import annotations
@@ -203,8 +203,9 @@ class Supervisor:
         try:
             await asyncio.wait({ready, stopping}, return_when=asyncio.FIRST_COMPLETED)
         finally:
+            stopping.cancel()  # asked first: stop_task(ready) may re-raise our own cancellation
+            await stop_task(ready)  # when done, its error (not ready) is raised here
             await stop_task(stopping)
-            await stop_task(ready)  # done: its error, if any, is raised here
 
     def _announce(self, nats_url: str) -> None:
         web = f"http://{self._display_host()}:{self.port}"
