@@ -6,8 +6,8 @@
 - ``orchestrator.engine``, ``orchestrator.llm``, ``orchestrator.service``: the
   conversation engine (planner, DAG executor, aggregator, history) and LLM
   providers.
-- ``orchestrator.runtime``: settings, logging, health and metrics server, the
-  embedded nats-server and the ``switchboard up`` supervisor.
+- ``orchestrator.runtime``: settings, logging, health and metrics server, child
+  processes, the embedded nats-server and the ``switchboard up`` supervisor.
 - ``orchestrator.bench``: ``switchboard bench``.
 
 Every public name is re-exported here and listed in ``__init__.pyi``. They are

@@ -89,8 +89,10 @@ from .core import (
 )
 from .llm import LLM, ChatMessage, Completion, LocalLLM, OpenAIProvider, make_llm
 from .runtime import (
+    ENV_SUPERVISOR,
     GC_THRESHOLDS,
     VERSION,
+    ChildProcess,
     Component,
     EmbeddedNatsServer,
     HealthServer,
@@ -102,7 +104,10 @@ from .runtime import (
     bind_socket,
     configure_logging,
     find_nats_server,
+    free_port,
     get_logger,
+    http_get,
+    http_request,
     load_settings,
     nats_options,
     run_main,
@@ -113,6 +118,7 @@ from .service import OrchestratorService
 
 __all__ = [
     "DEFAULT_MAX_PAYLOAD",
+    "ENV_SUPERVISOR",
     "GC_THRESHOLDS",
     "LLM",
     "MAX_MESSAGE_CHARS",
@@ -126,6 +132,7 @@ __all__ = [
     "AgentResult",
     "AgentTask",
     "ChatMessage",
+    "ChildProcess",
     "Completion",
     "Component",
     "ConfigurationError",
@@ -205,8 +212,11 @@ __all__ = [
     "discover",
     "encode",
     "find_nats_server",
+    "free_port",
     "get_logger",
     "headers",
+    "http_get",
+    "http_request",
     "is_permission_error",
     "is_safe_token",
     "load_settings",

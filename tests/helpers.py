@@ -1,10 +1,9 @@
-"""Small helpers for tests: reading metrics, waiting for a condition, a free port, an endpoint."""
+"""Small helpers for tests: reading metrics, waiting for a condition, an endpoint."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
 import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -30,13 +29,6 @@ async def eventually(
         if time.monotonic() > give_up:
             raise AssertionError(f"condition not met within {timeout}s: {check}")
         await asyncio.sleep(interval)
-
-
-def free_port() -> int:
-    """A TCP port free on loopback right now (for processes that need a fixed port)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @contextlib.asynccontextmanager

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import sys
 from collections.abc import AsyncIterator
+
+from ..runtime.child import ChildProcess
 
 __all__ = ["python_process"]
 
@@ -13,32 +13,22 @@ __all__ = ["python_process"]
 @contextlib.asynccontextmanager
 async def python_process(
     module: str, *args: str, ready_timeout: float = 30.0
-) -> AsyncIterator[asyncio.subprocess.Process]:
-    """Run ``python -m module args...``; yield once it printed a line "ready"."""
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
+) -> AsyncIterator[ChildProcess]:
+    """Run ``python -m module args...``; yield once it printed a line "ready".
+
+    Stopped with SIGTERM, then SIGKILL after 10 s.
+
+    Raises:
+        ConfigurationError: it exited first, or printed no "ready" in ``ready_timeout`` s.
+    """
+    child = ChildProcess(
         module,
-        *args,
-        stdout=asyncio.subprocess.PIPE,
-        stdin=asyncio.subprocess.DEVNULL,
+        args,
+        module=module,
+        pipe=True,
+        ready_line=r"^\s*ready\s*$",
+        ready_timeout=ready_timeout,
+        grace=10.0,
     )
-    try:
-        assert proc.stdout is not None
-        async with asyncio.timeout(ready_timeout):
-            while True:
-                line = await proc.stdout.readline()
-                if not line:
-                    raise RuntimeError(f"{module} exited before it was ready")
-                if line.strip() == b"ready":
-                    break
-        yield proc
-    finally:
-        if proc.returncode is None:
-            proc.terminate()
-            try:
-                async with asyncio.timeout(10):
-                    await proc.wait()
-            except TimeoutError:
-                proc.kill()
-                await proc.wait()
+    async with child:
+        yield child

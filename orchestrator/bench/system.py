@@ -7,11 +7,12 @@ MODULE:ATTR``, ``python -m switchboard up``), configured through
 that waits until the part is ready and stops it (SIGTERM, then SIGKILL) on
 the way out -- on success, on error and on Ctrl-C (the bench task is
 cancelled, every ``finally`` runs). Parts started directly also watch the
-bench's pid (``SWITCHBOARD_SUPERVISOR_PID``), so even a bench killed with
-SIGKILL leaves nothing running.
+bench's pid (``runtime.child.ENV_SUPERVISOR``), so even a bench killed with
+SIGKILL leaves nothing running. How a child is started, awaited and stopped
+is ``runtime.child.ChildProcess``, shared with ``switchboard up`` and the tests.
 
-Also here: a tiny HTTP GET (``/readyz``, ``/metrics``), reading a process's
-RSS from ``/proc`` and the pending gauges from its ``/metrics``.
+Also here: reading a process's RSS from ``/proc`` and the pending gauges
+from its ``/metrics`` (over ``runtime.httpclient``, re-exported here).
 """
 
 from __future__ import annotations
@@ -25,15 +26,15 @@ import signal
 import sys
 import tempfile
 import time
-import urllib.parse
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..core.errors import ConfigurationError
+from ..runtime.child import ChildProcess, free_port
 from ..runtime.embedded import EmbeddedNatsServer
-from ..runtime.supervisor import free_port
+from ..runtime.httpclient import http_get, http_request
+from ..runtime.supervisor import BANNER_END, Banner
 
 __all__ = [
     "PENDING_GAUGES",
@@ -181,7 +182,7 @@ async def together(
 
 
 def child_env(nats_url: str, extra: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The environment of a part: this one, NATS URL, offline LLM, JSON logs, parent watch."""
+    """The environment of a part: this one, NATS URL, offline LLM, JSON logs."""
     env = dict(os.environ)
     env.update(
         {
@@ -190,7 +191,6 @@ def child_env(nats_url: str, extra: Mapping[str, str] | None = None) -> dict[str
             "SWITCHBOARD_LLM_PROVIDER": "local",
             "SWITCHBOARD_LOG_FORMAT": "json",
             "SWITCHBOARD_SHUTDOWN_GRACE": "5",
-            "SWITCHBOARD_SUPERVISOR_PID": str(os.getpid()),
             "PYTHONUNBUFFERED": "1",
         }
     )
@@ -210,49 +210,6 @@ def limits_env(concurrency: int) -> dict[str, str]:
 
 
 # -- HTTP, /proc, /metrics ----------------------------------------------------------------------
-
-
-async def http_request(
-    url: str,
-    *,
-    method: str = "GET",
-    body: bytes = b"",
-    headers: Mapping[str, str] | None = None,
-    timeout: float = 5.0,
-) -> tuple[int, bytes]:
-    """One HTTP/1.0 request (so no chunked body); returns status and body.
-
-    Raises:
-        OSError: cannot connect; TimeoutError: no answer in ``timeout`` s.
-    """
-    parts = urllib.parse.urlsplit(url)
-    host = parts.hostname or "127.0.0.1"
-    port = parts.port or 80
-    path = parts.path or "/"
-    lines = [f"{method} {path} HTTP/1.0", f"Host: {host}:{port}"]
-    lines += [f"{k}: {v}" for k, v in (headers or {}).items()]
-    if body or method != "GET":
-        lines.append(f"Content-Length: {len(body)}")
-    request = ("\r\n".join(lines) + "\r\n\r\n").encode() + body
-    async with asyncio.timeout(timeout):
-        reader, writer = await asyncio.open_connection(host, port)
-        try:
-            writer.write(request)
-            await writer.drain()
-            data = await reader.read()
-        finally:
-            writer.close()
-            with contextlib.suppress(OSError):
-                await writer.wait_closed()
-    head, _, payload = data.partition(b"\r\n\r\n")
-    status_line = head.split(b"\r\n", 1)[0].split()
-    status = int(status_line[1]) if len(status_line) > 1 else 0
-    return status, payload
-
-
-async def http_get(url: str, *, timeout: float = 5.0) -> tuple[int, bytes]:
-    """GET ``url``; returns status and body."""
-    return await http_request(url, timeout=timeout)
 
 
 async def rss_mb(pid: int) -> float:
@@ -319,52 +276,6 @@ class Part:
     log: Path | None = None
 
 
-async def _stop(proc: asyncio.subprocess.Process, sig: int = signal.SIGTERM) -> None:
-    if proc.returncode is not None:
-        return
-    with contextlib.suppress(ProcessLookupError):
-        proc.send_signal(sig)
-    try:
-        async with asyncio.timeout(_STOP_TIMEOUT):
-            await proc.wait()
-    except TimeoutError:
-        with contextlib.suppress(ProcessLookupError):
-            proc.kill()
-        await proc.wait()
-
-
-async def _log_tail(path: Path, lines: int = 30) -> str:
-    def read() -> str:
-        try:
-            return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return ""
-
-    return await asyncio.to_thread(read)
-
-
-async def _wait_ready(
-    proc: asyncio.subprocess.Process, url: str, *, name: str, log: Path, timeout: float
-) -> None:
-    give_up = time.monotonic() + timeout
-    while True:
-        if proc.returncode is not None:
-            raise ConfigurationError(
-                f"The bench's {name} part exited with code {proc.returncode} while starting; "
-                f"its log ends with:\n{await _log_tail(log)}"
-            )
-        with contextlib.suppress(OSError, TimeoutError, ValueError, IndexError):
-            status, _ = await http_get(url, timeout=1.0)
-            if status == 200:
-                return
-        if time.monotonic() > give_up:
-            raise ConfigurationError(
-                f"The bench's {name} part was not ready after {timeout:.0f}s; its log ends "
-                f"with:\n{await _log_tail(log)}"
-            )
-        await asyncio.sleep(0.05)
-
-
 @contextlib.asynccontextmanager
 async def switchboard_part(
     name: str,
@@ -375,43 +286,30 @@ async def switchboard_part(
     env: Mapping[str, str] | None = None,
     ready_timeout: float = 60.0,
 ) -> AsyncIterator[Part]:
-    """``python -m switchboard ARGS`` with its own metrics port; yields once ``/readyz`` is 200."""
+    """``python -m switchboard ARGS`` with its own metrics port; yields once ``/readyz`` is 200.
+
+    Raises:
+        ConfigurationError: it exited while starting, or was not ready in time.
+    """
     port = free_port()
-    log = logs.file(name)
-    full_env = child_env(
-        nats_url,
-        {
-            "SWITCHBOARD_METRICS_HOST": "127.0.0.1",
-            "SWITCHBOARD_METRICS_PORT": str(port),
-            **(env or {}),
-        },
-    )
-    log_file = await asyncio.to_thread(log.open, "ab")
-    try:
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "switchboard",
-            *args,
-            env=full_env,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=log_file,
-            stderr=asyncio.subprocess.STDOUT,
-        )
-    finally:
-        log_file.close()
     base = f"http://127.0.0.1:{port}"
-    try:
-        await _wait_ready(proc, f"{base}/readyz", name=name, log=log, timeout=ready_timeout)
-        yield Part(name=name, pid=proc.pid, metrics_url=f"{base}/metrics", log=log)
-    finally:
-        await _stop(proc)
+    metrics = {"SWITCHBOARD_METRICS_HOST": "127.0.0.1", "SWITCHBOARD_METRICS_PORT": str(port)}
+    child = ChildProcess(
+        name,
+        args,
+        env=child_env(nats_url, {**metrics, **(env or {})}),
+        log=logs.file(name),
+        ready_url=f"{base}/readyz",
+        ready_timeout=ready_timeout,
+        grace=_STOP_TIMEOUT,
+        watch_parent=True,
+    )
+    async with child:
+        assert child.pid is not None
+        yield Part(name=name, pid=child.pid, metrics_url=f"{base}/metrics", log=child.log)
 
 
 # -- switchboard up -----------------------------------------------------------------------------
-
-_BANNER_PART = re.compile(r"^\s+(agents|orchestrator|bff)\s+pid (\d+), metrics (\S+)")
-_BANNER_END = "Press Ctrl-C to stop"
 
 
 @dataclass
@@ -436,69 +334,30 @@ async def switchboard_up(
     """``switchboard up --nats-url URL --agents AGENTS`` on a free port; yields once it is up.
 
     Stopped with SIGINT (what Ctrl-C does: the parts stop in order).
+
+    Raises:
+        ConfigurationError: it exited while starting, or printed no banner in time.
     """
     port = free_port()
-    log = logs.file("up")
-    full_env = child_env(nats_url, env)
-    full_env.pop("SWITCHBOARD_SUPERVISOR_PID", None)  # up sets it for its own children
-    log_file = await asyncio.to_thread(log.open, "ab")
-    try:
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "switchboard",
-            "up",
-            "--nats-url",
-            nats_url,
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--agents",
-            agents,
-            env=full_env,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=log_file,
+    args = ["up", "--nats-url", nats_url, "--host", "127.0.0.1", "--port", str(port)]
+    child = ChildProcess(
+        "switchboard up",
+        [*args, "--agents", agents],
+        env=child_env(nats_url, env),  # up's parts watch up; up watches nobody
+        log=logs.file("up"),
+        pipe=True,
+        ready_line=re.escape(BANNER_END),
+        ready_timeout=ready_timeout,
+        stop_signal=signal.SIGINT,
+        grace=_STOP_TIMEOUT,
+    )
+    async with child:
+        assert child.pid is not None
+        banner = Banner.parse(child.lines)
+        parts = {
+            name: Part(name, pid, banner.metrics[name], child.log)
+            for name, pid in banner.pids.items()
+        }
+        yield UpSystem(
+            url=f"http://127.0.0.1:{port}", pid=child.pid, parts=parts, lines=child.lines
         )
-    finally:
-        log_file.close()
-    system = UpSystem(url=f"http://127.0.0.1:{port}", pid=proc.pid)
-    banner = asyncio.Event()
-    assert proc.stdout is not None
-    stdout = proc.stdout
-
-    async def pump() -> None:  # read the banner, then keep the pipe drained
-        while line := await stdout.readline():
-            text = line.decode(errors="replace").rstrip("\n")
-            system.lines.append(text)
-            match = _BANNER_PART.match(text)
-            if match:
-                name = match.group(1)
-                system.parts[name] = Part(name, int(match.group(2)), match.group(3), log)
-            if _BANNER_END in text:
-                banner.set()
-
-    reader = asyncio.get_running_loop().create_task(pump())
-    try:
-        try:
-            async with asyncio.timeout(ready_timeout):
-                waiter = asyncio.ensure_future(banner.wait())
-                await asyncio.wait({waiter, reader}, return_when=asyncio.FIRST_COMPLETED)
-                waiter.cancel()
-                if not banner.is_set():
-                    raise ConfigurationError(
-                        "switchboard up exited while starting; its log ends with:\n"
-                        + await _log_tail(log)
-                    )
-        except TimeoutError:
-            raise ConfigurationError(
-                f"switchboard up was not up after {ready_timeout:.0f}s; its log ends with:\n"
-                + await _log_tail(log)
-            ) from None
-        yield system
-    finally:
-        await _stop(proc, signal.SIGINT)
-        reader.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await reader

@@ -32,6 +32,7 @@ from ..core.errors import ConfigurationError
 from ..core.metrics import PART_INFO
 from ..core.requester import Requester
 from ..core.subjects import Subjects
+from .child import ENV_SUPERVISOR
 from .health import HealthServer
 from .logs import configure_logging
 from .settings import Settings, env_name, flag_name
@@ -287,7 +288,7 @@ class Runtime:
                 loop.add_signal_handler(sig, self.request_stop)
                 installed.append(sig)
         orphan_watch = None
-        supervisor = os.environ.get("SWITCHBOARD_SUPERVISOR_PID")
+        supervisor = os.environ.get(ENV_SUPERVISOR)
         if supervisor and supervisor.isdigit():
             orphan_watch = loop.create_task(self._watch_supervisor(int(supervisor)))
         try:

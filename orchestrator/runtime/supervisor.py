@@ -7,60 +7,83 @@ is ready, and prints where everything is. A part that exits unexpectedly is
 restarted (with backoff). Ctrl-C or SIGTERM shuts down in dependency order --
 BFF, orchestrator, agents, NATS -- each with its grace period, and exits 0.
 
-Children run in their own session (Ctrl-C in a terminal reaches only the
-supervisor, which stops them in order) and watch the supervisor's pid, so
-they never outlive it.
+Each part is a :class:`~.child.ChildProcess`: it runs in its own session
+(Ctrl-C in a terminal reaches only the supervisor, which stops the parts in
+order) and watches the supervisor's pid, so it never outlives it.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
+import re
 import signal
-import socket
 import sys
 import time
-import urllib.request
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import structlog
 
 from ..core.errors import ConfigurationError
+from ..core.tasks import stop_task
 from ..core.urls import without_credentials
+from .child import ChildProcess, free_port
 from .embedded import EmbeddedNatsServer
 from .httpserver import bind_socket
 from .settings import Settings, env_name
 
-__all__ = ["Part", "Supervisor", "up"]
+__all__ = ["BANNER_END", "Banner", "Part", "Supervisor", "up"]
 
 log = structlog.get_logger("switchboard.supervisor")
 
-ENV_SUPERVISOR = "SWITCHBOARD_SUPERVISOR_PID"
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    with contextlib.closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
+#: How long a part may take to become ready.
+READY_TIMEOUT = 60.0
+#: The banner's last line: ``switchboard up`` prints it once every part is ready.
+BANNER_END = "Press Ctrl-C to stop."
+#: A part's line in the banner (see ``Supervisor._announce``): name, pid, metrics URL.
+_BANNER_PART = re.compile(r"^\s+(agents|orchestrator|bff)\s+pid (\d+), metrics (\S+)")
 
 
 @dataclass
 class Part:
-    """One child process of the system."""
+    """One part of the system: its child process, and where it serves its metrics."""
 
-    name: str
-    args: list[str]
-    health_url: str
+    child: ChildProcess
     metrics_url: str
-    env: dict[str, str] = field(default_factory=dict)
-    process: asyncio.subprocess.Process | None = None
     restarts: int = 0
-    started_at: float = 0.0
+
+    @property
+    def name(self) -> str:
+        return self.child.name
 
     @property
     def pid(self) -> int | None:
-        return self.process.pid if self.process is not None else None
+        return self.child.pid
+
+
+@dataclass
+class Banner:
+    """What ``switchboard up`` printed once it was up: for programs that run it as a child.
+
+    The bench and the tests read the parts' pids and metrics URLs from it;
+    written next to the code that prints it, so the two change together.
+    """
+
+    pids: dict[str, int] = field(default_factory=dict)
+    metrics: dict[str, str] = field(default_factory=dict)
+    nats_url: str = ""
+
+    @classmethod
+    def parse(cls, lines: Iterable[str]) -> Banner:
+        banner = cls()
+        for line in lines:
+            if match := _BANNER_PART.match(line):
+                banner.pids[match.group(1)] = int(match.group(2))
+                banner.metrics[match.group(1)] = match.group(3)
+            elif line.startswith("  NATS "):
+                banner.nats_url = line.split()[1]
+        return banner
 
 
 class Supervisor:
@@ -91,44 +114,33 @@ class Supervisor:
         env.update(self.overrides)
         env["NATS_URL"] = nats_url
         env[env_name("nats_url")] = nats_url
-        env[ENV_SUPERVISOR] = str(os.getpid())
         env.setdefault(env_name("log_format"), "console" if sys.stderr.isatty() else "json")
         env.update(extra)
         return env
 
+    def _part(self, name: str, args: list[str], base_url: str, env: dict[str, str]) -> Part:
+        # Output goes to the supervisor's terminal; each part stops when the supervisor is gone.
+        child = ChildProcess(
+            name,
+            args,
+            env=env,
+            ready_url=f"{base_url}/readyz",
+            ready_timeout=READY_TIMEOUT,
+            grace=self.settings.shutdown_grace + 5,
+            watch_parent=True,
+        )
+        return Part(child=child, metrics_url=f"{base_url}/metrics")
+
     def _plan(self, nats_url: str) -> list[Part]:
-        python = [sys.executable, "-m", "switchboard"]
         parts = []
         for name, args in (("agents", ["agent", *self.agents]), ("orchestrator", ["orchestrator"])):
             port = free_port()
-            parts.append(
-                Part(
-                    name=name,
-                    args=python + args,
-                    health_url=f"http://127.0.0.1:{port}/readyz",
-                    metrics_url=f"http://127.0.0.1:{port}/metrics",
-                    env=self._child_env(
-                        nats_url,
-                        {
-                            env_name("metrics_host"): "127.0.0.1",
-                            env_name("metrics_port"): str(port),
-                        },
-                    ),
-                )
-            )
+            metrics = {env_name("metrics_host"): "127.0.0.1", env_name("metrics_port"): str(port)}
+            env = self._child_env(nats_url, metrics)
+            parts.append(self._part(name, args, f"http://127.0.0.1:{port}", env))
         web = f"http://{self._display_host()}:{self.port}"
-        parts.append(
-            Part(
-                name="bff",
-                args=[*python, "bff"],
-                health_url=f"{web}/readyz",
-                metrics_url=f"{web}/metrics",
-                env=self._child_env(
-                    nats_url,
-                    {env_name("http_host"): self.host, env_name("http_port"): str(self.port)},
-                ),
-            )
-        )
+        listen = {env_name("http_host"): self.host, env_name("http_port"): str(self.port)}
+        parts.append(self._part("bff", ["bff"], web, self._child_env(nats_url, listen)))
         return parts
 
     def _display_host(self) -> str:
@@ -153,15 +165,14 @@ class Supervisor:
                     return 0
                 self.parts.append(part)
                 await self._spawn(part)
-                await self._wait_ready([part])
+                await self._wait_ready(part)
             if self._stopping.is_set():
                 return 0
             self._announce(nats_url)
             watchers = [asyncio.create_task(self._watch(part)) for part in self.parts]
             await self._stopping.wait()
             for watcher in watchers:
-                watcher.cancel()
-            await asyncio.gather(*watchers, return_exceptions=True)
+                await stop_task(watcher)
         finally:
             await self._shutdown()
             for sig in (signal.SIGINT, signal.SIGTERM):
@@ -178,33 +189,23 @@ class Supervisor:
             ) from exc
 
     async def _spawn(self, part: Part) -> None:
-        part.process = await asyncio.create_subprocess_exec(
-            *part.args,
-            env=part.env,
-            stdin=asyncio.subprocess.DEVNULL,
-            start_new_session=True,
-        )
-        part.started_at = time.monotonic()
-        log.info("part started", part=part.name, pid=part.process.pid)
+        await part.child.start()
+        log.info("part started", part=part.name, pid=part.pid)
 
-    async def _wait_ready(self, parts: list[Part], timeout: float = 60.0) -> None:
-        give_up = time.monotonic() + timeout
-        pending = list(parts)
-        while pending:
-            if self._stopping.is_set():
-                return
-            for part in list(pending):
-                if part.process is not None and part.process.returncode is not None:
-                    raise ConfigurationError(
-                        f"The {part.name} part exited with code {part.process.returncode} while "
-                        "starting; its log above says why."
-                    )
-                if await _ready(part.health_url):
-                    pending.remove(part)
-            if time.monotonic() > give_up:
-                names = ", ".join(p.name for p in pending)
-                raise ConfigurationError(f"Not ready after {timeout:.0f}s: {names}.")
-            await asyncio.sleep(0.1)
+    async def _wait_ready(self, part: Part) -> None:
+        """Wait until ``part`` is ready, or until the supervisor is told to stop.
+
+        Raises:
+            ConfigurationError: the part exited while starting, or was not ready in time.
+        """
+        ready = asyncio.ensure_future(part.child.wait_ready())
+        stopping = asyncio.ensure_future(self._stopping.wait())
+        try:
+            await asyncio.wait({ready, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopping.cancel()  # asked first: stop_task(ready) may re-raise our own cancellation
+            await stop_task(ready)  # when done, its error (not ready) is raised here
+            await stop_task(stopping)
 
     def _announce(self, nats_url: str) -> None:
         web = f"http://{self._display_host()}:{self.port}"
@@ -220,7 +221,7 @@ class Supervisor:
             "  try:         curl -s -X POST " + web + "/v1/chat -H 'content-type: "
             'application/json\' -d \'{"message": "what is 17*23, and what time is it in '
             "Tokyo?\"}'",
-            "Press Ctrl-C to stop.",
+            BANNER_END,
             "",
         ]
         print("\n".join(lines), flush=True)
@@ -229,11 +230,10 @@ class Supervisor:
         """Restart ``part`` whenever it exits while the system is meant to run."""
         backoff = 0.5
         while True:
-            assert part.process is not None
-            code = await part.process.wait()
+            code = await part.child.wait()
             if self._stopping.is_set():
                 return
-            if time.monotonic() - part.started_at > 30:
+            if time.monotonic() - part.child.started_at > 30:
                 backoff = 0.5
             log.warning(
                 "part exited; restarting", part=part.name, code=code, pid=part.pid, in_s=backoff
@@ -250,36 +250,12 @@ class Supervisor:
             )
 
     async def _shutdown(self) -> None:
-        grace = self.settings.shutdown_grace
         for part in reversed(self.parts):  # bff, orchestrator, agents
-            proc = part.process
-            if proc is None or proc.returncode is not None:
-                continue
-            with contextlib.suppress(ProcessLookupError):
-                proc.send_signal(signal.SIGTERM)
-            try:
-                async with asyncio.timeout(grace + 5):
-                    await proc.wait()
-            except TimeoutError:
-                log.warning("part did not stop in time; killing it", part=part.name)
-                with contextlib.suppress(ProcessLookupError):
-                    proc.kill()
-                await proc.wait()
+            await part.child.stop()
         if self.server is not None:
             await asyncio.to_thread(self.server.cleanup)
             self.server = None
         print("switchboard: stopped", flush=True)
-
-
-async def _ready(url: str) -> bool:
-    def probe() -> bool:
-        try:
-            with urllib.request.urlopen(url, timeout=1) as response:
-                return bool(response.status == 200)
-        except OSError:
-            return False
-
-    return await asyncio.to_thread(probe)
 
 
 def up(

@@ -1,11 +1,14 @@
 """Chaos fixtures: Switchboard parts as real processes, and a BFF-like client in the test.
 
-``parts`` starts ``python -m switchboard orchestrator|agent ...`` as asyncio
-subprocesses with a known ``SWITCHBOARD_METRICS_PORT`` each (their
-``/metrics`` and ``/readyz`` are read over HTTP), logs to files under the
-test's tmp dir, and kills whatever is still running when the test ends.
-``client`` opens the test's own NATS connection with a Requester and the BFF's
-Gateway on it: the part that sends conversations, as the BFF does.
+``parts`` starts ``python -m switchboard orchestrator|agent ...`` as child
+processes (:class:`ChildProcess`, the one way to run a part) with a known
+``SWITCHBOARD_METRICS_PORT`` each (their ``/metrics`` and ``/readyz`` are read
+over HTTP), logs to files under the test's tmp dir, and kills whatever is
+still running when the test ends. ``client`` opens the test's own NATS
+connection with a Requester and the BFF's Gateway on it: the part that sends
+conversations, as the BFF does. ``deploy`` puts them together: orchestrator
+replicas and agent processes on one NATS server, ready and knowing their
+agents, and a client.
 """
 
 from __future__ import annotations
@@ -14,9 +17,9 @@ import asyncio
 import contextlib
 import os
 import signal
-import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,9 +31,10 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from switchboard.bff.gateway import Gateway
 from switchboard.orchestrator import Requester
-from tests.support.cluster import free_port, nats_cluster
+from switchboard.orchestrator.runtime import ChildProcess, free_port
+from tests.support.cluster import nats_cluster
 
-__all__ = ["Client", "Part", "Parts", "nats_cluster"]
+__all__ = ["Client", "Deployment", "Part", "Parts", "nats_cluster"]
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -46,20 +50,22 @@ PART_ENV = {
     "SWITCHBOARD_SHUTDOWN_GRACE": "3",
 }
 
+#: One agent process, labelled "agents", serving every test agent.
+ALL_AGENTS: Mapping[str, Sequence[str]] = {"agents": ("tests.support.agents:ALL",)}
+
 #: The gauges that must come back to 0 in every part once the load is over.
 IDLE_GAUGES = ("switchboard_correlation_pending", "switchboard_endpoint_in_flight")
 
 
 class Part:
-    """One Switchboard process (``python -m switchboard <args>``)."""
+    """One Switchboard process (``python -m switchboard <args>``) and its HTTP pages."""
 
     def __init__(self, label: str, args: list[str], env: dict[str, str], log_path: Path) -> None:
         self.label = label
-        self.args = args
-        self.env = env
-        self.log_path = log_path
         self.metrics_port = int(env["SWITCHBOARD_METRICS_PORT"])
-        self.proc: asyncio.subprocess.Process | None = None
+        self.child = ChildProcess(
+            label, args, env=env, cwd=ROOT, log=log_path, ready_url=f"{self.url}/readyz"
+        )
 
     @property
     def url(self) -> str:
@@ -67,45 +73,15 @@ class Part:
 
     @property
     def running(self) -> bool:
-        return self.proc is not None and self.proc.returncode is None
+        return self.child.running
 
     @property
     def returncode(self) -> int | None:
-        return self.proc.returncode if self.proc is not None else None
-
-    async def start(self) -> None:
-        with self.log_path.open("ab") as log:
-            self.proc = await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-m",
-                "switchboard",
-                *self.args,
-                env=self.env,
-                cwd=ROOT,
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=log,
-                stderr=asyncio.subprocess.STDOUT,
-                start_new_session=True,
-            )
+        return self.child.returncode
 
     async def get(self, path: str) -> httpx.Response:
         async with httpx.AsyncClient(timeout=2.0) as http:
             return await http.get(self.url + path)
-
-    async def wait_ready(self, timeout: float = 40.0) -> None:
-        """Wait until ``/readyz`` says 200 (connected, subscribed, serving)."""
-        give_up = time.monotonic() + timeout
-        while time.monotonic() < give_up:
-            if not self.running:
-                break
-            with contextlib.suppress(httpx.HTTPError):
-                if (await self.get("/readyz")).status_code == 200:
-                    return
-            await asyncio.sleep(0.1)
-        raise AssertionError(
-            f"{self.label} was not ready within {timeout}s (exit {self.returncode}):\n"
-            + self.log_tail()
-        )
 
     async def wait_agents(self, *names: str, timeout: float = 20.0) -> None:
         """An orchestrator: wait until its agent catalog (``/debug/agents``) has ``names``."""
@@ -161,42 +137,34 @@ class Part:
         }
 
     def send_signal(self, sig: signal.Signals) -> None:
-        if self.running:
-            assert self.proc is not None
-            with contextlib.suppress(ProcessLookupError):
-                self.proc.send_signal(sig)
+        self.child.send_signal(sig)
 
     async def kill(self) -> None:
         """SIGKILL (a crash) and reap."""
-        self.send_signal(signal.SIGKILL)
-        if self.proc is not None:
-            await self.proc.wait()
+        await self.child.kill()
 
     async def wait(self, timeout: float) -> int:
         """The exit code; fails the test if the process is still running after ``timeout``."""
-        assert self.proc is not None
         try:
             async with asyncio.timeout(timeout):
-                return await self.proc.wait()
+                return await self.child.wait()
         except TimeoutError:
             raise AssertionError(
                 f"{self.label} did not exit within {timeout}s:\n{self.log_tail()}"
             ) from None
 
     def log_tail(self, lines: int = 25) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return ""
+        return self.child.log_tail(lines)
 
     def log_text(self) -> str:
+        assert self.child.log is not None
         try:
-            return self.log_path.read_text(errors="replace")
+            return self.child.log.read_text(errors="replace")
         except OSError:
             return ""
 
     def __repr__(self) -> str:
-        return f"<Part {self.label} pid={self.proc.pid if self.proc else None} {self.url}>"
+        return f"<Part {self.label} pid={self.child.pid} {self.url}>"
 
 
 class Parts:
@@ -224,7 +192,7 @@ class Parts:
     async def start(self, label: str, *args: str, nats_url: str, **env: str) -> Part:
         part = Part(label, list(args), self.env(nats_url, **env), self.workdir / f"{label}.log")
         self.started.append(part)
-        await part.start()
+        await part.child.start()
         return part
 
     async def orchestrator(self, label: str, *, nats_url: str, **env: str) -> Part:
@@ -234,7 +202,12 @@ class Parts:
         return await self.start(label, "agent", *specs, nats_url=nats_url, **env)
 
     async def ready(self, *parts: Part, timeout: float = 40.0) -> None:
-        await asyncio.gather(*(p.wait_ready(timeout) for p in parts))
+        """Wait until every one of ``parts`` answers ``/readyz`` with 200.
+
+        Raises:
+            ConfigurationError: one exited, or was not ready in time (with its log's end).
+        """
+        await asyncio.gather(*(p.child.wait_ready(timeout) for p in parts))
 
     async def wait_idle(self, *parts: Part, timeout: float = 15.0) -> dict[str, dict[str, float]]:
         """Wait until every running part's pending/in-flight gauges are 0; returns what is not."""
@@ -308,3 +281,55 @@ async def client() -> AsyncIterator[ClientFactory]:
                 await each.requester.close()
             with contextlib.suppress(Exception):
                 await each.nc.close()
+
+
+@dataclass
+class Deployment:
+    """One test's system on one NATS server: orchestrator replicas, agent processes, a client."""
+
+    url: str
+    orchestrators: list[Part]
+    agents: dict[str, Part]
+    bff: Client
+
+    @property
+    def orchestrator(self) -> Part:
+        return self.orchestrators[0]
+
+
+Deploy = Callable[..., Awaitable[Deployment]]
+
+
+@pytest_asyncio.fixture
+async def deploy(parts: Parts, client: ClientFactory) -> Deploy:
+    """``await deploy(nats_url, wait_for=names, agents={label: specs})``: a ready system.
+
+    Starts the orchestrators (labels ``orchestrators``, each with
+    ``orchestrator_env``) and one agent process per ``agents`` entry (its
+    specs, e.g. ``tests.support.agents:sleepy``; :data:`ALL_AGENTS` unless
+    told), waits until all are ready and every orchestrator's catalog has
+    ``wait_for``, then opens the client (``client_options`` go to
+    ``nats.connect``). ``parts`` stops them when the test ends.
+    """
+
+    async def start(
+        nats_url: str,
+        *,
+        wait_for: Sequence[str],
+        agents: Mapping[str, Sequence[str]] = ALL_AGENTS,
+        orchestrators: Sequence[str] = ("orchestrator",),
+        orchestrator_env: Mapping[str, str] | None = None,
+        **client_options: Any,
+    ) -> Deployment:
+        env = dict(orchestrator_env or {})
+        started = [await parts.orchestrator(o, nats_url=nats_url, **env) for o in orchestrators]
+        workers = {
+            label: await parts.agent(label, *specs, nats_url=nats_url)
+            for label, specs in agents.items()
+        }
+        await parts.ready(*started, *workers.values())
+        await asyncio.gather(*(o.wait_agents(*wait_for) for o in started))
+        bff = await client(nats_url, **client_options)
+        return Deployment(nats_url, started, workers, bff)
+
+    return start

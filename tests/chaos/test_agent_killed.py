@@ -20,7 +20,7 @@ from switchboard.orchestrator import EmbeddedNatsServer
 from .report import Outcome, Report, first_whole
 
 if TYPE_CHECKING:
-    from .conftest import ClientFactory, Parts
+    from .conftest import Deploy, Parts
 
 pytestmark = pytest.mark.slow
 
@@ -32,18 +32,20 @@ NOTICED_WITHIN = 3.0
 
 
 async def test_agent_process_killed_mid_task(
-    nats_server: EmbeddedNatsServer, parts: Parts, client: ClientFactory
+    nats_server: EmbeddedNatsServer, parts: Parts, deploy: Deploy
 ) -> None:
     report = Report("an agent process SIGKILLed mid-task, then replaced")
     url = nats_server.url
-    orchestrator = await parts.orchestrator("orchestrator", nats_url=url)
-    sleepy = await parts.agent("sleepy", "tests.support.agents:sleepy", nats_url=url)
-    helpers = await parts.agent(
-        "whoami", "tests.support.agents:whoami", "tests.support.agents:upper", nats_url=url
+    system = await deploy(
+        url,
+        agents={
+            "sleepy": ["tests.support.agents:sleepy"],
+            "whoami": ["tests.support.agents:whoami", "tests.support.agents:upper"],
+        },
+        wait_for=AGENTS,
     )
-    await parts.ready(orchestrator, sleepy, helpers)
-    await orchestrator.wait_agents(*AGENTS)
-    bff = await client(url)
+    orchestrator, bff = system.orchestrator, system.bff
+    sleepy, helpers = system.agents["sleepy"], system.agents["whoami"]
 
     def ask(user: str, token: str, seconds: float) -> asyncio.Task[Outcome]:
         return asyncio.ensure_future(

@@ -32,8 +32,7 @@ from switchboard.orchestrator.core import (
     NoRespondersError,
     Requester,
 )
-from switchboard.orchestrator.runtime import EmbeddedNatsServer
-from tests.helpers import free_port
+from switchboard.orchestrator.runtime import EmbeddedNatsServer, free_port
 
 
 @pytest.fixture(autouse=True)

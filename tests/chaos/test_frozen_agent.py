@@ -25,7 +25,7 @@ from switchboard.orchestrator import EmbeddedNatsServer
 from .report import Outcome, Report, first_whole
 
 if TYPE_CHECKING:
-    from .conftest import ClientFactory, Parts
+    from .conftest import Deploy, Parts
 
 pytestmark = pytest.mark.slow
 
@@ -37,16 +37,19 @@ NOTICED_WITHIN = 3.0
 
 
 async def test_agent_process_frozen_mid_task_then_thawed(
-    nats_server: EmbeddedNatsServer, parts: Parts, client: ClientFactory
+    nats_server: EmbeddedNatsServer, parts: Parts, deploy: Deploy
 ) -> None:
     report = Report("an agent process frozen (SIGSTOP) mid-task, then thawed (SIGCONT)")
-    url = nats_server.url
-    orchestrator = await parts.orchestrator("orchestrator", nats_url=url)
-    sleepy = await parts.agent("sleepy", "tests.support.agents:sleepy", nats_url=url)
-    helpers = await parts.agent("whoami", "tests.support.agents:whoami", nats_url=url)
-    await parts.ready(orchestrator, sleepy, helpers)
-    await orchestrator.wait_agents(*AGENTS)
-    bff = await client(url)
+    system = await deploy(
+        nats_server.url,
+        agents={
+            "sleepy": ["tests.support.agents:sleepy"],
+            "whoami": ["tests.support.agents:whoami"],
+        },
+        wait_for=AGENTS,
+    )
+    orchestrator, bff = system.orchestrator, system.bff
+    sleepy, helpers = system.agents["sleepy"], system.agents["whoami"]
 
     def ask(user: str, token: str, seconds: float) -> asyncio.Task[Outcome]:
         return asyncio.ensure_future(

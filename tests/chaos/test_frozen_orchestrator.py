@@ -26,7 +26,7 @@ from switchboard.orchestrator.core.metrics import CORRELATION_STRAY
 from .report import REPLY_MARGIN, Report, finish, ok_since, run_users, until
 
 if TYPE_CHECKING:
-    from .conftest import ClientFactory, Parts
+    from .conftest import Deploy, Parts
 
 pytestmark = pytest.mark.slow
 
@@ -42,16 +42,15 @@ NOTICED_WITHIN = 2 * ACCEPT_S + 1.5
 
 
 async def test_orchestrator_replica_frozen_under_load_then_thawed(
-    nats_server: EmbeddedNatsServer, parts: Parts, client: ClientFactory
+    nats_server: EmbeddedNatsServer, parts: Parts, deploy: Deploy
 ) -> None:
     report = Report("one of two orchestrator replicas frozen (SIGSTOP) under load, then thawed")
-    url = nats_server.url
-    freezing = await parts.orchestrator("orchestrator-a", nats_url=url)
-    staying = await parts.orchestrator("orchestrator-b", nats_url=url)
-    agents = await parts.agent("agents", "tests.support.agents:ALL", nats_url=url)
-    await parts.ready(freezing, staying, agents)
-    await asyncio.gather(freezing.wait_agents(*AGENTS), staying.wait_agents(*AGENTS))
-    bff = await client(url)
+    system = await deploy(
+        nats_server.url,
+        orchestrators=["orchestrator-a", "orchestrator-b"],
+        wait_for=AGENTS,
+    )
+    (freezing, staying), agents, bff = system.orchestrators, system.agents["agents"], system.bff
 
     async def one(user: int, n: int) -> None:
         name = f"u{user:02d}"

@@ -19,7 +19,7 @@ from switchboard.orchestrator import EmbeddedNatsServer
 from .report import REPLY_MARGIN, Report, finish, ok_since, run_users, until, whoami
 
 if TYPE_CHECKING:
-    from .conftest import ClientFactory, Parts
+    from .conftest import Deploy, Parts
 
 pytestmark = pytest.mark.slow
 
@@ -29,15 +29,12 @@ AGENTS = ["whoami", "upper"]
 
 
 async def test_nats_server_killed_and_restarted_under_load(
-    nats_server: EmbeddedNatsServer, parts: Parts, client: ClientFactory
+    nats_server: EmbeddedNatsServer, parts: Parts, deploy: Deploy
 ) -> None:
     report = Report("nats-server SIGKILL + restart on the same port, under load")
     url = nats_server.url
-    orchestrator = await parts.orchestrator("orchestrator", nats_url=url)
-    agents = await parts.agent("agents", "tests.support.agents:ALL", nats_url=url)
-    await parts.ready(orchestrator, agents)
-    await orchestrator.wait_agents(*AGENTS)
-    bff = await client(url, reconnect_time_wait=0.1)
+    system = await deploy(url, wait_for=AGENTS, reconnect_time_wait=0.1)
+    orchestrator, agents, bff = system.orchestrator, system.agents["agents"], system.bff
 
     async def one(user: int, n: int) -> None:
         name = f"u{user:02d}"

@@ -21,7 +21,7 @@ from switchboard.orchestrator import EmbeddedNatsServer
 from .report import REPLY_MARGIN, Report, finish, ok_since, run_users, until, whoami
 
 if TYPE_CHECKING:
-    from .conftest import ClientFactory, Parts
+    from .conftest import Deploy, Parts
 
 pytestmark = pytest.mark.slow
 
@@ -33,17 +33,16 @@ SERVED = "switchboard_endpoint_requests_total"
 
 
 async def test_orchestrator_replica_sigterm_under_load(
-    nats_server: EmbeddedNatsServer, parts: Parts, client: ClientFactory
+    nats_server: EmbeddedNatsServer, parts: Parts, deploy: Deploy
 ) -> None:
     report = Report("one of two orchestrator replicas gets SIGTERM under load")
-    url = nats_server.url
-    grace = {"SWITCHBOARD_SHUTDOWN_GRACE": str(GRACE_S)}
-    leaving = await parts.orchestrator("orchestrator-a", nats_url=url, **grace)
-    staying = await parts.orchestrator("orchestrator-b", nats_url=url, **grace)
-    agents = await parts.agent("agents", "tests.support.agents:ALL", nats_url=url)
-    await parts.ready(leaving, staying, agents)
-    await asyncio.gather(leaving.wait_agents(*AGENTS), staying.wait_agents(*AGENTS))
-    bff = await client(url)
+    system = await deploy(
+        nats_server.url,
+        orchestrators=["orchestrator-a", "orchestrator-b"],
+        orchestrator_env={"SWITCHBOARD_SHUTDOWN_GRACE": str(GRACE_S)},
+        wait_for=AGENTS,
+    )
+    (leaving, staying), agents, bff = system.orchestrators, system.agents["agents"], system.bff
 
     async def one(user: int, n: int) -> None:
         name = f"u{user:02d}"

@@ -22,7 +22,7 @@ from switchboard.orchestrator import EmbeddedNatsServer
 from .report import Report, whoami
 
 if TYPE_CHECKING:
-    from .conftest import ClientFactory, Parts
+    from .conftest import Deploy, Parts
 
 pytestmark = pytest.mark.slow
 
@@ -36,15 +36,11 @@ CANCELLED = "switchboard_endpoint_cancelled_total"
 
 
 async def test_slow_agent_requests_end_by_their_deadlines(
-    nats_server: EmbeddedNatsServer, parts: Parts, client: ClientFactory
+    nats_server: EmbeddedNatsServer, parts: Parts, deploy: Deploy
 ) -> None:
     report = Report("a slow agent (30 s of work, 2 s deadlines)")
-    url = nats_server.url
-    orchestrator = await parts.orchestrator("orchestrator", nats_url=url)
-    agents = await parts.agent("agents", "tests.support.agents:ALL", nats_url=url)
-    await parts.ready(orchestrator, agents)
-    await orchestrator.wait_agents(*AGENTS)
-    bff = await client(url)
+    system = await deploy(nats_server.url, wait_for=AGENTS)
+    orchestrator, agents, bff = system.orchestrator, system.agents["agents"], system.bff
 
     async with report.bounded(60):
         slow = [

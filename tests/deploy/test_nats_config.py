@@ -25,8 +25,9 @@ from nats.aio.msg import Msg
 
 from switchboard.orchestrator.core.discovery import discover
 from switchboard.orchestrator.core.kv import KVBucket
+from switchboard.orchestrator.runtime import free_port
 from switchboard.orchestrator.runtime.embedded import EmbeddedNatsServer, find_nats_server
-from tests.helpers import eventually, free_port
+from tests.helpers import eventually
 from tests.support.nats_users import dev_env, password
 
 from .conftest import NATS_DIR, render

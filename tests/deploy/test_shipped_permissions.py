@@ -30,8 +30,8 @@ from switchboard.orchestrator.core import (
     NoRespondersError,
     Requester,
 )
-from switchboard.orchestrator.runtime import EmbeddedNatsServer
-from tests.helpers import free_port, metric
+from switchboard.orchestrator.runtime import EmbeddedNatsServer, free_port
+from tests.helpers import metric
 from tests.support.nats_users import NATS_DIR, dev_env, login, password
 
 pytestmark = pytest.mark.slow

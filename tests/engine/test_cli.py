@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from switchboard.orchestrator import EmbeddedNatsServer, OrchestratorService
-from tests.helpers import free_port
+from switchboard.orchestrator.runtime import free_port
 from tests.support.up import ROOT, start_up
 
 

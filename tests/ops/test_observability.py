@@ -21,7 +21,7 @@ import httpx
 import pytest
 import yaml
 
-from tests.helpers import free_port
+from switchboard.orchestrator.runtime import free_port
 from tests.support.up import UpProcess, start_up
 
 ROOT = Path(__file__).resolve().parents[2]

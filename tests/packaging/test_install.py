@@ -20,8 +20,7 @@ from nats.aio.client import Client as NATS
 
 from switchboard.agents import call_agent
 from switchboard.orchestrator.core import NoRespondersError, Requester
-from switchboard.orchestrator.runtime import EmbeddedNatsServer
-from tests.helpers import free_port
+from switchboard.orchestrator.runtime import EmbeddedNatsServer, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 

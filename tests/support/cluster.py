@@ -51,8 +51,8 @@ from typing import Any
 import httpx
 import pytest_asyncio
 
+from switchboard.orchestrator.runtime import free_port
 from switchboard.orchestrator.runtime.embedded import find_nats_server
-from tests.helpers import free_port
 from tests.support.nats_users import NATS_DIR, dev_env, password
 
 __all__ = [
@@ -61,7 +61,6 @@ __all__ = [
     "NatsCluster",
     "NatsNode",
     "dev_env",
-    "free_port",
     "nats_cluster",
     "password",
     "running_cluster",

@@ -4,43 +4,78 @@
 returned :class:`UpProcess` knows the URL, the parts' pids and metrics URLs,
 and collects everything the supervisor prints. ``stop()`` sends SIGINT (what
 Ctrl-C does) and checks the exit is clean.
+
+The process is a :class:`ChildProcess` (the one way to run a part) driven
+from synchronous code: session fixtures and threads use it, and each async
+test has an event loop of its own, so the child lives on a loop of its own in
+a daemon thread.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import signal
-import subprocess
-import sys
 import tempfile
 import threading
-import time
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from collections.abc import Coroutine, Iterator
 from pathlib import Path
+from typing import Any, TypeVar
 
 import pytest
 
-from tests.helpers import free_port
+from switchboard.orchestrator.core.errors import ConfigurationError
+from switchboard.orchestrator.runtime import ChildProcess, free_port
+from switchboard.orchestrator.runtime.supervisor import BANNER_END, Banner
 
 ROOT = Path(__file__).resolve().parents[2]
-_PART = re.compile(r"^\s+(agents|orchestrator|bff)\s+pid (\d+), metrics (\S+)")
+T = TypeVar("T")
 
 
-@dataclass
+class _LoopThread:
+    """An event loop in a daemon thread: async code, called from synchronous code."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self._thread.start()
+
+    def call(self, coroutine: Coroutine[Any, Any, T]) -> T:
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result()
+
+    def close(self) -> None:
+        self.call(self.loop.shutdown_default_executor())
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join()
+        self.loop.close()
+
+
 class UpProcess:
-    proc: subprocess.Popen[str]
-    port: int
-    log_path: Path
-    lines: list[str] = field(default_factory=list)
-    pids: dict[str, int] = field(default_factory=dict)
-    metrics: dict[str, str] = field(default_factory=dict)
-    nats_url: str = ""
+    """A running ``switchboard up`` (see the module)."""
+
+    def __init__(self, child: ChildProcess, port: int) -> None:
+        self.child = child
+        self.port = port
+        self.pids: dict[str, int] = {}
+        self.metrics: dict[str, str] = {}
+        self.nats_url = ""
+        self._loop: _LoopThread | None = _LoopThread()
+        self._code: int | None = None
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def lines(self) -> list[str]:
+        """What it printed on stdout, a line an entry, as it comes."""
+        return self.child.lines
+
+    @property
+    def log_path(self) -> Path:
+        assert self.child.log is not None
+        return self.child.log
 
     def output(self) -> str:
         return "\n".join(self.lines)
@@ -48,34 +83,64 @@ class UpProcess:
     def logs(self) -> str:
         return self.log_path.read_text(errors="replace")
 
+    def _call(self, coroutine: Coroutine[Any, Any, T]) -> T:
+        assert self._loop is not None, "switchboard up was stopped"
+        return self._loop.call(coroutine)
+
+    def start(self, timeout: float) -> None:
+        """Start it and wait for its banner; read the parts from it."""
+        try:
+            self._call(self.child.start())
+            self._call(self.child.wait_ready(timeout))
+        except ConfigurationError:
+            self.stop()
+            raise AssertionError(
+                f"switchboard up did not start:\n{self.output()}\n{self.logs()}"
+            ) from None
+        banner = Banner.parse(self.lines)
+        self.pids, self.metrics, self.nats_url = banner.pids, banner.metrics, banner.nats_url
+
     def wait_for_line(self, pattern: str, timeout: float = 30.0) -> re.Match[str]:
-        compiled = re.compile(pattern)
-        give_up = time.monotonic() + timeout
-        while time.monotonic() < give_up:
-            for line in list(self.lines):
-                match = compiled.search(line)
-                if match:
-                    return match
-            if self.proc.poll() is not None:
-                break
-            time.sleep(0.05)
-        raise AssertionError(f"no line matching {pattern!r}; output:\n{self.output()}")
+        try:
+            return self._call(self.child.wait_for_line(pattern, timeout=timeout))
+        except (EOFError, TimeoutError):
+            raise AssertionError(
+                f"no line matching {pattern!r}; output:\n{self.output()}"
+            ) from None
+
+    def send_signal(self, sig: signal.Signals) -> None:
+        async def send() -> None:  # on the child's loop, which owns the process
+            self.child.send_signal(sig)
+
+        self._call(send())
+
+    def wait(self, timeout: float) -> int:
+        """Its exit code once it exited by itself (all its output read); then it is closed."""
+        self._call(asyncio.wait_for(self.child.wait(), timeout))
+        return self.stop()
 
     def stop(self, timeout: float = 40.0) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-                raise AssertionError("switchboard up did not stop on SIGINT") from None
-        return self.proc.returncode
+        """SIGINT, and its exit code; fails if it needed a SIGKILL after ``timeout`` s."""
+        if self._loop is None:
+            assert self._code is not None
+            return self._code
+        was_running = self.child.running
+        try:
+            code = self._call(self.child.stop(timeout))
+        finally:
+            self._loop.close()
+            self._loop = None
+        assert code is not None
+        self._code = code
+        if was_running and code == -signal.SIGKILL:
+            raise AssertionError("switchboard up did not stop on SIGINT")
+        return code
 
 
 def start_up(*args: str, env: dict[str, str] | None = None, timeout: float = 60.0) -> UpProcess:
     port = free_port()
-    log = Path(tempfile.mkstemp(prefix="switchboard-up-", suffix=".log")[1])
+    fd, log = tempfile.mkstemp(prefix="switchboard-up-", suffix=".log")
+    os.close(fd)
     full_env = {
         **os.environ,
         "PYTHONPATH": str(ROOT),
@@ -85,37 +150,19 @@ def start_up(*args: str, env: dict[str, str] | None = None, timeout: float = 60.
     }
     if "OPENAI_API_KEY" not in (env or {}):
         full_env.pop("OPENAI_API_KEY", None)  # offline unless a test asks otherwise
-    with log.open("w") as log_file:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "switchboard", "up", "--port", str(port), *args],
-            cwd=ROOT,
-            env=full_env,
-            stdout=subprocess.PIPE,
-            stderr=log_file,
-            text=True,
-            start_new_session=True,
-        )
-    up = UpProcess(proc=proc, port=port, log_path=log)
-
-    def pump() -> None:
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            up.lines.append(line.rstrip("\n"))
-        proc.stdout.close()
-
-    threading.Thread(target=pump, daemon=True).start()
-    try:
-        up.wait_for_line(r"Press Ctrl-C to stop", timeout=timeout)
-    except AssertionError:
-        up.stop()
-        raise AssertionError(f"switchboard up did not start:\n{up.output()}\n{up.logs()}") from None
-    for line in up.lines:
-        match = _PART.match(line)
-        if match:
-            up.pids[match.group(1)] = int(match.group(2))
-            up.metrics[match.group(1)] = match.group(3)
-        if "NATS" in line and "nats://" in line:
-            up.nats_url = line.split()[1]
+    child = ChildProcess(
+        "switchboard up",
+        ["up", "--port", str(port), *args],
+        env=full_env,
+        cwd=ROOT,
+        log=Path(log),
+        pipe=True,
+        ready_line=re.escape(BANNER_END),
+        stop_signal=signal.SIGINT,
+        grace=40.0,
+    )
+    up = UpProcess(child, port)
+    up.start(timeout)
     return up
 
 

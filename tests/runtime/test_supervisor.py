@@ -92,8 +92,8 @@ async def test_a_burst_far_above_the_limits_is_refused_fast_and_memory_stays_bou
 def test_sigterm_stops_everything_cleanly() -> None:
     up = start_up()
     pids = dict(up.pids)
-    up.proc.send_signal(signal.SIGTERM)
-    assert up.proc.wait(40) == 0
+    up.send_signal(signal.SIGTERM)
+    assert up.wait(40) == 0
     assert "switchboard: stopped" in up.output()
     for name, pid in pids.items():
         try:

@@ -1,0 +1,1 @@
+"""The process runtime: child processes, the `switchboard up` supervisor."""
