@@ -23,6 +23,7 @@ from switchboard.orchestrator import (
     HistoryRequest,
     ProgressEvent,
     Requester,
+    RequestOptions,
     SwitchboardError,
     decode,
     encode,
@@ -64,6 +65,12 @@ class Gateway:
         )
         return encode(request), timeout
 
+    def _options(self, timeout: float) -> RequestOptions:
+        return RequestOptions(
+            heartbeat=self.heartbeat,
+            accept_timeout=min(self.accept_timeout, timeout + REPLY_MARGIN),
+        )
+
     async def chat(
         self, user_id: str, body: ChatRequest, *, correlation_id: str
     ) -> ConversationReply:
@@ -76,8 +83,7 @@ class Gateway:
                     payload,
                     correlation_id=correlation_id,
                     deadline=deadline,
-                    heartbeat=self.heartbeat,
-                    accept_timeout=min(self.accept_timeout, timeout + REPLY_MARGIN),
+                    options=self._options(timeout),
                 )
             except SwitchboardError as exc:
                 if attempt == 1 and exc.retryable and deadline.remaining() > 1.0:
@@ -97,8 +103,7 @@ class Gateway:
             payload,
             correlation_id=correlation_id,
             deadline=Deadline.after(timeout + REPLY_MARGIN),
-            heartbeat=self.heartbeat,
-            accept_timeout=min(self.accept_timeout, timeout + REPLY_MARGIN),
+            options=self._options(timeout),
         ) as replies:
             async for msg in replies:
                 if (msg.headers or {}).get(KIND) == Kind.PROGRESS:
@@ -112,7 +117,7 @@ class Gateway:
             f"{self.subjects.prefix}.orchestrator.agents",
             b"{}",
             correlation_id=correlation_id,
-            timeout=10,
+            deadline=Deadline.after(10),
         )
         return decode(msg.data, list[AgentInfo], max_bytes=None)
 
@@ -124,5 +129,5 @@ class Gateway:
             HistoryRequest(user_id=user_id, conversation_id=conversation_id),
             HistoryReply,
             correlation_id=correlation_id,
-            timeout=10,
+            deadline=Deadline.after(10),
         )

@@ -7,6 +7,7 @@ import sys
 from .core.codec import decode, encode
 from .core.connection import connect
 from .core.conversation import ConversationReply, ConversationRequest
+from .core.deadline import Deadline
 from .core.envelopes import ProgressEvent
 from .core.errors import SwitchboardError
 from .core.headers import KIND, Kind
@@ -60,7 +61,7 @@ async def ask(
                 subjects.converse,
                 encode(request),
                 correlation_id=correlation_id,
-                timeout=timeout + 1,
+                deadline=Deadline.after(timeout + 1),
             ) as replies:
                 async for msg in replies:
                     if (msg.headers or {}).get(KIND) == Kind.PROGRESS:
@@ -74,7 +75,7 @@ async def ask(
                 request,
                 ConversationReply,
                 correlation_id=correlation_id,
-                timeout=timeout + 1,
+                deadline=Deadline.after(timeout + 1),
             )
     except SwitchboardError as exc:
         print(f"error [{exc.code.value}] {exc}", file=sys.stderr)

@@ -17,6 +17,7 @@ from nats.nuid import NUID
 
 from ..core.codec import decode, encode
 from ..core.conversation import ConversationReply, ConversationRequest
+from ..core.deadline import Deadline
 from ..core.requester import Requester
 from .core import drive
 from .workload import MESSAGE
@@ -93,7 +94,10 @@ class Conversations:
             )
             try:
                 msg = await requester.request(
-                    subject, payload, correlation_id=correlation_id, timeout=timeout + 2
+                    subject,
+                    payload,
+                    correlation_id=correlation_id,
+                    deadline=Deadline.after(timeout + 2),
                 )
                 return check_reply(msg.data)
             except Exception as exc:

@@ -70,6 +70,7 @@ from .errors import (
 )
 from .headers import Kind
 from .kv import KVBucket, Revision
+from .options import RequestOptions
 from .requester import Requester
 from .subjects import Subjects, is_safe_token, new_correlation_id, safe_token
 from .tasks import stop_task
@@ -127,6 +128,7 @@ __all__ = [
     "ReplyStream",
     "Request",
     "RequestError",
+    "RequestOptions",
     "RequestTimeoutError",
     "Requester",
     "Revision",

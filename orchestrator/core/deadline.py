@@ -68,7 +68,16 @@ class Deadline:
         return int(self.at * 1000)
 
     def header(self) -> str:
-        return str(int(self.at * 1000))
+        """The ``Switchboard-Deadline`` header value: absolute unix time in whole ms.
+
+        Raises:
+            ValueError: the deadline is NaN, infinite, before 1970 or too far to send (a
+                ``Deadline`` built by hand; :meth:`after` never makes one).
+        """
+        ms = self.at * 1000
+        if not 0 <= ms < 1e16:  # also NaN; 16 digits is what from_header accepts
+            raise ValueError(f"A deadline at {self.at!r} s (unix time) cannot be sent.")
+        return str(int(ms))
 
     def remaining(self) -> float:
         """Seconds left (negative once passed)."""

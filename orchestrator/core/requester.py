@@ -27,7 +27,9 @@ from .correlation import CorrelationTracker, PendingInfo, PendingRequest, ReplyS
 from .deadline import MAX_SECONDS, Deadline
 from .errors import PayloadTooLargeError
 from .metrics import CANCEL_NOTICES
+from .options import DEFAULT_OPTIONS, RequestOptions
 from .subjects import Subjects
+from .tasks import stop_task
 
 if TYPE_CHECKING:
     from nats.aio.msg import Msg
@@ -46,7 +48,13 @@ class Requester:
 
         async with Requester(nc) as requester:
             msg = await requester.request("ai.agents.calculator", payload,
-                                          correlation_id="conv-me-1", timeout=5)
+                                          correlation_id="conv-me-1",
+                                          deadline=Deadline.after(5))
+
+    Every request has one absolute deadline (``deadline=``, default: ``default_timeout``
+    from now), which also travels to the worker; a timeout in seconds is turned into one
+    at the edge (``Deadline.after(seconds)``). Everything else about sending is one
+    :class:`RequestOptions`.
 
     ``max_pending`` bounds the requests waiting at once (past it:
     :class:`~switchboard.orchestrator.core.errors.OverloadedError` at once).
@@ -112,10 +120,7 @@ class Requester:
         if abandoned:
             log.warning("pending requests abandoned at shutdown", count=abandoned)
         task, self._cancel_task = self._cancel_task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await stop_task(task)
         await self._flush_cancels()
         await self.consumer.stop()
 
@@ -134,40 +139,24 @@ class Requester:
         data: bytes,
         *,
         correlation_id: str,
-        timeout: float | None = None,
         deadline: Deadline | None = None,
-        target: str | None = None,
-        headers: Mapping[str, str] | None = None,
-        accept_timeout: float | None = None,
-        heartbeat: float | None = None,
-        silence_timeout: float | None = None,
+        options: RequestOptions = DEFAULT_OPTIONS,
     ) -> Msg:
-        """Send ``data`` to ``subject`` and wait for the final reply.
+        """Send ``data`` to ``subject`` and wait for the final reply, until ``deadline``.
 
-        The deadline is ``deadline``, else ``timeout`` seconds from now, else
-        the default timeout. ``heartbeat`` asks the worker to acknowledge and
-        heartbeat at that interval (seconds); with it, ``accept_timeout``
-        bounds the queue wait and ``silence_timeout`` (default 3 heartbeats)
-        detects a worker that went quiet.
+        Without a ``deadline``, the requester's ``default_timeout`` from now. The worker
+        gets the same deadline in the ``Switchboard-Deadline`` header. ``options``: see
+        :class:`RequestOptions` (heartbeats, accept and silence timeouts, target, headers).
 
         Raises:
             RequestTimeoutError: a deadline passed (``.phase`` says which).
             NoRespondersError: nobody subscribes to ``subject``.
             RemoteError: the worker answered with an error reply.
             OverloadedError, ShuttingDownError: refused locally, nothing was sent.
+            ValueError: the deadline or the heartbeat interval cannot be sent.
         """
         entry = await self._send(
-            subject,
-            data,
-            correlation_id=correlation_id,
-            timeout=timeout,
-            deadline=deadline,
-            target=target,
-            headers=headers,
-            accept_timeout=accept_timeout,
-            heartbeat=heartbeat,
-            silence_timeout=silence_timeout,
-            stream=False,
+            subject, data, correlation_id=correlation_id, deadline=deadline, options=options
         )
         future = entry.future
         assert future is not None
@@ -188,14 +177,21 @@ class Requester:
         response_type: type[T],
         *,
         correlation_id: str,
-        **options: Any,
+        deadline: Deadline | None = None,
+        options: RequestOptions = DEFAULT_OPTIONS,
     ) -> T:
         """:meth:`request` with a msgspec-encodable ``message`` and a typed reply.
 
         Raises:
             DecodeError: the reply is not a ``response_type``.
         """
-        msg = await self.request(subject, encode(message), correlation_id=correlation_id, **options)
+        msg = await self.request(
+            subject,
+            encode(message),
+            correlation_id=correlation_id,
+            deadline=deadline,
+            options=options,
+        )
         return decode(msg.data, response_type, max_bytes=self.max_payload)
 
     def stream(
@@ -204,13 +200,8 @@ class Requester:
         data: bytes,
         *,
         correlation_id: str,
-        timeout: float | None = None,
         deadline: Deadline | None = None,
-        target: str | None = None,
-        headers: Mapping[str, str] | None = None,
-        accept_timeout: float | None = None,
-        heartbeat: float | None = None,
-        silence_timeout: float | None = None,
+        options: RequestOptions = DEFAULT_OPTIONS,
     ) -> contextlib.AbstractAsyncContextManager[ReplyStream]:
         """Send a request asking for progress; iterate its replies, the final one last.
 
@@ -231,13 +222,8 @@ class Requester:
                 subject,
                 data,
                 correlation_id=correlation_id,
-                timeout=timeout,
                 deadline=deadline,
-                target=target,
-                headers=headers,
-                accept_timeout=accept_timeout,
-                heartbeat=heartbeat,
-                silence_timeout=silence_timeout,
+                options=options,
                 stream=True,
             ),
         )
@@ -284,19 +270,14 @@ class Requester:
         data: bytes,
         *,
         correlation_id: str,
-        timeout: float | None,
         deadline: Deadline | None,
-        target: str | None,
-        headers: Mapping[str, str] | None,
-        accept_timeout: float | None,
-        heartbeat: float | None,
-        silence_timeout: float | None,
-        stream: bool,
+        options: RequestOptions,
+        stream: bool = False,
     ) -> PendingRequest:
-        if deadline is None:
-            deadline = Deadline.after(self.default_timeout if timeout is None else timeout)
-        elif timeout is not None:
-            deadline = deadline.earlier(timeout)
+        if deadline is None:  # the one place a request without a deadline gets one
+            deadline = Deadline.after(self.default_timeout)
+        heartbeat = options.heartbeat
+        silence_timeout = options.silence_timeout
         if heartbeat is not None and silence_timeout is None:
             silence_timeout = 3 * heartbeat
         hdrs = {h.CORRELATION_ID: correlation_id, h.DEADLINE: deadline.header()}
@@ -306,17 +287,17 @@ class Requester:
             hdrs[h.HEARTBEAT] = str(max(1, int(heartbeat * 1000)))
         if stream:
             hdrs[h.PROGRESS] = "1"
-        if headers:
-            hdrs.update(headers)
+        if options.headers:
+            hdrs.update(options.headers)
         block = self._block(hdrs, data, subject=subject, cid=correlation_id, request=True)
         # Registered only once nothing but the publish can fail: an entry is either
         # published or discarded, never left waiting for a reply nobody will send.
         entry = self.tracker.register(
             correlation_id=correlation_id,
-            target=target or subject,
+            target=options.target or subject,
             subject=subject,
             deadline=deadline,
-            accept_timeout=accept_timeout,
+            accept_timeout=options.accept_timeout,
             silence_timeout=silence_timeout,
             stream=stream,
         )

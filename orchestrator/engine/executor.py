@@ -27,6 +27,7 @@ from ..core.deadline import Deadline
 from ..core.envelopes import AgentResult, AgentTask, ErrorInfo, ProgressEvent
 from ..core.errors import RequestError, SwitchboardError
 from ..core.headers import KIND, Kind
+from ..core.options import RequestOptions
 from ..core.requester import Requester
 from ..core.subjects import Subjects
 from ..metrics import STEP_RETRIES, STEPS
@@ -249,8 +250,7 @@ class Executor:
             payload,
             correlation_id=correlation_id,
             deadline=deadline,
-            heartbeat=self.heartbeat,
-            accept_timeout=accept,
+            options=RequestOptions(heartbeat=self.heartbeat, accept_timeout=accept),
         ) as replies:
             async for msg in replies:
                 if (msg.headers or {}).get(KIND) == Kind.PROGRESS:

@@ -28,6 +28,7 @@ from switchboard.orchestrator import (
     discover,
     encode,
 )
+from switchboard.orchestrator.core import Deadline
 from switchboard.orchestrator.core.headers import KIND
 from tests.helpers import eventually
 from tests.support.system import agents_running, converse, orchestrator_running
@@ -85,7 +86,7 @@ async def test_progress_events_stream_before_the_answer(
         "ai.orchestrator.converse",
         encode(request),
         correlation_id=request.correlation_id,
-        timeout=20,
+        deadline=Deadline.after(20),
     ) as replies:
         async for msg in replies:
             if (msg.headers or {}).get(KIND) == "progress":
@@ -206,7 +207,7 @@ async def test_the_catalog_endpoint_lists_agents(
     system: OrchestratorService, requester: Requester
 ) -> None:
     msg = await requester.request(
-        "ai.orchestrator.agents", b"{}", correlation_id="c-cat", timeout=10
+        "ai.orchestrator.agents", b"{}", correlation_id="c-cat", deadline=Deadline.after(10)
     )
     names = [a["name"] for a in json.loads(msg.data)]
     assert names == sorted(names)
@@ -239,7 +240,7 @@ async def _history(requester: Requester, user: str, conversation: str) -> Histor
         HistoryRequest(user_id=user, conversation_id=conversation),
         HistoryReply,
         correlation_id=f"conv-{user}-h",
-        timeout=10,
+        deadline=Deadline.after(10),
     )
 
 
@@ -263,7 +264,7 @@ async def test_history_requests_are_validated(
             "ai.orchestrator.history",
             b'{"user_id": "a.b", "conversation_id": "x"}',
             correlation_id="c-h",
-            timeout=10,
+            deadline=Deadline.after(10),
         )
     assert caught.value.code.value == "bad_request"
 
@@ -307,7 +308,10 @@ async def test_events_can_be_kept_off_the_bus(
         request = ConversationRequest(correlation_id="conv-q-1", user_id="q", message="what is 1+1")
         kinds = []
         async with requester.stream(
-            "ai.orchestrator.converse", encode(request), correlation_id="conv-q-1", timeout=20
+            "ai.orchestrator.converse",
+            encode(request),
+            correlation_id="conv-q-1",
+            deadline=Deadline.after(20),
         ) as replies:
             async for msg in replies:
                 if (msg.headers or {}).get(KIND) == "progress":
