@@ -15,6 +15,7 @@ import asyncio
 from collections.abc import AsyncIterator
 
 from switchboard.orchestrator import (
+    REPLY_MARGIN,
     AgentInfo,
     ConversationReply,
     ConversationRequest,
@@ -27,15 +28,13 @@ from switchboard.orchestrator import (
     SwitchboardError,
     decode,
     encode,
+    reply_deadline,
 )
 from switchboard.orchestrator.core.headers import KIND, Kind
 
 from .schemas import ChatRequest
 
-__all__ = ["Gateway"]
-
-#: Time for the final reply to travel back after the conversation's own deadline.
-REPLY_MARGIN = 2.0
+__all__ = ["REPLY_MARGIN", "Gateway"]
 
 
 class Gateway:
@@ -52,6 +51,7 @@ class Gateway:
         self.conversation_timeout = conversation_timeout
         self.heartbeat = heartbeat
         self.accept_timeout = accept_timeout
+        self.options = RequestOptions(heartbeat=heartbeat, accept_timeout=accept_timeout)
 
     def _request(self, user_id: str, body: ChatRequest, correlation_id: str) -> tuple[bytes, float]:
         timeout = min(body.timeout_s or self.conversation_timeout, 600.0)
@@ -65,17 +65,11 @@ class Gateway:
         )
         return encode(request), timeout
 
-    def _options(self, timeout: float) -> RequestOptions:
-        return RequestOptions(
-            heartbeat=self.heartbeat,
-            accept_timeout=min(self.accept_timeout, timeout + REPLY_MARGIN),
-        )
-
     async def chat(
         self, user_id: str, body: ChatRequest, *, correlation_id: str
     ) -> ConversationReply:
         payload, timeout = self._request(user_id, body, correlation_id)
-        deadline = Deadline.after(timeout + REPLY_MARGIN)
+        deadline = reply_deadline(timeout)
         for attempt in (1, 2):
             try:
                 msg = await self.requester.request(
@@ -83,7 +77,7 @@ class Gateway:
                     payload,
                     correlation_id=correlation_id,
                     deadline=deadline,
-                    options=self._options(timeout),
+                    options=self.options,
                 )
             except SwitchboardError as exc:
                 if attempt == 1 and exc.retryable and deadline.remaining() > 1.0:
@@ -102,8 +96,8 @@ class Gateway:
             self.subjects.converse,
             payload,
             correlation_id=correlation_id,
-            deadline=Deadline.after(timeout + REPLY_MARGIN),
-            options=self._options(timeout),
+            deadline=reply_deadline(timeout),
+            options=self.options,
         ) as replies:
             async for msg in replies:
                 if (msg.headers or {}).get(KIND) == Kind.PROGRESS:

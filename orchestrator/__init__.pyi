@@ -4,6 +4,7 @@ from . import metrics
 from .core import (
     DEFAULT_MAX_PAYLOAD,
     MAX_MESSAGE_CHARS,
+    REPLY_MARGIN,
     ROLE_AGENT,
     ROLE_KEY,
     AgentCatalog,
@@ -80,11 +81,13 @@ from .core import (
     is_safe_token,
     new_correlation_id,
     remote_error,
+    reply_deadline,
     safe_token,
     stop_task,
     translate_nats_error,
     wire,
     without_credentials,
+    work_deadline,
 )
 from .llm import LLM, ChatMessage, Completion, LocalLLM, OpenAIProvider, make_llm
 from .runtime import (
@@ -114,6 +117,7 @@ __all__ = [
     "GC_THRESHOLDS",
     "LLM",
     "MAX_MESSAGE_CHARS",
+    "REPLY_MARGIN",
     "ROLE_AGENT",
     "ROLE_KEY",
     "AgentCatalog",
@@ -211,6 +215,7 @@ __all__ = [
     "nats_options",
     "new_correlation_id",
     "remote_error",
+    "reply_deadline",
     "run_main",
     "safe_token",
     "settings_table",
@@ -219,4 +224,5 @@ __all__ = [
     "tune_gc",
     "wire",
     "without_credentials",
+    "work_deadline",
 ]

@@ -7,7 +7,7 @@ import sys
 from .core.codec import decode, encode
 from .core.connection import connect
 from .core.conversation import ConversationReply, ConversationRequest
-from .core.deadline import Deadline
+from .core.deadline import reply_deadline
 from .core.envelopes import ProgressEvent
 from .core.errors import SwitchboardError
 from .core.headers import KIND, Kind
@@ -61,7 +61,7 @@ async def ask(
                 subjects.converse,
                 encode(request),
                 correlation_id=correlation_id,
-                deadline=Deadline.after(timeout + 1),
+                deadline=reply_deadline(timeout),
             ) as replies:
                 async for msg in replies:
                     if (msg.headers or {}).get(KIND) == Kind.PROGRESS:
@@ -75,7 +75,7 @@ async def ask(
                 request,
                 ConversationReply,
                 correlation_id=correlation_id,
-                deadline=Deadline.after(timeout + 1),
+                deadline=reply_deadline(timeout),
             )
     except SwitchboardError as exc:
         print(f"error [{exc.code.value}] {exc}", file=sys.stderr)

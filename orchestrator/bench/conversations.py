@@ -17,7 +17,7 @@ from nats.nuid import NUID
 
 from ..core.codec import decode, encode
 from ..core.conversation import ConversationReply, ConversationRequest
-from ..core.deadline import Deadline
+from ..core.deadline import reply_deadline
 from ..core.requester import Requester
 from .core import drive
 from .workload import MESSAGE
@@ -97,7 +97,7 @@ class Conversations:
                     subject,
                     payload,
                     correlation_id=correlation_id,
-                    deadline=Deadline.after(timeout + 2),
+                    deadline=reply_deadline(timeout),
                 )
                 return check_reply(msg.data)
             except Exception as exc:

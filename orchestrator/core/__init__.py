@@ -24,7 +24,7 @@ from .conversation import (
     StepStatus,
 )
 from .correlation import CorrelationTracker, PendingInfo, PendingRequest, ReplyStream, remote_error
-from .deadline import Deadline
+from .deadline import REPLY_MARGIN, Deadline, reply_deadline, work_deadline
 from .discovery import (
     EndpointInfo,
     EndpointStatsInfo,
@@ -79,6 +79,7 @@ from .urls import without_credentials
 __all__ = [
     "DEFAULT_MAX_PAYLOAD",
     "MAX_MESSAGE_CHARS",
+    "REPLY_MARGIN",
     "ROLE_AGENT",
     "ROLE_KEY",
     "AgentCatalog",
@@ -156,9 +157,11 @@ __all__ = [
     "metrics",
     "new_correlation_id",
     "remote_error",
+    "reply_deadline",
     "safe_token",
     "stop_task",
     "translate_nats_error",
     "wire",
     "without_credentials",
+    "work_deadline",
 ]

@@ -15,6 +15,7 @@ from nats.aio.client import Client as NATS
 
 from switchboard.agents import agent
 from switchboard.orchestrator import (
+    REPLY_MARGIN,
     ConversationReply,
     ConversationRequest,
     HistoryReply,
@@ -251,6 +252,19 @@ async def test_a_conversation_deadline_holds(
     reply = await converse(requester, "sleep 30", timeout_s=1.0, timeout=10)
     elapsed = asyncio.get_running_loop().time() - started
     assert elapsed < 5
+    assert reply.partial
+    assert reply.steps[0].error is not None
+    assert reply.steps[0].error.code == "timeout"
+
+
+async def test_the_answer_arrives_before_a_callers_deadline_without_a_budget(
+    system: OrchestratorService, requester: Requester
+) -> None:
+    # No timeout_s in the body: the orchestrator works until REPLY_MARGIN before the
+    # caller's deadline, so its partial answer arrives instead of the caller's timeout.
+    started = asyncio.get_running_loop().time()
+    reply = await converse(requester, "sleep 30", timeout=REPLY_MARGIN + 2.0)
+    assert asyncio.get_running_loop().time() - started < REPLY_MARGIN + 2.0
     assert reply.partial
     assert reply.steps[0].error is not None
     assert reply.steps[0].error.code == "timeout"
