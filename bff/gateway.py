@@ -30,7 +30,6 @@ from switchboard.orchestrator import (
     encode,
     reply_deadline,
 )
-from switchboard.orchestrator.core.headers import KIND, Kind
 
 from .schemas import ChatRequest
 
@@ -53,7 +52,9 @@ class Gateway:
         self.accept_timeout = accept_timeout
         self.options = RequestOptions(heartbeat=heartbeat, accept_timeout=accept_timeout)
 
-    def _request(self, user_id: str, body: ChatRequest, correlation_id: str) -> tuple[bytes, float]:
+    def _request(
+        self, user_id: str, body: ChatRequest, correlation_id: str
+    ) -> tuple[ConversationRequest, float]:
         timeout = min(body.timeout_s or self.conversation_timeout, 600.0)
         request = ConversationRequest(
             correlation_id=correlation_id,
@@ -63,12 +64,13 @@ class Gateway:
             timeout_s=timeout,
             agents=body.agents or None,
         )
-        return encode(request), timeout
+        return request, timeout
 
     async def chat(
         self, user_id: str, body: ChatRequest, *, correlation_id: str
     ) -> ConversationReply:
-        payload, timeout = self._request(user_id, body, correlation_id)
+        request, timeout = self._request(user_id, body, correlation_id)
+        payload = encode(request)
         deadline = reply_deadline(timeout)
         for attempt in (1, 2):
             try:
@@ -91,20 +93,17 @@ class Gateway:
         self, user_id: str, body: ChatRequest, *, correlation_id: str
     ) -> AsyncIterator[ProgressEvent | ConversationReply]:
         """The conversation's progress events, then its reply."""
-        payload, timeout = self._request(user_id, body, correlation_id)
+        request, timeout = self._request(user_id, body, correlation_id)
         async with self.requester.stream(
             self.subjects.converse,
-            payload,
+            request,
+            ConversationReply,
             correlation_id=correlation_id,
             deadline=reply_deadline(timeout),
             options=self.options,
-        ) as replies:
-            async for msg in replies:
-                if (msg.headers or {}).get(KIND) == Kind.PROGRESS:
-                    yield decode(msg.data, ProgressEvent, max_bytes=None)
-                else:
-                    yield decode(msg.data, ConversationReply, max_bytes=None)
-                    return
+        ) as events:
+            async for item in events:
+                yield item
 
     async def agents(self, correlation_id: str) -> list[AgentInfo]:
         msg = await self.requester.request(

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import sys
 
-from .core.codec import decode, encode
+from .core.codec import encode
 from .core.connection import connect
 from .core.conversation import ConversationReply, ConversationRequest
 from .core.deadline import reply_deadline
 from .core.envelopes import ProgressEvent
 from .core.errors import SwitchboardError
-from .core.headers import KIND, Kind
 from .core.requester import Requester
 from .core.subjects import Subjects, new_correlation_id, safe_token
 from .runtime.logs import configure_logging
@@ -59,15 +58,17 @@ async def ask(
             reply = None
             async with requester.stream(
                 subjects.converse,
-                encode(request),
+                request,
+                ConversationReply,
                 correlation_id=correlation_id,
                 deadline=reply_deadline(timeout),
-            ) as replies:
-                async for msg in replies:
-                    if (msg.headers or {}).get(KIND) == Kind.PROGRESS:
-                        _print_event(decode(msg.data, ProgressEvent))
-                    else:
-                        reply = decode(msg.data, ConversationReply)
+            ) as events:
+                async for item in events:
+                    match item:
+                        case ConversationReply():
+                            reply = item
+                        case _:
+                            _print_event(item)
             assert reply is not None
         else:
             reply = await requester.call(

@@ -72,6 +72,7 @@ from .headers import Kind
 from .kv import KVBucket, Revision
 from .options import RequestOptions
 from .requester import Requester
+from .stream import EventStream
 from .subjects import Subjects, is_safe_token, new_correlation_id, safe_token
 from .tasks import stop_task
 from .urls import without_credentials
@@ -108,6 +109,7 @@ __all__ = [
     "ErrorInfo",
     "ErrorReply",
     "EventKind",
+    "EventStream",
     "GlobalMessageConsumer",
     "Handler",
     "HistoryReply",

@@ -28,6 +28,7 @@ from .deadline import MAX_SECONDS, Deadline
 from .errors import PayloadTooLargeError
 from .metrics import CANCEL_NOTICES
 from .options import DEFAULT_OPTIONS, RequestOptions
+from .stream import EventStream, OpenStream
 from .subjects import Subjects
 from .tasks import stop_task
 
@@ -197,25 +198,64 @@ class Requester:
     def stream(
         self,
         subject: str,
+        message: Any,
+        reply_type: type[T],
+        *,
+        correlation_id: str,
+        deadline: Deadline | None = None,
+        options: RequestOptions = DEFAULT_OPTIONS,
+    ) -> contextlib.AbstractAsyncContextManager[EventStream[T]]:
+        """:meth:`call` that also gets the worker's progress: typed events, then the reply.
+
+        ::
+
+            async with requester.stream(subject, task, AgentResult, correlation_id=cid) as events:
+                async for item in events:
+                    match item:
+                        case AgentResult():
+                            ...  # the final reply, always last
+                        case _:
+                            ...  # a ProgressEvent
+
+        The request is sent when the block is entered. Leaving the block early cancels the
+        request (and tells the worker). Errors are raised from the iteration (see
+        :class:`EventStream`).
+        """
+        max_bytes = self.max_payload
+        return OpenStream(
+            self.tracker,
+            functools.partial(
+                self._send,
+                subject,
+                encode(message),
+                correlation_id=correlation_id,
+                deadline=deadline,
+                options=options,
+                stream=True,
+            ),
+            lambda replies: EventStream(replies, reply_type, max_bytes=max_bytes),
+        )
+
+    def replies(
+        self,
+        subject: str,
         data: bytes,
         *,
         correlation_id: str,
         deadline: Deadline | None = None,
         options: RequestOptions = DEFAULT_OPTIONS,
     ) -> contextlib.AbstractAsyncContextManager[ReplyStream]:
-        """Send a request asking for progress; iterate its replies, the final one last.
+        """:meth:`stream` with raw bytes and raw replies: progress messages, the final one last.
 
         ::
 
-            async with requester.stream(subject, data, correlation_id=cid) as replies:
+            async with requester.replies(subject, data, correlation_id=cid) as replies:
                 async for msg in replies:
                     ...  # msg.headers["Switchboard-Kind"]: "progress", then "final"
 
-        The request is sent when the block is entered. Leaving the block early cancels the
-        request (and tells the worker). An error reply is raised as :class:`RemoteError`
-        from the iteration.
+        For payloads that are not JSON envelopes; everything else reads :meth:`stream`.
         """
-        return _OpenStream(
+        return OpenStream(
             self.tracker,
             functools.partial(
                 self._send,
@@ -226,6 +266,7 @@ class Requester:
                 options=options,
                 stream=True,
             ),
+            _raw,
         )
 
     async def publish(
@@ -378,28 +419,5 @@ class Requester:
         return f"<Requester inbox={self._prefix}* {self.tracker!r}>"
 
 
-class _OpenStream:
-    """:meth:`Requester.stream`'s context: sends on entry, cancels what is left on exit.
-
-    A plain class rather than ``contextlib.asynccontextmanager``: one fewer generator and
-    frame per agent call on the orchestrator's hot path.
-    """
-
-    __slots__ = ("_entry", "_send", "_tracker")
-
-    def __init__(
-        self, tracker: CorrelationTracker, send: Callable[[], Awaitable[PendingRequest]]
-    ) -> None:
-        self._tracker = tracker
-        self._send = send
-        self._entry: PendingRequest | None = None
-
-    async def __aenter__(self) -> ReplyStream:
-        self._entry = entry = await self._send()
-        assert entry.stream is not None
-        return entry.stream
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        entry = self._entry
-        if entry is not None and entry.token in self._tracker:
-            self._tracker.cancel(entry)
+def _raw(replies: ReplyStream) -> ReplyStream:
+    return replies

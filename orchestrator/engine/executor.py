@@ -21,12 +21,10 @@ from typing import Any
 
 import structlog
 
-from ..core.codec import decode, encode
 from ..core.conversation import Plan, PlanStep, StepResult
 from ..core.deadline import Deadline
-from ..core.envelopes import AgentResult, AgentTask, ErrorInfo, ProgressEvent
+from ..core.envelopes import AgentResult, AgentTask, ErrorInfo
 from ..core.errors import RequestError, SwitchboardError
-from ..core.headers import KIND, Kind
 from ..core.options import RequestOptions
 from ..core.requester import Requester
 from ..core.subjects import Subjects
@@ -175,7 +173,6 @@ class Executor:
             deadline_ms=step_deadline.ms,
             user_id=user_id,
         )
-        payload = encode(task)
         subject = self.subjects.agent(step.agent)
         started = time.perf_counter()
         attempts = 0
@@ -186,7 +183,7 @@ class Executor:
             attempts += 1
             try:
                 result = await self._call(
-                    subject, payload, correlation_id, step_deadline, step, events
+                    subject, task, correlation_id, step_deadline, step, events
                 )
             except SwitchboardError as exc:
                 backoff = min(0.05 * 2 ** (attempts - 1), 1.0)
@@ -238,31 +235,29 @@ class Executor:
     async def _call(
         self,
         subject: str,
-        payload: bytes,
+        task: AgentTask,
         correlation_id: str,
         deadline: Deadline,
         step: PlanStep,
         events: EventSink,
     ) -> AgentResult:
-        accept = min(self.accept_timeout, max(0.05, deadline.remaining()))
+        options = RequestOptions(heartbeat=self.heartbeat, accept_timeout=self.accept_timeout)
         async with self.requester.stream(
             subject,
-            payload,
+            task,
+            AgentResult,
             correlation_id=correlation_id,
             deadline=deadline,
-            options=RequestOptions(heartbeat=self.heartbeat, accept_timeout=accept),
+            options=options,
         ) as replies:
-            async for msg in replies:
-                if (msg.headers or {}).get(KIND) == Kind.PROGRESS:
-                    try:
-                        event = decode(msg.data, ProgressEvent)
-                    except SwitchboardError:
-                        continue
-                    await events.emit(
-                        "step_progress", step=step.id, agent=step.agent, detail=event.detail
-                    )
-                    continue
-                return decode(msg.data, AgentResult)
+            async for item in replies:
+                match item:
+                    case AgentResult():
+                        return item
+                    case _:  # the agent's progress, passed on as this step's
+                        await events.emit(
+                            "step_progress", step=step.id, agent=step.agent, detail=item.detail
+                        )
         raise RequestError(  # the stream ended without a final reply: cannot happen
             f"The {step.agent} agent closed step {step.id} without an answer.",
             subject=subject,

@@ -289,7 +289,7 @@ async def test_stream_yields_progress_then_final(nats_client: NATS, requester: R
         await nats_client.publish(msg.reply, b"done", headers={h.KIND: "final"})
 
     await nats_client.subscribe("svc.chatty", cb=chatty)
-    async with requester.stream(
+    async with requester.replies(
         "svc.chatty", b"", correlation_id="c-s", deadline=Deadline.after(5)
     ) as replies:
         got = [(m.headers or {}).get(h.KIND, "") + ":" + m.data.decode() async for m in replies]
@@ -302,7 +302,7 @@ async def test_leaving_a_stream_early_cancels_it(nats_client: NATS, requester: R
         await nats_client.publish(msg.reply, b"first", headers={h.KIND: "progress"})
 
     await nats_client.subscribe("svc.endless", cb=endless)
-    async with requester.stream(
+    async with requester.replies(
         "svc.endless", b"", correlation_id="c-e", deadline=Deadline.after(30)
     ) as replies:
         async for msg in replies:

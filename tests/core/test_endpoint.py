@@ -520,7 +520,7 @@ async def test_progress_is_sent_only_to_requesters_that_want_it(
 
     endpoint = await served(nats_client, handler)
     await requester.request("svc.test", b"", correlation_id="c", deadline=Deadline.after(5))
-    async with requester.stream(
+    async with requester.replies(
         "svc.test", b"", correlation_id="c", deadline=Deadline.after(5)
     ) as replies:
         got = [m.data async for m in replies]

@@ -21,16 +21,13 @@ from switchboard.orchestrator import (
     HistoryReply,
     HistoryRequest,
     OrchestratorService,
-    ProgressEvent,
     RemoteError,
     Requester,
     Settings,
-    decode,
     discover,
     encode,
 )
 from switchboard.orchestrator.core import Deadline
-from switchboard.orchestrator.core.headers import KIND
 from tests.helpers import eventually
 from tests.support.system import agents_running, converse, orchestrator_running
 
@@ -85,16 +82,17 @@ async def test_progress_events_stream_before_the_answer(
     final: ConversationReply | None = None
     async with requester.stream(
         "ai.orchestrator.converse",
-        encode(request),
+        request,
+        ConversationReply,
         correlation_id=request.correlation_id,
         deadline=Deadline.after(20),
-    ) as replies:
-        async for msg in replies:
-            if (msg.headers or {}).get(KIND) == "progress":
-                event = decode(msg.data, ProgressEvent)
-                kinds.append(event.kind)
-            else:
-                final = decode(msg.data, ConversationReply)
+    ) as events:
+        async for item in events:
+            match item:
+                case ConversationReply():
+                    final = item
+                case _:
+                    kinds.append(item.kind)
     assert final is not None
     assert "42" in final.answer
     assert kinds[0] == "planned"
@@ -323,13 +321,14 @@ async def test_events_can_be_kept_off_the_bus(
         kinds = []
         async with requester.stream(
             "ai.orchestrator.converse",
-            encode(request),
+            request,
+            ConversationReply,
             correlation_id="conv-q-1",
             deadline=Deadline.after(20),
-        ) as replies:
-            async for msg in replies:
-                if (msg.headers or {}).get(KIND) == "progress":
-                    kinds.append(decode(msg.data, ProgressEvent).kind)
+        ) as events:
+            async for item in events:
+                if not isinstance(item, ConversationReply):
+                    kinds.append(item.kind)
     await nats_client.flush()
     await sub.unsubscribe()
     assert kinds[0] == "planned"  # the requester that asked still sees the progress
