@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import sys
 
+from .core.client import ConversationClient
 from .core.codec import encode
 from .core.connection import connect
-from .core.conversation import ConversationReply, ConversationRequest
-from .core.deadline import reply_deadline
+from .core.conversation import ConversationReply
 from .core.envelopes import ProgressEvent
 from .core.errors import SwitchboardError
 from .core.requester import Requester
@@ -31,17 +31,8 @@ async def ask(
     as_json: bool = False,
 ) -> int:
     """Send one ConversationRequest and print the answer; 0 ok, 1 failed or partial."""
-    subjects = Subjects(settings.subject_prefix)
     user_id = safe_token(user)
     correlation_id = new_correlation_id(user_id)
-    request = ConversationRequest(
-        correlation_id=correlation_id,
-        user_id=user_id,
-        message=message,
-        conversation_id=conversation,
-        timeout_s=timeout,
-        agents=agents,
-    )
     # The answer goes to stdout; logs (warnings and worse unless asked) to stderr.
     level = settings.log_level if settings.log_level in ("warning", "error") else "warning"
     configure_logging(level, json=settings.log_format == "json")
@@ -51,17 +42,20 @@ async def ask(
     except SwitchboardError as exc:
         print(f"error: {exc}", file=sys.stderr)  # not an error reply: no code to show
         return 1
-    requester = Requester(nc, subjects=subjects, inbox_prefix=settings.inbox_prefix)
+    requester = Requester(
+        nc, subjects=Subjects(settings.subject_prefix), inbox_prefix=settings.inbox_prefix
+    )
     await requester.start()
+    client = ConversationClient(requester, default_timeout=timeout, retries=0)
     try:
         if stream:
             reply = None
-            async with requester.stream(
-                subjects.converse,
-                request,
-                ConversationReply,
+            async with client.stream(
+                message,
+                user_id=user_id,
                 correlation_id=correlation_id,
-                deadline=reply_deadline(timeout),
+                conversation_id=conversation,
+                agents=agents,
             ) as events:
                 async for item in events:
                     match item:
@@ -71,12 +65,12 @@ async def ask(
                             _print_event(item)
             assert reply is not None
         else:
-            reply = await requester.call(
-                subjects.converse,
-                request,
-                ConversationReply,
+            reply = await client.ask(
+                message,
+                user_id=user_id,
                 correlation_id=correlation_id,
-                deadline=reply_deadline(timeout),
+                conversation_id=conversation,
+                agents=agents,
             )
     except SwitchboardError as exc:
         print(f"error [{exc.code.value}] {exc}", file=sys.stderr)

@@ -82,7 +82,6 @@ class OrchestratorService:
             max_plan_steps=settings.max_plan_steps,
             trusted_patterns=trusted_patterns,
         )
-        base = f"{self.subjects.prefix}.orchestrator"
         common = {
             "queue": self.subjects.orchestrator_queue,
             "max_concurrency": settings.max_concurrency,
@@ -102,7 +101,7 @@ class OrchestratorService:
         )
         self.agents_endpoint = Endpoint(
             nc,
-            subject=f"{base}.agents",
+            subject=self.subjects.catalog,
             handler=self._agents,
             name="orchestrator-agents",
             default_timeout=10,
@@ -110,7 +109,7 @@ class OrchestratorService:
         )
         self.history_endpoint = Endpoint(
             nc,
-            subject=f"{base}.history",
+            subject=self.subjects.history,
             handler=self._history,
             name="orchestrator-history",
             default_timeout=10,

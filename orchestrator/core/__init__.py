@@ -9,6 +9,7 @@ the rest of Switchboard: an import-linter contract (``pyproject.toml``) says so.
 
 from . import headers, metrics, wire
 from .catalog import ROLE_AGENT, ROLE_KEY, AgentCatalog, AgentInfo, agent_metadata
+from .client import ConversationClient
 from .codec import DEFAULT_MAX_PAYLOAD, decode, encode
 from .connection import ConnectionEvents, connect, is_permission_error, translate_nats_error
 from .consumer import GlobalMessageConsumer
@@ -93,6 +94,7 @@ __all__ = [
     "ConnectionClosedError",
     "ConnectionEvents",
     "ConversationCancelledError",
+    "ConversationClient",
     "ConversationReply",
     "ConversationRequest",
     "ConversationTurn",

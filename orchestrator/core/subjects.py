@@ -41,6 +41,8 @@ class Subjects:
     subject                         subscribers            queue group
     ==============================  =====================  ======================
     ``ai.orchestrator.converse``    orchestrator           ``ai-orchestrator``
+    ``ai.orchestrator.agents``      orchestrator           ``ai-orchestrator``
+    ``ai.orchestrator.history``     orchestrator           ``ai-orchestrator``
     ``ai.agents.<name>``            agent ``<name>``       ``agent-<name>``
     ``ai.events.<correlation_id>``  watchers (BFF, CLI)    none
     ``ai.cancel.<correlation_id>``  every worker           none
@@ -60,6 +62,16 @@ class Subjects:
     @property
     def converse(self) -> str:
         return f"{self.prefix}.orchestrator.converse"
+
+    @property
+    def catalog(self) -> str:
+        """The orchestrator's live agent catalog (a list of AgentInfo)."""
+        return f"{self.prefix}.orchestrator.agents"
+
+    @property
+    def history(self) -> str:
+        """One user's turns of one conversation (HistoryRequest -> HistoryReply)."""
+        return f"{self.prefix}.orchestrator.history"
 
     @property
     def orchestrator_queue(self) -> str:
