@@ -47,6 +47,7 @@ from switchboard.orchestrator import (
     RemoteError,
     SwitchboardError,
     encode,
+    encode_event,
     is_safe_token,
     new_correlation_id,
 )
@@ -257,7 +258,7 @@ async def chat_stream(
                 async for item in bff.gateway.stream(user, data, correlation_id=correlation_id):
                     if isinstance(item, ProgressEvent):
                         yield ServerSentEventMessage(
-                            event=item.kind, id=str(item.seq), data=encode(item).decode()
+                            event=item.kind, id=str(item.seq), data=encode_event(item).decode()
                         )
                     else:
                         yield ServerSentEventMessage(event="reply", data=encode(item).decode())

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import sys
+from typing import Any
+
+import msgspec
 
 from .core.client import ConversationClient
 from .core.codec import encode
 from .core.connection import connect
 from .core.conversation import ConversationReply
-from .core.envelopes import ProgressEvent
 from .core.errors import SwitchboardError
+from .core.progress import PlannedEvent, ProgressEvent
 from .core.requester import Requester
 from .core.subjects import Subjects, new_correlation_id, safe_token
 from .runtime.logs import configure_logging
@@ -93,8 +96,9 @@ async def ask(
 
 def _print_event(event: ProgressEvent) -> None:
     where = f" {event.step}/{event.agent}" if event.step else ""
-    detail = event.detail
-    if event.kind == "planned" and isinstance(detail, dict):
-        steps = detail.get("steps", [])
-        detail = ", ".join(f"{s.get('id')}:{s.get('agent')}" for s in steps) or "no steps"
+    match event:
+        case PlannedEvent(detail=plan):
+            detail: Any = ", ".join(f"{s.id}:{s.agent}" for s in plan.steps) or "no steps"
+        case _:  # as it came, the same text as ever
+            detail = msgspec.to_builtins(event.detail)
     print(f"[{event.seq:>3}] {event.kind}{where}: {detail}", file=sys.stderr)

@@ -44,8 +44,6 @@ from .envelopes import (
     CorrelationId,
     ErrorInfo,
     ErrorReply,
-    EventKind,
-    ProgressEvent,
     StepId,
     Usage,
     UserId,
@@ -72,6 +70,21 @@ from .errors import (
 from .headers import Kind
 from .kv import KVBucket, Revision
 from .options import RequestOptions
+from .progress import (
+    AnsweredDetail,
+    AnsweredEvent,
+    EventKind,
+    PlannedEvent,
+    ProgressEvent,
+    StepFailedEvent,
+    StepFinishedDetail,
+    StepFinishedEvent,
+    StepProgressEvent,
+    StepStartedDetail,
+    StepStartedEvent,
+    decode_event,
+    encode_event,
+)
 from .requester import Requester
 from .stream import EventStream
 from .subjects import Subjects, is_safe_token, new_correlation_id, safe_token
@@ -90,6 +103,8 @@ __all__ = [
     "AgentName",
     "AgentResult",
     "AgentTask",
+    "AnsweredDetail",
+    "AnsweredEvent",
     "ConfigurationError",
     "ConnectionClosedError",
     "ConnectionEvents",
@@ -128,6 +143,7 @@ __all__ = [
     "Plan",
     "PlanError",
     "PlanStep",
+    "PlannedEvent",
     "ProgressEvent",
     "RemoteError",
     "ReplyStream",
@@ -142,8 +158,14 @@ __all__ = [
     "ServiceResponder",
     "ServiceStatsInfo",
     "ShuttingDownError",
+    "StepFailedEvent",
+    "StepFinishedDetail",
+    "StepFinishedEvent",
     "StepId",
+    "StepProgressEvent",
     "StepResult",
+    "StepStartedDetail",
+    "StepStartedEvent",
     "StepStatus",
     "Subjects",
     "SwitchboardError",
@@ -153,8 +175,10 @@ __all__ = [
     "agent_metadata",
     "connect",
     "decode",
+    "decode_event",
     "discover",
     "encode",
+    "encode_event",
     "headers",
     "is_permission_error",
     "is_safe_token",

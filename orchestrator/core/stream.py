@@ -25,8 +25,8 @@ import structlog
 from . import headers as h
 from .codec import decode
 from .correlation import CorrelationTracker, PendingRequest, ReplyStream
-from .envelopes import ProgressEvent
 from .errors import SwitchboardError
+from .progress import ProgressEvent, decode_event
 
 __all__ = ["EventStream"]
 
@@ -81,7 +81,7 @@ class EventStream(Generic[R]):
             if hdrs is None or hdrs.get(h.KIND) != _PROGRESS:
                 return decode(msg.data, self._reply_type, max_bytes=self._max_bytes)
             try:
-                return decode(msg.data, ProgressEvent, max_bytes=self._max_bytes)
+                return decode_event(msg.data, max_bytes=self._max_bytes)
             except SwitchboardError as exc:  # DecodeError, PayloadTooLargeError
                 self.skipped += 1
                 log.debug("progress message skipped", error=str(exc))

@@ -26,6 +26,7 @@ from ..core.deadline import Deadline
 from ..core.envelopes import AgentResult, AgentTask, ErrorInfo
 from ..core.errors import RequestError, SwitchboardError
 from ..core.options import RequestOptions
+from ..core.progress import StepFinishedDetail, StepStartedDetail
 from ..core.requester import Requester
 from ..core.subjects import Subjects
 from ..metrics import STEP_RETRIES, STEPS
@@ -177,7 +178,10 @@ class Executor:
         started = time.perf_counter()
         attempts = 0
         await events.emit(
-            "step_started", step=step.id, agent=step.agent, detail={"instruction": step.instruction}
+            "step_started",
+            step=step.id,
+            agent=step.agent,
+            detail=StepStartedDetail(instruction=step.instruction),
         )
         while True:
             attempts += 1
@@ -203,12 +207,7 @@ class Executor:
                     await asyncio.sleep(backoff)
                     continue
                 error = ErrorInfo(exc.code.value, str(exc))
-                await events.emit(
-                    "step_failed",
-                    step=step.id,
-                    agent=step.agent,
-                    detail={"code": error.code, "message": error.message},
-                )
+                await events.emit("step_failed", step=step.id, agent=step.agent, detail=error)
                 return StepResult(
                     id=step.id,
                     agent=step.agent,
@@ -219,7 +218,10 @@ class Executor:
                     duration_ms=round((time.perf_counter() - started) * 1000, 3),
                 )
             await events.emit(
-                "step_finished", step=step.id, agent=step.agent, detail={"output": result.output}
+                "step_finished",
+                step=step.id,
+                agent=step.agent,
+                detail=StepFinishedDetail(output=result.output),
             )
             return StepResult(
                 id=step.id,

@@ -16,9 +16,10 @@ from switchboard.orchestrator.core import (
     DecodeError,
     ErrorCode,
     EventStream,
-    ProgressEvent,
     RemoteError,
+    StepProgressEvent,
     encode,
+    encode_event,
 )
 from switchboard.orchestrator.core import headers as h
 from switchboard.orchestrator.core.endpoint import Endpoint, Request
@@ -28,10 +29,8 @@ from tests.helpers import eventually, metric
 TASK = AgentTask(correlation_id="conv-s-1", task_id="s1", agent="worker", instruction="go")
 
 
-def event(n: int) -> ProgressEvent:
-    return ProgressEvent(
-        correlation_id="conv-s-1", kind="step_progress", step="s1", agent="worker", detail=n
-    )
+def event(n: int) -> StepProgressEvent:
+    return StepProgressEvent(correlation_id="conv-s-1", step="s1", agent="worker", detail=n)
 
 
 async def serve(nc: NATS, handler) -> Endpoint:  # type: ignore[no-untyped-def]
@@ -60,7 +59,7 @@ async def test_progress_events_then_the_final_reply(
 ) -> None:
     async def handler(request: Request) -> bytes:
         for n in (1, 2):
-            await request.progress(encode(event(n)))
+            await request.progress(encode_event(event(n)))
         return result(request)
 
     endpoint = await serve(nats_client, handler)
@@ -82,7 +81,7 @@ async def test_an_error_reply_is_raised_after_the_progress_before_it(
     nats_client: NATS, requester: Requester
 ) -> None:
     async def handler(request: Request) -> bytes:
-        await request.progress(encode(event(1)))
+        await request.progress(encode_event(event(1)))
         raise AgentError("The worker cannot do that.")
 
     endpoint = await serve(nats_client, handler)
@@ -102,7 +101,7 @@ async def test_leaving_early_cancels_the_request_and_tells_the_worker(
     cancelled = asyncio.Event()
 
     async def handler(request: Request) -> bytes:
-        await request.progress(encode(event(1)))
+        await request.progress(encode_event(event(1)))
         try:
             await asyncio.sleep(60)
         except asyncio.CancelledError:
@@ -129,7 +128,7 @@ async def test_a_progress_message_that_is_not_an_event_is_skipped(
     nats_client: NATS, requester: Requester
 ) -> None:
     async def odd(msg: Msg) -> None:
-        for data in (b"not json", b'{"kind": "teleported"}', encode(event(1))):
+        for data in (b"not json", b'{"kind": "teleported"}', encode_event(event(1))):
             await nats_client.publish(msg.reply, data, headers={h.KIND: "progress"})
         await nats_client.publish(
             msg.reply, encode(AgentResult(correlation_id="c", task_id="s1", ok=True))
