@@ -1,7 +1,8 @@
 """The request/reply core: correlation-routed request/reply on NATS.
 
-Wire protocol and envelopes, the ``CorrelationTracker`` and the one inbox
-subscription per process (``GlobalMessageConsumer``), the ``Requester``, the
+Wire protocol, envelopes and typed progress events, the ``CorrelationTracker``
+and the one inbox subscription per process (``GlobalMessageConsumer``), the
+``Requester`` and its typed ``EventStream``, the ``ConversationClient``, the
 ``Endpoint`` that workers serve, NATS connection handling (the one module that
 knows nats-py), discovery, KV, and the core's metrics. It imports nothing from
 the rest of Switchboard: an import-linter contract (``pyproject.toml``) says so.

@@ -2,8 +2,9 @@
 
 One Requester per process (per NATS connection) owns the correlation
 tracker, the global inbox consumer and the sender of remote cancellation
-notices. It is what the BFF uses to talk to the orchestrator and what the
-orchestrator uses to talk to agents.
+notices. It is what the orchestrator uses to talk to agents, and what the
+:class:`~switchboard.orchestrator.core.client.ConversationClient` (the BFF, ``switchboard
+ask``, the bench) uses to talk to the orchestrator.
 """
 
 from __future__ import annotations
