@@ -28,9 +28,9 @@ from typing import Any
 from switchboard.orchestrator.core import (
     AgentTask,
     Deadline,
-    ProgressEvent,
+    StepProgressEvent,
     Usage,
-    encode,
+    encode_event,
     is_safe_token,
 )
 from switchboard.orchestrator.llm.base import LLM, ChatMessage
@@ -116,15 +116,14 @@ class TaskContext:
 
     async def progress(self, detail: Any) -> bool:
         """Tell the requester how the work goes (shown live in the web page); best effort."""
-        event = ProgressEvent(
+        event = StepProgressEvent(
             correlation_id=self.task.correlation_id,
-            kind="step_progress",
             step=self.task.task_id,
             agent=self.task.agent,
             detail=detail,
             ts=time.time(),
         )
-        return await self._progress(encode(event))
+        return await self._progress(encode_event(event))
 
     async def ask_llm(
         self, prompt: str, *, system: str | None = None, max_tokens: int | None = None

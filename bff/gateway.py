@@ -1,43 +1,40 @@
-"""The BFF's side of NATS: one Requester talking to the orchestrator.
+"""The BFF's side of NATS: one ConversationClient talking to the orchestrator.
 
-Each request carries one deadline: the conversation's own (``timeout_s``,
-enforced by the orchestrator) plus a margin for the reply to travel back, so
-a partial answer made at the deadline still arrives. The orchestrator is
-asked for heartbeats, so a replica that dies mid-conversation is noticed in
-seconds; a request the orchestrator refused as shutting down or overloaded,
-that found no responder, or that no replica accepted in time (a frozen one
-still holds its subscription) is retried once while time remains.
+Each conversation has one time budget (the body's ``timeout_s``, or the
+configured default, at most 600 s) that the orchestrator enforces; the client
+waits the core's reply margin longer, so a partial answer made when the budget
+runs out still arrives. The orchestrator is asked for heartbeats, so a replica
+that dies mid-conversation is noticed in seconds; a request the orchestrator
+refused as shutting down or overloaded, that found no responder, or that no
+replica accepted in time (a frozen one still holds its subscription) is
+retried once while time remains.
 """
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 
 from switchboard.orchestrator import (
+    REPLY_MARGIN,
     AgentInfo,
+    ConversationClient,
     ConversationReply,
-    ConversationRequest,
-    Deadline,
     HistoryReply,
-    HistoryRequest,
     ProgressEvent,
     Requester,
-    SwitchboardError,
-    decode,
-    encode,
 )
-from switchboard.orchestrator.core.headers import KIND, Kind
 
 from .schemas import ChatRequest
 
-__all__ = ["Gateway"]
+__all__ = ["REPLY_MARGIN", "Gateway"]
 
-#: Time for the final reply to travel back after the conversation's own deadline.
-REPLY_MARGIN = 2.0
+#: The longest budget a chat request may ask for, in seconds.
+MAX_TIMEOUT = 600.0
 
 
 class Gateway:
+    """What the HTTP routes ask of the orchestrator, in the BFF's terms (a ChatRequest)."""
+
     def __init__(
         self,
         requester: Requester,
@@ -46,83 +43,50 @@ class Gateway:
         heartbeat: float = 1.0,
         accept_timeout: float = 5.0,
     ) -> None:
-        self.requester = requester
-        self.subjects = requester.subjects
         self.conversation_timeout = conversation_timeout
-        self.heartbeat = heartbeat
-        self.accept_timeout = accept_timeout
-
-    def _request(self, user_id: str, body: ChatRequest, correlation_id: str) -> tuple[bytes, float]:
-        timeout = min(body.timeout_s or self.conversation_timeout, 600.0)
-        request = ConversationRequest(
-            correlation_id=correlation_id,
-            user_id=user_id,
-            message=body.message,
-            conversation_id=body.conversation_id,
-            timeout_s=timeout,
-            agents=body.agents or None,
+        self.client = ConversationClient(
+            requester,
+            default_timeout=conversation_timeout,
+            heartbeat=heartbeat,
+            accept_timeout=accept_timeout,
+            retries=1,
         )
-        return encode(request), timeout
+
+    def _timeout(self, body: ChatRequest) -> float:
+        return min(body.timeout_s or self.conversation_timeout, MAX_TIMEOUT)
 
     async def chat(
         self, user_id: str, body: ChatRequest, *, correlation_id: str
     ) -> ConversationReply:
-        payload, timeout = self._request(user_id, body, correlation_id)
-        deadline = Deadline.after(timeout + REPLY_MARGIN)
-        for attempt in (1, 2):
-            try:
-                msg = await self.requester.request(
-                    self.subjects.converse,
-                    payload,
-                    correlation_id=correlation_id,
-                    deadline=deadline,
-                    heartbeat=self.heartbeat,
-                    accept_timeout=min(self.accept_timeout, timeout + REPLY_MARGIN),
-                )
-            except SwitchboardError as exc:
-                if attempt == 1 and exc.retryable and deadline.remaining() > 1.0:
-                    await asyncio.sleep(0.1)
-                    continue
-                raise
-            return decode(msg.data, ConversationReply, max_bytes=None)
-        raise AssertionError("unreachable")  # pragma: no cover
+        """The conversation's reply (see :meth:`ConversationClient.ask` for the errors)."""
+        return await self.client.ask(
+            body.message,
+            user_id=user_id,
+            correlation_id=correlation_id,
+            conversation_id=body.conversation_id,
+            agents=body.agents,
+            timeout=self._timeout(body),
+        )
 
     async def stream(
         self, user_id: str, body: ChatRequest, *, correlation_id: str
     ) -> AsyncIterator[ProgressEvent | ConversationReply]:
         """The conversation's progress events, then its reply."""
-        payload, timeout = self._request(user_id, body, correlation_id)
-        async with self.requester.stream(
-            self.subjects.converse,
-            payload,
+        async with self.client.stream(
+            body.message,
+            user_id=user_id,
             correlation_id=correlation_id,
-            deadline=Deadline.after(timeout + REPLY_MARGIN),
-            heartbeat=self.heartbeat,
-            accept_timeout=min(self.accept_timeout, timeout + REPLY_MARGIN),
-        ) as replies:
-            async for msg in replies:
-                if (msg.headers or {}).get(KIND) == Kind.PROGRESS:
-                    yield decode(msg.data, ProgressEvent, max_bytes=None)
-                else:
-                    yield decode(msg.data, ConversationReply, max_bytes=None)
-                    return
+            conversation_id=body.conversation_id,
+            agents=body.agents,
+            timeout=self._timeout(body),
+        ) as events:
+            async for item in events:
+                yield item
 
     async def agents(self, correlation_id: str) -> list[AgentInfo]:
-        msg = await self.requester.request(
-            f"{self.subjects.prefix}.orchestrator.agents",
-            b"{}",
-            correlation_id=correlation_id,
-            timeout=10,
-        )
-        return decode(msg.data, list[AgentInfo], max_bytes=None)
+        return await self.client.agents(correlation_id=correlation_id)
 
     async def history(
         self, user_id: str, conversation_id: str, *, correlation_id: str
     ) -> HistoryReply:
-        return await self.requester.call(
-            f"{self.subjects.prefix}.orchestrator.history",
-            HistoryRequest(user_id=user_id, conversation_id=conversation_id),
-            HistoryReply,
-            correlation_id=correlation_id,
-            timeout=10,
-        )
+        return await self.client.history(user_id, conversation_id, correlation_id=correlation_id)

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import sys
+from typing import Any
 
-from .core.codec import decode, encode
+import msgspec
+
+from .core.client import ConversationClient
+from .core.codec import encode
 from .core.connection import connect
-from .core.conversation import ConversationReply, ConversationRequest
-from .core.envelopes import ProgressEvent
+from .core.conversation import ConversationReply
 from .core.errors import SwitchboardError
-from .core.headers import KIND, Kind
+from .core.progress import PlannedEvent, ProgressEvent
 from .core.requester import Requester
 from .core.subjects import Subjects, new_correlation_id, safe_token
 from .runtime.logs import configure_logging
@@ -31,17 +34,8 @@ async def ask(
     as_json: bool = False,
 ) -> int:
     """Send one ConversationRequest and print the answer; 0 ok, 1 failed or partial."""
-    subjects = Subjects(settings.subject_prefix)
     user_id = safe_token(user)
     correlation_id = new_correlation_id(user_id)
-    request = ConversationRequest(
-        correlation_id=correlation_id,
-        user_id=user_id,
-        message=message,
-        conversation_id=conversation,
-        timeout_s=timeout,
-        agents=agents,
-    )
     # The answer goes to stdout; logs (warnings and worse unless asked) to stderr.
     level = settings.log_level if settings.log_level in ("warning", "error") else "warning"
     configure_logging(level, json=settings.log_format == "json")
@@ -51,30 +45,35 @@ async def ask(
     except SwitchboardError as exc:
         print(f"error: {exc}", file=sys.stderr)  # not an error reply: no code to show
         return 1
-    requester = Requester(nc, subjects=subjects, inbox_prefix=settings.inbox_prefix)
+    requester = Requester(
+        nc, subjects=Subjects(settings.subject_prefix), inbox_prefix=settings.inbox_prefix
+    )
     await requester.start()
+    client = ConversationClient(requester, default_timeout=timeout, retries=0)
     try:
         if stream:
             reply = None
-            async with requester.stream(
-                subjects.converse,
-                encode(request),
+            async with client.stream(
+                message,
+                user_id=user_id,
                 correlation_id=correlation_id,
-                timeout=timeout + 1,
-            ) as replies:
-                async for msg in replies:
-                    if (msg.headers or {}).get(KIND) == Kind.PROGRESS:
-                        _print_event(decode(msg.data, ProgressEvent))
-                    else:
-                        reply = decode(msg.data, ConversationReply)
+                conversation_id=conversation,
+                agents=agents,
+            ) as events:
+                async for item in events:
+                    match item:
+                        case ConversationReply():
+                            reply = item
+                        case _:
+                            _print_event(item)
             assert reply is not None
         else:
-            reply = await requester.call(
-                subjects.converse,
-                request,
-                ConversationReply,
+            reply = await client.ask(
+                message,
+                user_id=user_id,
                 correlation_id=correlation_id,
-                timeout=timeout + 1,
+                conversation_id=conversation,
+                agents=agents,
             )
     except SwitchboardError as exc:
         print(f"error [{exc.code.value}] {exc}", file=sys.stderr)
@@ -97,8 +96,9 @@ async def ask(
 
 def _print_event(event: ProgressEvent) -> None:
     where = f" {event.step}/{event.agent}" if event.step else ""
-    detail = event.detail
-    if event.kind == "planned" and isinstance(detail, dict):
-        steps = detail.get("steps", [])
-        detail = ", ".join(f"{s.get('id')}:{s.get('agent')}" for s in steps) or "no steps"
+    match event:
+        case PlannedEvent(detail=plan):
+            detail: Any = ", ".join(f"{s.id}:{s.agent}" for s in plan.steps) or "no steps"
+        case _:  # as it came, the same text as ever
+            detail = msgspec.to_builtins(event.detail)
     print(f"[{event.seq:>3}] {event.kind}{where}: {detail}", file=sys.stderr)

@@ -23,6 +23,7 @@ from nats.aio.client import Client as NATS
 from .core.catalog import ROLE_KEY, AgentCatalog
 from .core.codec import encode
 from .core.conversation import ConversationReply, ConversationRequest, HistoryReply, HistoryRequest
+from .core.deadline import REPLY_MARGIN, work_deadline
 from .core.discovery import ServiceResponder
 from .core.endpoint import Endpoint, Request
 from .core.envelopes import ErrorInfo
@@ -92,7 +93,8 @@ class OrchestratorService:
             subject=self.subjects.converse,
             handler=self._converse,
             name="orchestrator",
-            default_timeout=settings.conversation_timeout,
+            # A request with no deadline of its own gets conversation_timeout of work.
+            default_timeout=settings.conversation_timeout + REPLY_MARGIN,
             error_body=_conversation_error,
             **common,  # type: ignore[arg-type]
         )
@@ -151,9 +153,8 @@ class OrchestratorService:
 
     async def _converse(self, request: Request) -> bytes:
         conversation = request.decode(ConversationRequest)
-        deadline = request.deadline
-        if conversation.timeout_s is not None:
-            deadline = deadline.earlier(conversation.timeout_s)
+        # The caller waits REPLY_MARGIN past the conversation's budget: work until then.
+        deadline = work_deadline(request.deadline, conversation.timeout_s)
         events = EventSink(
             conversation.correlation_id,
             subject=self.subjects.events(conversation.correlation_id),

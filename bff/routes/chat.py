@@ -19,7 +19,13 @@ from litestar.di import NamedDependency
 from litestar.params import JSONBody
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 
-from switchboard.orchestrator import ConversationReply, ProgressEvent, SwitchboardError, encode
+from switchboard.orchestrator import (
+    ConversationReply,
+    ProgressEvent,
+    SwitchboardError,
+    encode,
+    encode_event,
+)
 
 from ..admission import admit
 from ..disconnect import ClientGone, until_disconnected
@@ -87,7 +93,7 @@ async def chat_stream(
             async for item in bff.gateway.stream(user, data, correlation_id=correlation_id):
                 if isinstance(item, ProgressEvent):
                     yield ServerSentEventMessage(
-                        event=item.kind, id=str(item.seq), data=encode(item).decode()
+                        event=item.kind, id=str(item.seq), data=encode_event(item).decode()
                     )
                 else:
                     yield ServerSentEventMessage(event="reply", data=encode(item).decode())

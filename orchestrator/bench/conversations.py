@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 from nats.nuid import NUID
 
+from ..core.client import ConversationClient
 from ..core.codec import decode, encode
 from ..core.conversation import ConversationReply, ConversationRequest
 from ..core.requester import Requester
@@ -49,7 +50,15 @@ def check_reply(data: bytes) -> ConversationReply:
     Raises:
         BenchError: an error, a partial answer, or not exactly one ``ok`` step.
     """
-    reply = decode(data, ConversationReply, max_bytes=None)
+    return check_answer(decode(data, ConversationReply, max_bytes=None))
+
+
+def check_answer(reply: ConversationReply) -> ConversationReply:
+    """``reply``, if it is a complete answer from the bench agent.
+
+    Raises:
+        BenchError: an error, a partial answer, or not exactly one ``ok`` step.
+    """
     if reply.error is not None:
         raise BenchError(f"error reply: {reply.error.code}: {reply.error.message}")
     if reply.partial or len(reply.steps) != 1 or reply.steps[0].status != "ok":
@@ -73,29 +82,21 @@ class Conversations:
     _run: str = field(default_factory=lambda: NUID().next().decode(), init=False)
 
     def sender(self) -> Send:
-        requester = self.requester
-        subject = requester.subjects.converse
+        # No retries: the bench counts a refused request as the failure it is.
+        client = ConversationClient(self.requester, default_timeout=self.timeout, retries=0)
         agents = [self.agent]
-        timeout = self.timeout
         ids = self._ids
         run = self._run
 
         async def conversation(i: int) -> object:
-            correlation_id = f"bench-{run}-{next(ids)}"
-            payload = encode(
-                ConversationRequest(
-                    correlation_id=correlation_id,
-                    user_id="bench",
-                    message=MESSAGE,
-                    agents=agents,
-                    timeout_s=timeout,
-                )
-            )
             try:
-                msg = await requester.request(
-                    subject, payload, correlation_id=correlation_id, timeout=timeout + 2
+                reply = await client.ask(
+                    MESSAGE,
+                    user_id="bench",
+                    correlation_id=f"bench-{run}-{next(ids)}",
+                    agents=agents,
                 )
-                return check_reply(msg.data)
+                return check_answer(reply)
             except Exception as exc:
                 if self.first_error is None:
                     self.first_error = f"{type(exc).__name__}: {exc}"

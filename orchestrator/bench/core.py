@@ -131,7 +131,7 @@ async def run_core(
 
             async def tracked(i: int) -> object:
                 return await requester.request(
-                    SUBJECT, PAYLOAD, correlation_id=f"conv-bench-{i}", timeout=30
+                    SUBJECT, PAYLOAD, correlation_id=f"conv-bench-{i}", deadline=Deadline.after(30)
                 )
 
             for level in concurrency:

@@ -1,7 +1,8 @@
 """The request/reply core: correlation-routed request/reply on NATS.
 
-Wire protocol and envelopes, the ``CorrelationTracker`` and the one inbox
-subscription per process (``GlobalMessageConsumer``), the ``Requester``, the
+Wire protocol, envelopes and typed progress events, the ``CorrelationTracker``
+and the one inbox subscription per process (``GlobalMessageConsumer``), the
+``Requester`` and its typed ``EventStream``, the ``ConversationClient``, the
 ``Endpoint`` that workers serve, NATS connection handling (the one module that
 knows nats-py), discovery, KV, and the core's metrics. It imports nothing from
 the rest of Switchboard: an import-linter contract (``pyproject.toml``) says so.
@@ -9,6 +10,7 @@ the rest of Switchboard: an import-linter contract (``pyproject.toml``) says so.
 
 from . import headers, metrics, wire
 from .catalog import ROLE_AGENT, ROLE_KEY, AgentCatalog, AgentInfo, agent_metadata
+from .client import ConversationClient
 from .codec import DEFAULT_MAX_PAYLOAD, decode, encode
 from .connection import ConnectionEvents, connect, is_permission_error, translate_nats_error
 from .consumer import GlobalMessageConsumer
@@ -24,7 +26,7 @@ from .conversation import (
     StepStatus,
 )
 from .correlation import CorrelationTracker, PendingInfo, PendingRequest, ReplyStream, remote_error
-from .deadline import Deadline
+from .deadline import REPLY_MARGIN, Deadline, reply_deadline, work_deadline
 from .discovery import (
     EndpointInfo,
     EndpointStatsInfo,
@@ -43,8 +45,6 @@ from .envelopes import (
     CorrelationId,
     ErrorInfo,
     ErrorReply,
-    EventKind,
-    ProgressEvent,
     StepId,
     Usage,
     UserId,
@@ -72,7 +72,24 @@ from .errors import (
 )
 from .headers import Kind
 from .kv import KVBucket, Revision
+from .options import RequestOptions
+from .progress import (
+    AnsweredDetail,
+    AnsweredEvent,
+    EventKind,
+    PlannedEvent,
+    ProgressEvent,
+    StepFailedEvent,
+    StepFinishedDetail,
+    StepFinishedEvent,
+    StepProgressEvent,
+    StepStartedDetail,
+    StepStartedEvent,
+    decode_event,
+    encode_event,
+)
 from .requester import Requester
+from .stream import EventStream
 from .subjects import Subjects, is_safe_token, new_correlation_id, safe_token
 from .tasks import stop_task
 from .urls import without_credentials
@@ -80,6 +97,7 @@ from .urls import without_credentials
 __all__ = [
     "DEFAULT_MAX_PAYLOAD",
     "MAX_MESSAGE_CHARS",
+    "REPLY_MARGIN",
     "ROLE_AGENT",
     "ROLE_KEY",
     "AgentCatalog",
@@ -88,10 +106,13 @@ __all__ = [
     "AgentName",
     "AgentResult",
     "AgentTask",
+    "AnsweredDetail",
+    "AnsweredEvent",
     "ConfigurationError",
     "ConnectionClosedError",
     "ConnectionEvents",
     "ConversationCancelledError",
+    "ConversationClient",
     "ConversationReply",
     "ConversationRequest",
     "ConversationTurn",
@@ -108,6 +129,7 @@ __all__ = [
     "ErrorInfo",
     "ErrorReply",
     "EventKind",
+    "EventStream",
     "GlobalMessageConsumer",
     "Handler",
     "HistoryReply",
@@ -125,11 +147,13 @@ __all__ = [
     "Plan",
     "PlanError",
     "PlanStep",
+    "PlannedEvent",
     "ProgressEvent",
     "RemoteError",
     "ReplyStream",
     "Request",
     "RequestError",
+    "RequestOptions",
     "RequestTimeoutError",
     "Requester",
     "Revision",
@@ -138,8 +162,14 @@ __all__ = [
     "ServiceResponder",
     "ServiceStatsInfo",
     "ShuttingDownError",
+    "StepFailedEvent",
+    "StepFinishedDetail",
+    "StepFinishedEvent",
     "StepId",
+    "StepProgressEvent",
     "StepResult",
+    "StepStartedDetail",
+    "StepStartedEvent",
     "StepStatus",
     "Subjects",
     "SwitchboardError",
@@ -150,17 +180,21 @@ __all__ = [
     "agent_metadata",
     "connect",
     "decode",
+    "decode_event",
     "discover",
     "encode",
+    "encode_event",
     "headers",
     "is_permission_error",
     "is_safe_token",
     "metrics",
     "new_correlation_id",
     "remote_error",
+    "reply_deadline",
     "safe_token",
     "stop_task",
     "translate_nats_error",
     "wire",
     "without_credentials",
+    "work_deadline",
 ]

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import functools
 import re
+import types
+import typing
 from typing import Any, TypeVar, cast
 
 import msgspec
@@ -36,6 +38,8 @@ def _decoder(type_: Any) -> msgspec.json.Decoder[Any]:
 
 
 def _type_name(type_: Any) -> str:
+    if isinstance(type_, types.UnionType):  # a tagged union: its members' names
+        return " | ".join(_type_name(member) for member in typing.get_args(type_))
     return getattr(type_, "__name__", None) or str(type_)
 
 

@@ -20,11 +20,20 @@ import time
 
 from .errors import DecodeError
 
-__all__ = ["MAX_SECONDS", "Deadline"]
+__all__ = ["MAX_SECONDS", "REPLY_MARGIN", "Deadline", "reply_deadline", "work_deadline"]
 
 #: The longest a deadline may be set from now: a year (the header carries at most 11 digits
 #: of milliseconds; an infinite or NaN timeout would not survive the trip).
 MAX_SECONDS = 365 * 24 * 3600.0
+
+#: How much longer a caller waits for a reply than the budget it gives the worker, in
+#: seconds. A worker that runs out of budget still answers -- a partial answer, or its own
+#: timeout error that says what did not finish -- and that answer must reach the caller
+#: before the caller gives up with a bare "timed out". The margin pays for the reply's
+#: trip back, a backlog in front of the worker, and a little clock skew. It is decided here
+#: only: the caller adds it (:func:`reply_deadline`), the worker takes it back
+#: (:func:`work_deadline`).
+REPLY_MARGIN = 2.0
 
 
 class Deadline:
@@ -75,8 +84,16 @@ class Deadline:
         return cls(time.monotonic() + ms / 1000.0)
 
     def header(self) -> str:
-        """The ``Switchboard-Timeout`` value: whole milliseconds left now (0 once passed)."""
-        return str(max(0, int(self.remaining() * 1000)))
+        """The ``Switchboard-Timeout`` value: whole milliseconds left now (0 once passed).
+
+        Raises:
+            ValueError: the deadline is NaN, infinite or too far to send (a ``Deadline``
+                built by hand; :meth:`after` never makes one).
+        """
+        ms = self.remaining() * 1000
+        if not ms <= MAX_SECONDS * 1000:  # also NaN
+            raise ValueError(f"A deadline {self.remaining()!r} s away cannot be sent.")
+        return str(int(ms)) if ms > 0 else "0"
 
     def wall_time(self) -> float:
         """When this deadline passes, as unix time: for people to read, never to decide on."""
@@ -121,3 +138,30 @@ class Deadline:
 
     def __repr__(self) -> str:
         return f"<Deadline in {self.remaining():.3f}s>"
+
+
+def reply_deadline(budget: float) -> Deadline:
+    """The caller's deadline for work given ``budget`` seconds: budget plus :data:`REPLY_MARGIN`.
+
+    Use it where a request with a time budget is sent (the conversation client); the
+    budget itself travels in the request (``timeout_s``).
+
+    Raises:
+        ValueError: ``budget`` is NaN, infinite or more than :data:`MAX_SECONDS`.
+    """
+    return Deadline.after(budget + REPLY_MARGIN)
+
+
+def work_deadline(deadline: Deadline, budget: float | None = None) -> Deadline:
+    """The worker's deadline for a request that the caller waits for until ``deadline``.
+
+    :data:`REPLY_MARGIN` before the caller's deadline (half the time left, when less than
+    twice the margin is left), so the worker's answer arrives while the caller still
+    waits; and no later than ``budget`` seconds from now, the budget the request asked
+    for, if any.
+
+    Raises:
+        ValueError: ``budget`` is NaN.
+    """
+    margin = min(REPLY_MARGIN, max(0.0, deadline.remaining()) / 2)
+    return Deadline(deadline.at - margin).earlier(budget)

@@ -1,7 +1,8 @@
 """The core envelopes (JSON, msgspec Structs): what any requester and worker exchange.
 
-Error bodies, token usage, an agent's task and result, and progress events.
-The conversation contract built on them is ``orchestrator.core.conversation``.
+Error bodies, token usage, an agent's task and result. The conversation contract
+built on them is ``orchestrator.core.conversation``; progress events are
+``orchestrator.core.progress``.
 
 Schema evolution rules (msgspec ``docs/schema-evolution.rst``): a new field
 always gets a default, unknown fields are ignored on decode, and no field is
@@ -15,7 +16,7 @@ digits, ``_`` and ``-`` (no ``.``, ``*``, ``>`` or white space).
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from msgspec import Meta, Struct, field
 
@@ -29,8 +30,6 @@ __all__ = [
     "CorrelationId",
     "ErrorInfo",
     "ErrorReply",
-    "EventKind",
-    "ProgressEvent",
     "StepId",
     "Timeout",
     "Usage",
@@ -103,22 +102,3 @@ class AgentResult(Struct, kw_only=True):
     error: ErrorInfo | None = None
     usage: Usage | None = None
     duration_ms: float = 0.0
-
-
-EventKind = Literal[
-    "planned", "step_started", "step_progress", "step_finished", "step_failed", "answered"
-]
-
-
-class ProgressEvent(Struct, kw_only=True):
-    """Published on ``ai.events.<correlation_id>`` and streamed to the requester."""
-
-    correlation_id: str
-    kind: EventKind
-    step: str | None = None
-    agent: str | None = None
-    detail: Any = None
-    #: unix time, seconds
-    ts: float = 0.0
-    #: position in this conversation's event sequence (1, 2, ...): an SSE event id
-    seq: int = 0

@@ -2,8 +2,9 @@
 
 One Requester per process (per NATS connection) owns the correlation
 tracker, the global inbox consumer and the sender of remote cancellation
-notices. It is what the BFF uses to talk to the orchestrator and what the
-orchestrator uses to talk to agents.
+notices. It is what the orchestrator uses to talk to agents, and what the
+:class:`~switchboard.orchestrator.core.client.ConversationClient` (the BFF, ``switchboard
+ask``, the bench) uses to talk to the orchestrator.
 """
 
 from __future__ import annotations
@@ -27,7 +28,10 @@ from .correlation import CorrelationTracker, PendingInfo, PendingRequest, ReplyS
 from .deadline import MAX_SECONDS, Deadline
 from .errors import PayloadTooLargeError
 from .metrics import CANCEL_NOTICES
+from .options import DEFAULT_OPTIONS, RequestOptions
+from .stream import EventStream, OpenStream
 from .subjects import Subjects
+from .tasks import stop_task
 
 if TYPE_CHECKING:
     from nats.aio.msg import Msg
@@ -46,7 +50,13 @@ class Requester:
 
         async with Requester(nc) as requester:
             msg = await requester.request("ai.agents.calculator", payload,
-                                          correlation_id="conv-me-1", timeout=5)
+                                          correlation_id="conv-me-1",
+                                          deadline=Deadline.after(5))
+
+    Every request has one absolute deadline (``deadline=``, default: ``default_timeout``
+    from now), which also travels to the worker; a timeout in seconds is turned into one
+    at the edge (``Deadline.after(seconds)``). Everything else about sending is one
+    :class:`RequestOptions`.
 
     ``max_pending`` bounds the requests waiting at once (past it:
     :class:`~switchboard.orchestrator.core.errors.OverloadedError` at once).
@@ -112,10 +122,7 @@ class Requester:
         if abandoned:
             log.warning("pending requests abandoned at shutdown", count=abandoned)
         task, self._cancel_task = self._cancel_task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await stop_task(task)
         await self._flush_cancels()
         await self.consumer.stop()
 
@@ -134,40 +141,24 @@ class Requester:
         data: bytes,
         *,
         correlation_id: str,
-        timeout: float | None = None,
         deadline: Deadline | None = None,
-        target: str | None = None,
-        headers: Mapping[str, str] | None = None,
-        accept_timeout: float | None = None,
-        heartbeat: float | None = None,
-        silence_timeout: float | None = None,
+        options: RequestOptions = DEFAULT_OPTIONS,
     ) -> Msg:
-        """Send ``data`` to ``subject`` and wait for the final reply.
+        """Send ``data`` to ``subject`` and wait for the final reply, until ``deadline``.
 
-        The deadline is ``deadline``, else ``timeout`` seconds from now, else
-        the default timeout. ``heartbeat`` asks the worker to acknowledge and
-        heartbeat at that interval (seconds); with it, ``accept_timeout``
-        bounds the queue wait and ``silence_timeout`` (default 3 heartbeats)
-        detects a worker that went quiet.
+        Without a ``deadline``, the requester's ``default_timeout`` from now. The worker
+        gets the same deadline in the ``Switchboard-Deadline`` header. ``options``: see
+        :class:`RequestOptions` (heartbeats, accept and silence timeouts, target, headers).
 
         Raises:
             RequestTimeoutError: a deadline passed (``.phase`` says which).
             NoRespondersError: nobody subscribes to ``subject``.
             RemoteError: the worker answered with an error reply.
             OverloadedError, ShuttingDownError: refused locally, nothing was sent.
+            ValueError: the deadline or the heartbeat interval cannot be sent.
         """
         entry = await self._send(
-            subject,
-            data,
-            correlation_id=correlation_id,
-            timeout=timeout,
-            deadline=deadline,
-            target=target,
-            headers=headers,
-            accept_timeout=accept_timeout,
-            heartbeat=heartbeat,
-            silence_timeout=silence_timeout,
-            stream=False,
+            subject, data, correlation_id=correlation_id, deadline=deadline, options=options
         )
         future = entry.future
         assert future is not None
@@ -188,58 +179,95 @@ class Requester:
         response_type: type[T],
         *,
         correlation_id: str,
-        **options: Any,
+        deadline: Deadline | None = None,
+        options: RequestOptions = DEFAULT_OPTIONS,
     ) -> T:
         """:meth:`request` with a msgspec-encodable ``message`` and a typed reply.
 
         Raises:
             DecodeError: the reply is not a ``response_type``.
         """
-        msg = await self.request(subject, encode(message), correlation_id=correlation_id, **options)
+        msg = await self.request(
+            subject,
+            encode(message),
+            correlation_id=correlation_id,
+            deadline=deadline,
+            options=options,
+        )
         return decode(msg.data, response_type, max_bytes=self.max_payload)
 
     def stream(
         self,
         subject: str,
-        data: bytes,
+        message: Any,
+        reply_type: type[T],
         *,
         correlation_id: str,
-        timeout: float | None = None,
         deadline: Deadline | None = None,
-        target: str | None = None,
-        headers: Mapping[str, str] | None = None,
-        accept_timeout: float | None = None,
-        heartbeat: float | None = None,
-        silence_timeout: float | None = None,
-    ) -> contextlib.AbstractAsyncContextManager[ReplyStream]:
-        """Send a request asking for progress; iterate its replies, the final one last.
+        options: RequestOptions = DEFAULT_OPTIONS,
+    ) -> contextlib.AbstractAsyncContextManager[EventStream[T]]:
+        """:meth:`call` that also gets the worker's progress: typed events, then the reply.
 
         ::
 
-            async with requester.stream(subject, data, correlation_id=cid) as replies:
+            async with requester.stream(subject, task, AgentResult, correlation_id=cid) as events:
+                async for item in events:
+                    match item:
+                        case AgentResult():
+                            ...  # the final reply, always last
+                        case _:
+                            ...  # a ProgressEvent
+
+        The request is sent when the block is entered. Leaving the block early cancels the
+        request (and tells the worker). Errors are raised from the iteration (see
+        :class:`EventStream`).
+        """
+        max_bytes = self.max_payload
+        return OpenStream(
+            self.tracker,
+            functools.partial(
+                self._send,
+                subject,
+                encode(message),
+                correlation_id=correlation_id,
+                deadline=deadline,
+                options=options,
+                stream=True,
+            ),
+            lambda replies: EventStream(replies, reply_type, max_bytes=max_bytes),
+        )
+
+    def replies(
+        self,
+        subject: str,
+        data: bytes,
+        *,
+        correlation_id: str,
+        deadline: Deadline | None = None,
+        options: RequestOptions = DEFAULT_OPTIONS,
+    ) -> contextlib.AbstractAsyncContextManager[ReplyStream]:
+        """:meth:`stream` with raw bytes and raw replies: progress messages, the final one last.
+
+        ::
+
+            async with requester.replies(subject, data, correlation_id=cid) as replies:
                 async for msg in replies:
                     ...  # msg.headers["Switchboard-Kind"]: "progress", then "final"
 
-        The request is sent when the block is entered. Leaving the block early cancels the
-        request (and tells the worker). An error reply is raised as :class:`RemoteError`
-        from the iteration.
+        For payloads that are not JSON envelopes; everything else reads :meth:`stream`.
         """
-        return _OpenStream(
+        return OpenStream(
             self.tracker,
             functools.partial(
                 self._send,
                 subject,
                 data,
                 correlation_id=correlation_id,
-                timeout=timeout,
                 deadline=deadline,
-                target=target,
-                headers=headers,
-                accept_timeout=accept_timeout,
-                heartbeat=heartbeat,
-                silence_timeout=silence_timeout,
+                options=options,
                 stream=True,
             ),
+            _raw,
         )
 
     async def publish(
@@ -284,19 +312,14 @@ class Requester:
         data: bytes,
         *,
         correlation_id: str,
-        timeout: float | None,
         deadline: Deadline | None,
-        target: str | None,
-        headers: Mapping[str, str] | None,
-        accept_timeout: float | None,
-        heartbeat: float | None,
-        silence_timeout: float | None,
-        stream: bool,
+        options: RequestOptions,
+        stream: bool = False,
     ) -> PendingRequest:
-        if deadline is None:
-            deadline = Deadline.after(self.default_timeout if timeout is None else timeout)
-        elif timeout is not None:
-            deadline = deadline.earlier(timeout)
+        if deadline is None:  # the one place a request without a deadline gets one
+            deadline = Deadline.after(self.default_timeout)
+        heartbeat = options.heartbeat
+        silence_timeout = options.silence_timeout
         if heartbeat is not None and silence_timeout is None:
             silence_timeout = 3 * heartbeat
         hdrs = {h.CORRELATION_ID: correlation_id, h.TIMEOUT: deadline.header()}
@@ -306,17 +329,17 @@ class Requester:
             hdrs[h.HEARTBEAT] = str(max(1, int(heartbeat * 1000)))
         if stream:
             hdrs[h.PROGRESS] = "1"
-        if headers:
-            hdrs.update(headers)
+        if options.headers:
+            hdrs.update(options.headers)
         block = self._block(hdrs, data, subject=subject, cid=correlation_id, request=True)
         # Registered only once nothing but the publish can fail: an entry is either
         # published or discarded, never left waiting for a reply nobody will send.
         entry = self.tracker.register(
             correlation_id=correlation_id,
-            target=target or subject,
+            target=options.target or subject,
             subject=subject,
             deadline=deadline,
-            accept_timeout=accept_timeout,
+            accept_timeout=options.accept_timeout,
             silence_timeout=silence_timeout,
             stream=stream,
         )
@@ -397,28 +420,5 @@ class Requester:
         return f"<Requester inbox={self._prefix}* {self.tracker!r}>"
 
 
-class _OpenStream:
-    """:meth:`Requester.stream`'s context: sends on entry, cancels what is left on exit.
-
-    A plain class rather than ``contextlib.asynccontextmanager``: one fewer generator and
-    frame per agent call on the orchestrator's hot path.
-    """
-
-    __slots__ = ("_entry", "_send", "_tracker")
-
-    def __init__(
-        self, tracker: CorrelationTracker, send: Callable[[], Awaitable[PendingRequest]]
-    ) -> None:
-        self._tracker = tracker
-        self._send = send
-        self._entry: PendingRequest | None = None
-
-    async def __aenter__(self) -> ReplyStream:
-        self._entry = entry = await self._send()
-        assert entry.stream is not None
-        return entry.stream
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        entry = self._entry
-        if entry is not None and entry.token in self._tracker:
-            self._tracker.cancel(entry)
+def _raw(replies: ReplyStream) -> ReplyStream:
+    return replies

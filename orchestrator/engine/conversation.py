@@ -11,7 +11,6 @@ import asyncio
 import time
 from collections.abc import Collection
 
-import msgspec
 import structlog
 
 from ..core.catalog import AgentCatalog
@@ -19,6 +18,7 @@ from ..core.conversation import ConversationReply, ConversationRequest, Conversa
 from ..core.deadline import Deadline
 from ..core.envelopes import Usage
 from ..core.errors import ConversationCancelledError, ErrorCode, PlanError, SwitchboardError
+from ..core.progress import AnsweredDetail
 from ..llm.base import LLM
 from ..metrics import CONVERSATION_DURATION, CONVERSATIONS, HISTORY_FAILURES, PLAN_STEPS
 from .aggregator import Aggregator
@@ -97,7 +97,7 @@ class ConversationEngine:
             plan = self.local_planner.plan(request.message, agents, max_steps=self.max_plan_steps)
         validate_plan(plan, agents, max_steps=self.max_plan_steps)
         PLAN_STEPS.labels(plan.source).observe(len(plan.steps))
-        await events.emit("planned", detail=msgspec.to_builtins(plan))
+        await events.emit("planned", detail=plan)
         results = await self.executor.run(
             plan,
             correlation_id=request.correlation_id,
@@ -131,7 +131,7 @@ class ConversationEngine:
             duration_ms=round((time.perf_counter() - started) * 1000, 3),
             conversation_id=request.conversation_id,
         )
-        await events.emit("answered", detail={"answer": answer, "partial": partial})
+        await events.emit("answered", detail=AnsweredDetail(answer=answer, partial=partial))
         await self._save_history(request, answer, deadline)
         return reply
 

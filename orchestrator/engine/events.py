@@ -14,8 +14,7 @@ from typing import Any
 
 import structlog
 
-from ..core.codec import encode
-from ..core.envelopes import EventKind, ProgressEvent
+from ..core.progress import EVENT_TYPES, EventKind, encode_event
 
 __all__ = ["EventSink"]
 
@@ -52,13 +51,17 @@ class EventSink:
         agent: str | None = None,
         detail: Any = None,
     ) -> None:
+        """Send the next event of ``kind``; ``detail`` is that kind's (see ``core.progress``).
+
+        A detail given as builtins of the same shape (a dict for an ErrorInfo) sends the
+        same bytes.
+        """
         self.seq += 1
         if self._publish is None and self._progress is None:
             return  # nobody to tell: skip the encoding too
-        data = encode(
-            ProgressEvent(
+        data = encode_event(
+            EVENT_TYPES[kind](
                 correlation_id=self.correlation_id,
-                kind=kind,
                 step=step,
                 agent=agent,
                 detail=detail,

@@ -21,12 +21,12 @@ from typing import Any
 
 import structlog
 
-from ..core.codec import decode, encode
 from ..core.conversation import Plan, PlanStep, StepResult
 from ..core.deadline import Deadline
-from ..core.envelopes import AgentResult, AgentTask, ErrorInfo, ProgressEvent
+from ..core.envelopes import AgentResult, AgentTask, ErrorInfo
 from ..core.errors import RequestError, SwitchboardError
-from ..core.headers import KIND, Kind
+from ..core.options import RequestOptions
+from ..core.progress import StepFinishedDetail, StepStartedDetail
 from ..core.requester import Requester
 from ..core.subjects import Subjects
 from ..metrics import STEP_RETRIES, STEPS
@@ -173,18 +173,20 @@ class Executor:
             inputs=dict(inputs),
             user_id=user_id,
         )
-        payload = encode(task)
         subject = self.subjects.agent(step.agent)
         started = time.perf_counter()
         attempts = 0
         await events.emit(
-            "step_started", step=step.id, agent=step.agent, detail={"instruction": step.instruction}
+            "step_started",
+            step=step.id,
+            agent=step.agent,
+            detail=StepStartedDetail(instruction=step.instruction),
         )
         while True:
             attempts += 1
             try:
                 result = await self._call(
-                    subject, payload, correlation_id, step_deadline, step, events
+                    subject, task, correlation_id, step_deadline, step, events
                 )
             except SwitchboardError as exc:
                 backoff = min(0.05 * 2 ** (attempts - 1), 1.0)
@@ -204,12 +206,7 @@ class Executor:
                     await asyncio.sleep(backoff)
                     continue
                 error = ErrorInfo(exc.code.value, str(exc))
-                await events.emit(
-                    "step_failed",
-                    step=step.id,
-                    agent=step.agent,
-                    detail={"code": error.code, "message": error.message},
-                )
+                await events.emit("step_failed", step=step.id, agent=step.agent, detail=error)
                 return StepResult(
                     id=step.id,
                     agent=step.agent,
@@ -220,7 +217,10 @@ class Executor:
                     duration_ms=round((time.perf_counter() - started) * 1000, 3),
                 )
             await events.emit(
-                "step_finished", step=step.id, agent=step.agent, detail={"output": result.output}
+                "step_finished",
+                step=step.id,
+                agent=step.agent,
+                detail=StepFinishedDetail(output=result.output),
             )
             return StepResult(
                 id=step.id,
@@ -236,32 +236,29 @@ class Executor:
     async def _call(
         self,
         subject: str,
-        payload: bytes,
+        task: AgentTask,
         correlation_id: str,
         deadline: Deadline,
         step: PlanStep,
         events: EventSink,
     ) -> AgentResult:
-        accept = min(self.accept_timeout, max(0.05, deadline.remaining()))
+        options = RequestOptions(heartbeat=self.heartbeat, accept_timeout=self.accept_timeout)
         async with self.requester.stream(
             subject,
-            payload,
+            task,
+            AgentResult,
             correlation_id=correlation_id,
             deadline=deadline,
-            heartbeat=self.heartbeat,
-            accept_timeout=accept,
+            options=options,
         ) as replies:
-            async for msg in replies:
-                if (msg.headers or {}).get(KIND) == Kind.PROGRESS:
-                    try:
-                        event = decode(msg.data, ProgressEvent)
-                    except SwitchboardError:
-                        continue
-                    await events.emit(
-                        "step_progress", step=step.id, agent=step.agent, detail=event.detail
-                    )
-                    continue
-                return decode(msg.data, AgentResult)
+            async for item in replies:
+                match item:
+                    case AgentResult():
+                        return item
+                    case _:  # the agent's progress, passed on as this step's
+                        await events.emit(
+                            "step_progress", step=step.id, agent=step.agent, detail=item.detail
+                        )
         raise RequestError(  # the stream ended without a final reply: cannot happen
             f"The {step.agent} agent closed step {step.id} without an answer.",
             subject=subject,

@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from typing import Any
 
 import pytest
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 
+from switchboard.orchestrator.core import Deadline, RequestOptions
 from switchboard.orchestrator.core import headers as h
 from switchboard.orchestrator.core.errors import (
     ErrorCode,
@@ -47,7 +49,7 @@ async def test_every_reply_reaches_its_own_waiter_1000_users_x_10(
             cid = f"conv-user{u}-{i}"
             payload = f"user {u} question {i}"
             msg = await requester.request(
-                "svc.echo", payload.encode(), correlation_id=cid, timeout=60
+                "svc.echo", payload.encode(), correlation_id=cid, deadline=Deadline.after(60)
             )
             assert json.loads(msg.data) == {"echo": payload, "cid": cid}
 
@@ -61,14 +63,15 @@ async def test_every_reply_reaches_its_own_waiter_1000_users_x_10(
 @pytest.mark.parametrize(
     "arguments",
     [
-        {"timeout": float("inf")},
-        {"timeout": float("nan")},
-        {"timeout": 1e308},
-        {"timeout": 10, "heartbeat": float("inf")},
+        # Deadlines built by hand: Deadline.after() refuses these timeouts itself.
+        {"deadline": Deadline(float("inf"))},
+        {"deadline": Deadline(float("nan"))},
+        {"deadline": Deadline(1e308)},
+        {"deadline": Deadline.after(10), "options": RequestOptions(heartbeat=float("inf"))},
     ],
 )
 async def test_a_request_that_cannot_be_sent_leaves_nothing_waiting(
-    nats_client: NATS, requester: Requester, arguments: dict[str, float]
+    nats_client: NATS, requester: Requester, arguments: dict[str, Any]
 ) -> None:
     # The deadline header was built after the entry was registered: an OverflowError
     # there left a waiter registered for a request never sent ("pending abandoned").
@@ -77,15 +80,37 @@ async def test_a_request_that_cannot_be_sent_leaves_nothing_waiting(
         await requester.request("svc.echo", b"{}", correlation_id="conv-u-1", **arguments)
     assert len(requester.tracker) == 0
     assert requester.pending() == []
-    msg = await requester.request("svc.echo", b"{}", correlation_id="conv-u-2", timeout=10)
+    msg = await requester.request(
+        "svc.echo", b"{}", correlation_id="conv-u-2", deadline=Deadline.after(10)
+    )
     assert json.loads(msg.data)["cid"] == "conv-u-2"
+
+
+@pytest.mark.parametrize("deadline", [Deadline(-1.0), Deadline(float("-inf")), Deadline.after(-5)])
+async def test_a_deadline_already_passed_times_out_at_once_and_leaves_nothing(
+    nats_client: NATS, requester: Requester, deadline: Deadline
+) -> None:
+    await echo_responder(nats_client, "svc.echo")
+    with pytest.raises(RequestTimeoutError):
+        await asyncio.wait_for(
+            requester.request("svc.echo", b"{}", correlation_id="conv-u-3", deadline=deadline), 2
+        )
+    assert len(requester.tracker) == 0
+
+
+@pytest.mark.parametrize("seconds", [float("inf"), float("nan"), 1e308])
+def test_a_timeout_that_cannot_be_a_deadline_is_refused(seconds: float) -> None:
+    with pytest.raises(ValueError, match="cannot be a deadline"):
+        Deadline.after(seconds)
 
 
 async def test_no_responders_fails_at_once(requester: Requester) -> None:
     before = metric("switchboard_correlation_no_responders_total", target="nobody.home")
     started = time.monotonic()
     with pytest.raises(NoRespondersError) as caught:
-        await requester.request("nobody.home", b"{}", correlation_id="conv-u-1", timeout=10)
+        await requester.request(
+            "nobody.home", b"{}", correlation_id="conv-u-1", deadline=Deadline.after(10)
+        )
     assert time.monotonic() - started < 2.0  # a fraction of the 10 s deadline
     assert caught.value.correlation_id == "conv-u-1"
     assert caught.value.subject == "nobody.home"
@@ -101,7 +126,9 @@ async def test_timeout_names_the_correlation_id_and_subject(
     before = metric("switchboard_correlation_timeouts_total", target="svc.silent", phase="deadline")
     started = time.monotonic()
     with pytest.raises(RequestTimeoutError) as caught:
-        await requester.request("svc.silent", b"{}", correlation_id="conv-u-7", timeout=0.3)
+        await requester.request(
+            "svc.silent", b"{}", correlation_id="conv-u-7", deadline=Deadline.after(0.3)
+        )
     elapsed = time.monotonic() - started
     assert 0.29 <= elapsed < 5.0
     assert "conv-u-7" in str(caught.value)
@@ -121,7 +148,9 @@ async def test_a_late_reply_is_counted_and_changes_nothing(
     await echo_responder(nats_client, "svc.slow", delay=0.5)
     late_before = metric("switchboard_correlation_stray_replies_total", reason="late")
     with pytest.raises(RequestTimeoutError):
-        await requester.request("svc.slow", b"x", correlation_id="conv-u-2", timeout=0.1)
+        await requester.request(
+            "svc.slow", b"x", correlation_id="conv-u-2", deadline=Deadline.after(0.1)
+        )
     await eventually(
         lambda: (
             metric("switchboard_correlation_stray_replies_total", reason="late") == late_before + 1
@@ -129,7 +158,9 @@ async def test_a_late_reply_is_counted_and_changes_nothing(
     )
     assert len(requester.tracker) == 0
     # The consumer still routes normally afterwards.
-    msg = await requester.request("svc.slow", b"y", correlation_id="conv-u-3", timeout=5)
+    msg = await requester.request(
+        "svc.slow", b"y", correlation_id="conv-u-3", deadline=Deadline.after(5)
+    )
     assert json.loads(msg.data)["echo"] == "y"
 
 
@@ -152,7 +183,9 @@ async def test_a_cancelled_waiter_leaves_no_entry_and_no_task(
     tasks_before = asyncio.all_tasks()
     cancelled_before = metric("switchboard_correlation_cancelled_total", target="svc.silent")
     task = asyncio.create_task(
-        requester.request("svc.silent", b"{}", correlation_id="conv-u-9", timeout=30)
+        requester.request(
+            "svc.silent", b"{}", correlation_id="conv-u-9", deadline=Deadline.after(30)
+        )
     )
     await eventually(lambda: len(requester.tracker) == 1)
     task.cancel()
@@ -170,14 +203,18 @@ async def test_pending_limit_rejects_at_once(nats_client: NATS) -> None:
     async with Requester(nats_client, max_pending=5) as small:
         waiting = [
             asyncio.create_task(
-                small.request("svc.silent", b"", correlation_id=f"conv-u-{i}", timeout=30)
+                small.request(
+                    "svc.silent", b"", correlation_id=f"conv-u-{i}", deadline=Deadline.after(30)
+                )
             )
             for i in range(5)
         ]
         await eventually(lambda: len(small.tracker) == 5)
         before = metric("switchboard_correlation_rejected_total", reason="overloaded")
         with pytest.raises(OverloadedError, match="5 requests are already pending"):
-            await small.request("svc.silent", b"", correlation_id="conv-u-6", timeout=30)
+            await small.request(
+                "svc.silent", b"", correlation_id="conv-u-6", deadline=Deadline.after(30)
+            )
         assert metric("switchboard_correlation_rejected_total", reason="overloaded") == before + 1
         for task in waiting:
             task.cancel()
@@ -188,7 +225,9 @@ async def test_pending_limit_rejects_at_once(nats_client: NATS) -> None:
 async def test_pending_lists_what_waits(nats_client: NATS, requester: Requester) -> None:
     await nats_client.subscribe("svc.silent")
     task = asyncio.create_task(
-        requester.request("svc.silent", b"", correlation_id="conv-dbg-1", timeout=30)
+        requester.request(
+            "svc.silent", b"", correlation_id="conv-dbg-1", deadline=Deadline.after(30)
+        )
     )
     await eventually(lambda: len(requester.tracker) == 1)
     [info] = requester.pending()
@@ -207,7 +246,9 @@ async def test_pending_gauge_follows_the_tracker(nats_client: NATS, requester: R
     await nats_client.subscribe("svc.gauge")
     tasks = [
         asyncio.create_task(
-            requester.request("svc.gauge", b"", correlation_id=f"conv-g-{i}", timeout=30)
+            requester.request(
+                "svc.gauge", b"", correlation_id=f"conv-g-{i}", deadline=Deadline.after(30)
+            )
         )
         for i in range(3)
     ]
@@ -230,7 +271,9 @@ async def test_error_reply_raises_remote_error_with_its_code(
 
     await nats_client.subscribe("svc.fail", cb=fail)
     with pytest.raises(RemoteError) as caught:
-        await requester.request("svc.fail", b"", correlation_id="conv-u-1", timeout=5)
+        await requester.request(
+            "svc.fail", b"", correlation_id="conv-u-1", deadline=Deadline.after(5)
+        )
     assert caught.value.code is ErrorCode.AGENT_ERROR
     assert str(caught.value) == "Cannot divide by zero."
     assert caught.value.correlation_id == "conv-u-1"
@@ -243,7 +286,9 @@ async def test_plain_replies_without_headers_count_as_final(
         await msg.respond(b"pong")
 
     await nats_client.subscribe("svc.plain", cb=plain)
-    msg = await requester.request("svc.plain", b"ping", correlation_id="c-1", timeout=5)
+    msg = await requester.request(
+        "svc.plain", b"ping", correlation_id="c-1", deadline=Deadline.after(5)
+    )
     assert msg.data == b"pong"
 
 
@@ -255,7 +300,9 @@ async def test_stream_yields_progress_then_final(nats_client: NATS, requester: R
         await nats_client.publish(msg.reply, b"done", headers={h.KIND: "final"})
 
     await nats_client.subscribe("svc.chatty", cb=chatty)
-    async with requester.stream("svc.chatty", b"", correlation_id="c-s", timeout=5) as replies:
+    async with requester.replies(
+        "svc.chatty", b"", correlation_id="c-s", deadline=Deadline.after(5)
+    ) as replies:
         got = [(m.headers or {}).get(h.KIND, "") + ":" + m.data.decode() async for m in replies]
     assert got == ["progress:step 0", "progress:step 1", "progress:step 2", "final:done"]
     assert len(requester.tracker) == 0
@@ -266,7 +313,9 @@ async def test_leaving_a_stream_early_cancels_it(nats_client: NATS, requester: R
         await nats_client.publish(msg.reply, b"first", headers={h.KIND: "progress"})
 
     await nats_client.subscribe("svc.endless", cb=endless)
-    async with requester.stream("svc.endless", b"", correlation_id="c-e", timeout=30) as replies:
+    async with requester.replies(
+        "svc.endless", b"", correlation_id="c-e", deadline=Deadline.after(30)
+    ) as replies:
         async for msg in replies:
             assert msg.data == b"first"
             break
@@ -283,9 +332,8 @@ async def test_nobody_accepting_is_detected_before_the_deadline(
             "svc.blackhole",
             b"",
             correlation_id="c-na",
-            timeout=30,
-            heartbeat=0.1,
-            accept_timeout=0.3,
+            deadline=Deadline.after(30),
+            options=RequestOptions(heartbeat=0.1, accept_timeout=0.3),
         )
     assert caught.value.phase is TimeoutPhase.NOT_ACCEPTED
     assert "no worker accepted" in str(caught.value)
@@ -305,10 +353,8 @@ async def test_a_worker_that_goes_silent_is_detected(
             "svc.vanish",
             b"",
             correlation_id="c-si",
-            timeout=30,
-            heartbeat=0.1,
-            accept_timeout=10,
-            silence_timeout=0.4,
+            deadline=Deadline.after(30),
+            options=RequestOptions(heartbeat=0.1, accept_timeout=10, silence_timeout=0.4),
         )
     assert caught.value.phase is TimeoutPhase.SILENT
     assert "went silent" in str(caught.value)
@@ -321,7 +367,7 @@ async def test_close_refuses_new_requests_and_fails_pending_ones(nats_client: NA
     requester = Requester(nats_client)
     await requester.start()
     task = asyncio.create_task(
-        requester.request("svc.silent", b"", correlation_id="c-shut", timeout=30)
+        requester.request("svc.silent", b"", correlation_id="c-shut", deadline=Deadline.after(30))
     )
     await eventually(lambda: len(requester.tracker) == 1)
     started = time.monotonic()
@@ -330,12 +376,16 @@ async def test_close_refuses_new_requests_and_fails_pending_ones(nats_client: NA
         await task
     assert time.monotonic() - started < 5.0
     with pytest.raises(ShuttingDownError):
-        await requester.request("svc.silent", b"", correlation_id="c-late", timeout=1)
+        await requester.request(
+            "svc.silent", b"", correlation_id="c-late", deadline=Deadline.after(1)
+        )
     await requester.close()  # idempotent
     # restartable
     await requester.start()
     await echo_responder(nats_client, "svc.echo")
-    msg = await requester.request("svc.echo", b"again", correlation_id="c-again", timeout=5)
+    msg = await requester.request(
+        "svc.echo", b"again", correlation_id="c-again", deadline=Deadline.after(5)
+    )
     assert json.loads(msg.data)["echo"] == "again"
     await requester.close()
 
@@ -345,7 +395,9 @@ async def test_close_lets_requests_finish_within_the_grace_period(nats_client: N
     requester = Requester(nats_client)
     await requester.start()
     task = asyncio.create_task(
-        requester.request("svc.slowish", b"ok", correlation_id="c-grace", timeout=30)
+        requester.request(
+            "svc.slowish", b"ok", correlation_id="c-grace", deadline=Deadline.after(30)
+        )
     )
     await eventually(lambda: len(requester.tracker) == 1)
     await requester.close(grace=10)

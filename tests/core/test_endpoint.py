@@ -10,6 +10,7 @@ import pytest
 import structlog
 from nats.aio.client import Client as NATS
 
+from switchboard.orchestrator.core import RequestOptions
 from switchboard.orchestrator.core import headers as h
 from switchboard.orchestrator.core.conversation import ConversationRequest
 from switchboard.orchestrator.core.deadline import Deadline
@@ -43,9 +44,11 @@ async def test_a_slow_request_does_not_hold_up_the_next(requester: Requester, se
 
     await serve(handler)
     slow = asyncio.create_task(
-        requester.request("svc.test", b"slow", correlation_id="c-slow", timeout=30)
+        requester.request("svc.test", b"slow", correlation_id="c-slow", deadline=Deadline.after(30))
     )
-    fast = await requester.request("svc.test", b"fast", correlation_id="c-fast", timeout=5)
+    fast = await requester.request(
+        "svc.test", b"fast", correlation_id="c-fast", deadline=Deadline.after(5)
+    )
     assert fast.data == b"fast"
     assert not slow.done()
     release.set()
@@ -69,7 +72,7 @@ async def test_many_requests_run_concurrently_up_to_the_limit(
     await serve(handler, max_concurrency=8)
     replies = await asyncio.gather(
         *(
-            requester.request("svc.test", b"", correlation_id=f"c-{i}", timeout=30)
+            requester.request("svc.test", b"", correlation_id=f"c-{i}", deadline=Deadline.after(30))
             for i in range(40)
         )
     )
@@ -107,7 +110,9 @@ async def test_an_exception_becomes_a_safe_internal_error_reply(
         ) as logs,
         pytest.raises(RemoteError) as caught,
     ):
-        await requester.request("svc.test", b"", correlation_id="conv-u-42", timeout=5)
+        await requester.request(
+            "svc.test", b"", correlation_id="conv-u-42", deadline=Deadline.after(5)
+        )
     assert caught.value.code is ErrorCode.INTERNAL
     assert "secret" not in str(caught.value)
     assert "KeyError" not in str(caught.value)
@@ -127,7 +132,7 @@ async def test_an_agent_error_keeps_its_code_and_message(
 
     await serve(handler)
     with pytest.raises(RemoteError) as caught:
-        await requester.request("svc.test", b"", correlation_id="c-1", timeout=5)
+        await requester.request("svc.test", b"", correlation_id="c-1", deadline=Deadline.after(5))
     assert caught.value.code is ErrorCode.AGENT_ERROR
     assert str(caught.value) == "Cannot divide by zero."
 
@@ -142,10 +147,14 @@ async def test_garbage_gets_a_bad_request_reply_and_the_service_keeps_serving(
     await serve(handler)
     for garbage in (b"\x00\xff\xfe", b"", b"[1,2,3]", b'{"user_id": 5}'):
         with pytest.raises(RemoteError) as caught:
-            await requester.request("svc.test", garbage, correlation_id="c-bad", timeout=5)
+            await requester.request(
+                "svc.test", garbage, correlation_id="c-bad", deadline=Deadline.after(5)
+            )
         assert caught.value.code is ErrorCode.BAD_REQUEST
     good = json.dumps({"correlation_id": "c", "user_id": "u", "message": "hi"}).encode()
-    assert (await requester.request("svc.test", good, correlation_id="c", timeout=5)).data == b"hi"
+    assert (
+        await requester.request("svc.test", good, correlation_id="c", deadline=Deadline.after(5))
+    ).data == b"hi"
 
 
 async def test_the_error_names_the_bad_field(requester: Requester, serve: Serve) -> None:
@@ -155,17 +164,21 @@ async def test_the_error_names_the_bad_field(requester: Requester, serve: Serve)
     await serve(handler)
     bad = json.dumps({"correlation_id": "c", "user_id": 5, "message": "hi"}).encode()
     with pytest.raises(RemoteError, match=r"\$\.user_id"):
-        await requester.request("svc.test", bad, correlation_id="c", timeout=5)
+        await requester.request("svc.test", bad, correlation_id="c", deadline=Deadline.after(5))
 
 
 async def test_an_oversized_payload_is_refused(requester: Requester, serve: Serve) -> None:
     await serve(upper, max_payload=1000, name="small")
     with pytest.raises(RemoteError) as caught:
-        await requester.request("svc.test", b"x" * 5000, correlation_id="c", timeout=5)
+        await requester.request(
+            "svc.test", b"x" * 5000, correlation_id="c", deadline=Deadline.after(5)
+        )
     assert caught.value.code is ErrorCode.TOO_LARGE
     assert "5000 bytes" in str(caught.value)
     assert metric("switchboard_endpoint_rejected_total", endpoint="small", reason="too_large") >= 1
-    assert (await requester.request("svc.test", b"ok", correlation_id="c", timeout=5)).data == b"OK"
+    assert (
+        await requester.request("svc.test", b"ok", correlation_id="c", deadline=Deadline.after(5))
+    ).data == b"OK"
 
 
 async def test_a_bad_deadline_header_is_a_bad_request(nats_client: NATS, serve: Serve) -> None:
@@ -194,7 +207,9 @@ async def test_past_capacity_and_backlog_requests_get_overloaded_at_once(
 
     await serve(handler, max_concurrency=1, max_backlog=2)
     tasks = [
-        asyncio.create_task(requester.request("svc.test", b"", correlation_id=f"c-{i}", timeout=30))
+        asyncio.create_task(
+            requester.request("svc.test", b"", correlation_id=f"c-{i}", deadline=Deadline.after(30))
+        )
         for i in range(20)
     ]
     started = time.monotonic()
@@ -219,10 +234,8 @@ async def test_heartbeats_keep_long_work_alive(requester: Requester, serve: Serv
         "svc.test",
         b"",
         correlation_id="c-hb",
-        timeout=30,
-        heartbeat=0.1,
-        accept_timeout=0.5,
-        silence_timeout=0.5,
+        deadline=Deadline.after(30),
+        options=RequestOptions(heartbeat=0.1, accept_timeout=0.5, silence_timeout=0.5),
     )
     assert msg.data == b"finally"
 
@@ -264,7 +277,7 @@ async def test_a_requester_giving_up_cancels_the_handler(
     endpoint = await serve(handler, name="cancellable")
     before = metric("switchboard_endpoint_cancelled_total", endpoint="cancellable")
     task = asyncio.create_task(
-        requester.request("svc.test", b"", correlation_id="c-cancel", timeout=60)
+        requester.request("svc.test", b"", correlation_id="c-cancel", deadline=Deadline.after(60))
     )
     await asyncio.wait_for(started.wait(), 5)
     task.cancel()
@@ -291,10 +304,8 @@ async def test_a_timed_out_waiter_cancels_the_handler(requester: Requester, serv
             "svc.test",
             b"",
             correlation_id="c-to",
-            timeout=30,
-            heartbeat=0.1,
-            silence_timeout=0.3,
-            accept_timeout=0.2,
+            deadline=Deadline.after(30),
+            options=RequestOptions(heartbeat=0.1, silence_timeout=0.3, accept_timeout=0.2),
         )
     # accept_timeout (0.2 s) is shorter than the heartbeat tick (0.2 s) here: the waiter gives
     # up before the accept arrives, and its cancel notice stops the handler.
@@ -318,7 +329,9 @@ async def test_a_cancel_notice_from_the_cli_cancels_a_whole_conversation(
     endpoint = await serve(handler)
     tasks = [
         asyncio.create_task(
-            requester.request("svc.test", b"", correlation_id="conv-x-1", timeout=60)
+            requester.request(
+                "svc.test", b"", correlation_id="conv-x-1", deadline=Deadline.after(60)
+            )
         )
         for _ in range(3)
     ]
@@ -345,7 +358,7 @@ async def test_a_waiter_that_gives_up_withdraws_its_queued_request(
     endpoint = await serve(handler, name="withdraw", max_concurrency=1)
     before = metric("switchboard_endpoint_cancelled_total", endpoint="withdraw")
     hold = asyncio.create_task(
-        requester.request("svc.test", b"hold", correlation_id="c-hold", timeout=30)
+        requester.request("svc.test", b"hold", correlation_id="c-hold", deadline=Deadline.after(30))
     )
     try:
         await eventually(lambda: endpoint.in_flight == 1)
@@ -356,9 +369,8 @@ async def test_a_waiter_that_gives_up_withdraws_its_queued_request(
                 "svc.test",
                 b"queued",
                 correlation_id="c-queued",
-                timeout=30,
-                heartbeat=0.1,
-                accept_timeout=0.3,
+                deadline=Deadline.after(30),
+                options=RequestOptions(heartbeat=0.1, accept_timeout=0.3),
             )
         assert caught.value.phase is TimeoutPhase.NOT_ACCEPTED
         assert caught.value.retryable
@@ -389,12 +401,16 @@ async def test_a_conversation_cancel_answers_its_queued_requests(
 
     endpoint = await serve(handler, max_concurrency=1)
     hold = asyncio.create_task(
-        requester.request("svc.test", b"hold", correlation_id="conv-other-1", timeout=30)
+        requester.request(
+            "svc.test", b"hold", correlation_id="conv-other-1", deadline=Deadline.after(30)
+        )
     )
     await eventually(lambda: endpoint.in_flight == 1)
     queued = [
         asyncio.create_task(
-            requester.request("svc.test", b"q%d" % i, correlation_id="conv-y-1", timeout=30)
+            requester.request(
+                "svc.test", b"q%d" % i, correlation_id="conv-y-1", deadline=Deadline.after(30)
+            )
         )
         for i in range(2)
     ]
@@ -424,10 +440,10 @@ async def test_stop_finishes_in_flight_work_and_fails_the_rest(
 
     endpoint = await serve(handler, name="stopping")
     quick = asyncio.create_task(
-        requester.request("svc.test", b"0.2", correlation_id="c-quick", timeout=30)
+        requester.request("svc.test", b"0.2", correlation_id="c-quick", deadline=Deadline.after(30))
     )
     slow = asyncio.create_task(
-        requester.request("svc.test", b"30", correlation_id="c-slow", timeout=60)
+        requester.request("svc.test", b"30", correlation_id="c-slow", deadline=Deadline.after(60))
     )
     await eventually(lambda: endpoint.in_flight == 2)
     started = time.monotonic()
@@ -440,12 +456,14 @@ async def test_stop_finishes_in_flight_work_and_fails_the_rest(
     assert endpoint.in_flight == 0
     # After stop, nothing serves the subject any more.
     with pytest.raises(Exception, match="No responders"):
-        await requester.request("svc.test", b"0", correlation_id="c-after", timeout=5)
+        await requester.request(
+            "svc.test", b"0", correlation_id="c-after", deadline=Deadline.after(5)
+        )
     await endpoint.stop()  # idempotent
     await endpoint.start()  # restartable
-    assert (await requester.request("svc.test", b"0", correlation_id="c-re", timeout=5)).data == (
-        b"finished 0"
-    )
+    assert (
+        await requester.request("svc.test", b"0", correlation_id="c-re", deadline=Deadline.after(5))
+    ).data == (b"finished 0")
 
 
 async def test_stats_count_requests_and_errors(requester: Requester, serve: Serve) -> None:
@@ -455,9 +473,9 @@ async def test_stats_count_requests_and_errors(requester: Requester, serve: Serv
         return b"yes"
 
     endpoint = await serve(handler)
-    await requester.request("svc.test", b"ok", correlation_id="c", timeout=5)
+    await requester.request("svc.test", b"ok", correlation_id="c", deadline=Deadline.after(5))
     with pytest.raises(RemoteError):
-        await requester.request("svc.test", b"fail", correlation_id="c", timeout=5)
+        await requester.request("svc.test", b"fail", correlation_id="c", deadline=Deadline.after(5))
     assert (endpoint.stats.num_requests, endpoint.stats.num_errors) == (2, 1)
     assert endpoint.stats.last_error == "no"
     assert endpoint.stats.processing_time_ns > 0
@@ -473,8 +491,10 @@ async def test_progress_is_sent_only_to_requesters_that_want_it(
         return b"done"
 
     await serve(handler)
-    await requester.request("svc.test", b"", correlation_id="c", timeout=5)
-    async with requester.stream("svc.test", b"", correlation_id="c", timeout=5) as replies:
+    await requester.request("svc.test", b"", correlation_id="c", deadline=Deadline.after(5))
+    async with requester.replies(
+        "svc.test", b"", correlation_id="c", deadline=Deadline.after(5)
+    ) as replies:
         got = [m.data async for m in replies]
     assert sent == [False, True]
     assert got == [b"halfway", b"done"]
@@ -485,7 +505,7 @@ async def test_shutting_down_requester_raises_clear_error(nats_client: NATS) -> 
     await requester.start()
     await requester.close()
     with pytest.raises(ShuttingDownError, match="shutting down"):
-        await requester.request("svc.test", b"", correlation_id="c", timeout=5)
+        await requester.request("svc.test", b"", correlation_id="c", deadline=Deadline.after(5))
 
 
 async def test_an_endpoint_served_for_a_block_is_stopped_when_an_assert_in_it_fails(
@@ -496,7 +516,9 @@ async def test_an_endpoint_served_for_a_block_is_stopped_when_an_assert_in_it_fa
     async def failing_test() -> None:
         async with served(nats_client, upper, subject="svc.test", name="test") as endpoint:
             served_here.append(endpoint)
-            reply = await requester.request("svc.test", b"up", correlation_id="c", timeout=5)
+            reply = await requester.request(
+                "svc.test", b"up", correlation_id="c", deadline=Deadline.after(5)
+            )
             assert reply.data == b"UP"
             raise AssertionError("a failing test")
 
@@ -504,4 +526,4 @@ async def test_an_endpoint_served_for_a_block_is_stopped_when_an_assert_in_it_fa
         await failing_test()
     assert [endpoint.running for endpoint in served_here] == [False]
     with pytest.raises(NoRespondersError):
-        await requester.request("svc.test", b"", correlation_id="c", timeout=5)
+        await requester.request("svc.test", b"", correlation_id="c", deadline=Deadline.after(5))

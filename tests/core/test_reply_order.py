@@ -13,7 +13,7 @@ import random
 
 from nats.aio.client import Client as NATS
 
-from switchboard.orchestrator.core import Deadline, Request, Requester
+from switchboard.orchestrator.core import Deadline, Request, Requester, RequestOptions
 from tests.helpers import metric
 
 from .conftest import Serve
@@ -38,8 +38,7 @@ async def test_no_heartbeat_or_accepted_follows_a_final_reply(
             b"",
             correlation_id=f"conv-beats-{i}",
             deadline=Deadline.after(10),
-            heartbeat=0.001,
-            silence_timeout=5.0,
+            options=RequestOptions(heartbeat=0.001, silence_timeout=5.0),
         )
         return bytes(msg.data)
 

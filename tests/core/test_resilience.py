@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 import nats
 from nats.aio.client import Client as NATS
 
+from switchboard.orchestrator.core import Deadline
 from switchboard.orchestrator.core.endpoint import Request
 from switchboard.orchestrator.core.errors import SwitchboardError
 from switchboard.orchestrator.core.requester import Requester
@@ -25,13 +26,19 @@ async def echo(request: Request) -> bytes:
 async def test_a_dead_inbox_subscription_is_recreated(nats_client: NATS, serve: Serve) -> None:
     await serve(echo, subject="svc.echo", queue=None, name="echo")
     async with Requester(nats_client, probe_interval=0.1) as requester:
-        assert (await requester.request("svc.echo", b"a", correlation_id="c1", timeout=5)).data
+        assert (
+            await requester.request(
+                "svc.echo", b"a", correlation_id="c1", deadline=Deadline.after(5)
+            )
+        ).data
         before = metric("switchboard_consumer_resubscribes_total")
         sub = requester.consumer._sub
         assert sub is not None
         await sub.unsubscribe()  # the subscription dies behind the consumer's back
         await eventually(lambda: metric("switchboard_consumer_resubscribes_total") > before)
-        msg = await requester.request("svc.echo", b"b", correlation_id="c2", timeout=5)
+        msg = await requester.request(
+            "svc.echo", b"b", correlation_id="c2", deadline=Deadline.after(5)
+        )
         assert json.loads(msg.data) == {"echo": "b", "cid": "c2"}
 
 
@@ -54,7 +61,7 @@ async def test_traffic_survives_a_nats_server_kill_and_restart(
                 cid = f"conv-w{worker}-{n}"
                 try:
                     msg = await requester.request(
-                        "svc.echo", cid.encode(), correlation_id=cid, timeout=1.0
+                        "svc.echo", cid.encode(), correlation_id=cid, deadline=Deadline.after(1.0)
                     )
                 except SwitchboardError as exc:
                     outcomes.append(exc.code.value)

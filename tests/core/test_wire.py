@@ -12,7 +12,7 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 from nats.aio.client import Client as NATS
 
-from switchboard.orchestrator.core import wire
+from switchboard.orchestrator.core import Deadline, wire
 from switchboard.orchestrator.core.endpoint import Endpoint, Request
 from switchboard.orchestrator.core.errors import ErrorCode, PayloadTooLargeError, RemoteError
 from switchboard.orchestrator.core.requester import Requester
@@ -147,7 +147,9 @@ async def test_headers_that_push_a_fitting_payload_over_max_payload_are_refused(
     with pytest.raises(PayloadTooLargeError):
         await requester.publisher("conv-u-1")("wire.big", b"x" * limit)
     with pytest.raises(PayloadTooLargeError):
-        await requester.request("wire.big", b"x" * limit, correlation_id="conv-u-2", timeout=5)
+        await requester.request(
+            "wire.big", b"x" * limit, correlation_id="conv-u-2", deadline=Deadline.after(5)
+        )
     assert requester.pending() == []
     assert nats_client.is_connected  # the server never saw the message
 
@@ -164,7 +166,9 @@ async def test_an_answer_too_large_with_its_headers_becomes_a_too_large_error(
     await endpoint.start()
     try:
         with pytest.raises(RemoteError) as raised:
-            await requester.request("wire.huge", b"", correlation_id="conv-u-3", timeout=5)
+            await requester.request(
+                "wire.huge", b"", correlation_id="conv-u-3", deadline=Deadline.after(5)
+            )
         assert raised.value.code is ErrorCode.TOO_LARGE
     finally:
         await endpoint.stop(grace=1)

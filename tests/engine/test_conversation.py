@@ -15,20 +15,19 @@ from nats.aio.client import Client as NATS
 
 from switchboard.agents import agent
 from switchboard.orchestrator import (
+    REPLY_MARGIN,
     ConversationReply,
     ConversationRequest,
     HistoryReply,
     HistoryRequest,
     OrchestratorService,
-    ProgressEvent,
     RemoteError,
     Requester,
     Settings,
-    decode,
     discover,
     encode,
 )
-from switchboard.orchestrator.core.headers import KIND
+from switchboard.orchestrator.core import Deadline
 from tests.helpers import eventually
 from tests.support.system import agents_running, converse, orchestrator_running
 
@@ -83,16 +82,17 @@ async def test_progress_events_stream_before_the_answer(
     final: ConversationReply | None = None
     async with requester.stream(
         "ai.orchestrator.converse",
-        encode(request),
+        request,
+        ConversationReply,
         correlation_id=request.correlation_id,
-        timeout=20,
-    ) as replies:
-        async for msg in replies:
-            if (msg.headers or {}).get(KIND) == "progress":
-                event = decode(msg.data, ProgressEvent)
-                kinds.append(event.kind)
-            else:
-                final = decode(msg.data, ConversationReply)
+        deadline=Deadline.after(20),
+    ) as events:
+        async for item in events:
+            match item:
+                case ConversationReply():
+                    final = item
+                case _:
+                    kinds.append(item.kind)
     assert final is not None
     assert "42" in final.answer
     assert kinds[0] == "planned"
@@ -206,7 +206,7 @@ async def test_the_catalog_endpoint_lists_agents(
     system: OrchestratorService, requester: Requester
 ) -> None:
     msg = await requester.request(
-        "ai.orchestrator.agents", b"{}", correlation_id="c-cat", timeout=10
+        "ai.orchestrator.agents", b"{}", correlation_id="c-cat", deadline=Deadline.after(10)
     )
     names = [a["name"] for a in json.loads(msg.data)]
     assert names == sorted(names)
@@ -239,7 +239,7 @@ async def _history(requester: Requester, user: str, conversation: str) -> Histor
         HistoryRequest(user_id=user, conversation_id=conversation),
         HistoryReply,
         correlation_id=f"conv-{user}-h",
-        timeout=10,
+        deadline=Deadline.after(10),
     )
 
 
@@ -255,6 +255,19 @@ async def test_a_conversation_deadline_holds(
     assert reply.steps[0].error.code == "timeout"
 
 
+async def test_the_answer_arrives_before_a_callers_deadline_without_a_budget(
+    system: OrchestratorService, requester: Requester
+) -> None:
+    # No timeout_s in the body: the orchestrator works until REPLY_MARGIN before the
+    # caller's deadline, so its partial answer arrives instead of the caller's timeout.
+    started = asyncio.get_running_loop().time()
+    reply = await converse(requester, "sleep 30", timeout=REPLY_MARGIN + 2.0)
+    assert asyncio.get_running_loop().time() - started < REPLY_MARGIN + 2.0
+    assert reply.partial
+    assert reply.steps[0].error is not None
+    assert reply.steps[0].error.code == "timeout"
+
+
 async def test_history_requests_are_validated(
     system: OrchestratorService, requester: Requester
 ) -> None:
@@ -263,7 +276,7 @@ async def test_history_requests_are_validated(
             "ai.orchestrator.history",
             b'{"user_id": "a.b", "conversation_id": "x"}',
             correlation_id="c-h",
-            timeout=10,
+            deadline=Deadline.after(10),
         )
     assert caught.value.code.value == "bad_request"
 
@@ -307,11 +320,15 @@ async def test_events_can_be_kept_off_the_bus(
         request = ConversationRequest(correlation_id="conv-q-1", user_id="q", message="what is 1+1")
         kinds = []
         async with requester.stream(
-            "ai.orchestrator.converse", encode(request), correlation_id="conv-q-1", timeout=20
-        ) as replies:
-            async for msg in replies:
-                if (msg.headers or {}).get(KIND) == "progress":
-                    kinds.append(decode(msg.data, ProgressEvent).kind)
+            "ai.orchestrator.converse",
+            request,
+            ConversationReply,
+            correlation_id="conv-q-1",
+            deadline=Deadline.after(20),
+        ) as events:
+            async for item in events:
+                if not isinstance(item, ConversationReply):
+                    kinds.append(item.kind)
     await nats_client.flush()
     await sub.unsubscribe()
     assert kinds[0] == "planned"  # the requester that asked still sees the progress

@@ -38,8 +38,18 @@ from switchboard.orchestrator.core.envelopes import (
     AgentTask,
     ErrorInfo,
     ErrorReply,
-    ProgressEvent,
     Usage,
+)
+from switchboard.orchestrator.core.progress import (
+    AnsweredDetail,
+    AnsweredEvent,
+    PlannedEvent,
+    StepFailedEvent,
+    StepFinishedDetail,
+    StepFinishedEvent,
+    StepProgressEvent,
+    StepStartedDetail,
+    StepStartedEvent,
 )
 
 # -- settings ------------------------------------------------------------------------------------
@@ -164,18 +174,6 @@ MESSAGES: dict[type, st.SearchStrategy[Any]] = {
         usage=_optional(usages),
         duration_ms=finite_floats(),
     ),
-    ProgressEvent: st.builds(
-        ProgressEvent,
-        correlation_id=texts(),
-        kind=st.sampled_from(
-            ["planned", "step_started", "step_progress", "step_finished", "step_failed", "answered"]
-        ),
-        step=_optional(texts()),
-        agent=_optional(texts()),
-        detail=json_values(),
-        ts=finite_floats(),
-        seq=st.integers(*INT64),
-    ),
     ConversationTurn: st.builds(
         ConversationTurn,
         correlation_id=texts(),
@@ -206,6 +204,27 @@ MESSAGES: dict[type, st.SearchStrategy[Any]] = {
 MESSAGES[Plan] = st.builds(
     Plan, steps=st.lists(MESSAGES[PlanStep], max_size=5), source=texts(max_size=10)
 )
+#: The detail of each kind of progress event (decoded only inside their events).
+EVENT_DETAILS: dict[type, st.SearchStrategy[Any]] = {
+    PlannedEvent: MESSAGES[Plan],
+    StepStartedEvent: st.builds(StepStartedDetail, instruction=texts()),
+    StepProgressEvent: json_values(),
+    StepFinishedEvent: st.builds(StepFinishedDetail, output=json_values()),
+    StepFailedEvent: error_infos,
+    AnsweredEvent: st.builds(AnsweredDetail, answer=texts(), partial=st.booleans()),
+}
+for _event, _detail in EVENT_DETAILS.items():
+    MESSAGES[_event] = st.builds(
+        _event,
+        correlation_id=texts(),
+        step=_optional(texts()),
+        agent=_optional(texts()),
+        detail=_detail,
+        ts=finite_floats(),
+        seq=st.integers(*INT64),
+    )
+#: Any progress event.
+progress_events: st.SearchStrategy[Any] = st.one_of(*(MESSAGES[event] for event in EVENT_DETAILS))
 MESSAGES[ConversationReply] = st.builds(
     ConversationReply,
     correlation_id=texts(),
@@ -407,8 +426,10 @@ def mutations(draw: st.DrawFn, type_: type, kind: str) -> Mutation:
         candidates = [(p, t, n) for p, t, obj in objects for n in obj]
         path, struct, name = draw(st.sampled_from(candidates))
         del _get(doc, path)[name]
-        required = {f.encode_name: f.required for f in msgspec.structs.fields(struct)}[name]
-        return Mutation(kind, encode(doc), path, name, message, required)
+        required = {f.encode_name: f.required for f in msgspec.structs.fields(struct)}
+        # A tagged struct (a progress event) decoded as itself checks its tag, if present.
+        required[struct.__struct_config__.tag_field or ""] = False
+        return Mutation(kind, encode(doc), path, name, message, required[name])
     if kind == "unknown":
         path, _t, obj = draw(st.sampled_from(objects))
         name = "x-" + draw(texts(max_size=12))

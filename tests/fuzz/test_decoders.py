@@ -23,10 +23,10 @@ from switchboard.orchestrator.core.envelopes import (
     AgentResult,
     AgentTask,
     ErrorInfo,
-    ProgressEvent,
     Usage,
 )
 from switchboard.orchestrator.core.errors import DecodeError, PayloadTooLargeError
+from switchboard.orchestrator.core.progress import ProgressEvent
 from tests.fuzz.conftest import VOCABULARY, LiveSystem
 from tests.fuzz.strategies import (
     DECODER,

@@ -262,7 +262,10 @@ def test_a_request_just_under_the_server_limit_leaves_the_requester_connected(
     async def send() -> str:
         try:
             msg = await requester.request(
-                "ai.agents.calculator", payload, correlation_id="conv-fuzzer-big", timeout=5
+                "ai.agents.calculator",
+                payload,
+                correlation_id="conv-fuzzer-big",
+                deadline=Deadline.after(5),
             )
         except SwitchboardError as exc:
             return exc.code.value

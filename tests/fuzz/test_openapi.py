@@ -30,7 +30,7 @@ from schemathesis.specs.openapi.checks import (
 
 from switchboard.bff.problems import Problem
 from switchboard.orchestrator.core.conversation import ConversationReply
-from switchboard.orchestrator.core.envelopes import ProgressEvent
+from switchboard.orchestrator.core.progress import ProgressEvent
 from tests.fuzz.conftest import LiveSystem
 
 KEY = "fuzzer-key-0123456789abcdef"

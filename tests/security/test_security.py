@@ -17,6 +17,7 @@ import trustme
 from switchboard.agents import builtin_agents
 from switchboard.bff import build_bff
 from switchboard.orchestrator import ConnectionClosedError, EmbeddedNatsServer, Runtime, Settings
+from switchboard.orchestrator.core import Deadline
 from switchboard.orchestrator.testing import running_nats
 from tests.support.fake_openai import FakeOpenAI, Reply
 from tests.support.nats_jwt import operator_setup
@@ -132,7 +133,7 @@ async def calculator_answers(settings: Settings, name: str) -> AsyncIterator[Run
                 "ai.agents.calculator",
                 b'{"correlation_id":"c","task_id":"s1","agent":"calculator","instruction":"6*7"}',
                 correlation_id="c",
-                timeout=10,
+                deadline=Deadline.after(10),
             )
             assert json.loads(msg.data)["output"] == "6 * 7 = 42"
             yield runtime

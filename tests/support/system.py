@@ -23,6 +23,7 @@ from switchboard.orchestrator import (
     Settings,
     new_correlation_id,
 )
+from switchboard.orchestrator.core import Deadline
 
 
 def builtin_catalog() -> dict[str, AgentInfo]:
@@ -115,7 +116,7 @@ async def converse(
         request,
         ConversationReply,
         correlation_id=correlation_id,
-        timeout=timeout,
+        deadline=Deadline.after(timeout),
     )
 
 

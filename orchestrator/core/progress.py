@@ -1,0 +1,199 @@
+"""Progress events: what a conversation tells its watchers while it runs.
+
+One msgspec Struct per kind of event, together a tagged union on ``kind``
+(:data:`ProgressEvent`), each with a ``detail`` of its own type:
+
+=================  =====================  ===============================================
+``kind``           event                  ``detail``
+=================  =====================  ===============================================
+``planned``        :class:`PlannedEvent`  the :class:`Plan` about to run
+``step_started``   StepStartedEvent       :class:`StepStartedDetail` (the instruction)
+``step_progress``  StepProgressEvent      whatever the agent reported (any JSON value)
+``step_finished``  StepFinishedEvent      :class:`StepFinishedDetail` (the output)
+``step_failed``    StepFailedEvent        :class:`ErrorInfo` (code ``skipped``: never ran)
+``answered``       AnsweredEvent          :class:`AnsweredDetail` (answer, partial)
+=================  =====================  ===============================================
+
+Readers tell them apart with ``match`` (msgspec's ``examples/asyncio-kv``)::
+
+    match event:
+        case PlannedEvent(detail=plan):
+            print(len(plan.steps), "steps")
+        case StepFailedEvent(step=step, detail=error):
+            print(step, "failed:", error.message)
+
+The bytes on the wire are exactly those of the single flat ``ProgressEvent`` struct
+this replaced -- ``correlation_id, kind, step, agent, detail, ts, seq`` in that order --
+so the web page, ``nats sub 'ai.events.>'`` and parts of an older release read them
+unchanged, and the union decodes what those send. msgspec writes a tag field first, so
+events are encoded with :func:`encode_event`, never ``codec.encode`` (whose JSON differs
+in key order only, and still decodes everywhere).
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Literal, TypeAlias, cast
+
+from msgspec import Struct
+
+from .codec import DEFAULT_MAX_PAYLOAD, decode, encode
+from .conversation import Plan
+from .envelopes import ErrorInfo
+
+__all__ = [
+    "AnsweredDetail",
+    "AnsweredEvent",
+    "EventKind",
+    "PlannedEvent",
+    "ProgressEvent",
+    "StepFailedEvent",
+    "StepFinishedDetail",
+    "StepFinishedEvent",
+    "StepProgressEvent",
+    "StepStartedDetail",
+    "StepStartedEvent",
+    "decode_event",
+    "encode_event",
+]
+
+EventKind = Literal[
+    "planned", "step_started", "step_progress", "step_finished", "step_failed", "answered"
+]
+
+
+class StepStartedDetail(Struct, kw_only=True):
+    """``step_started``: what the step's agent was asked to do."""
+
+    instruction: str
+
+
+class StepFinishedDetail(Struct, kw_only=True):
+    """``step_finished``: the step's output (any JSON value the agent returned)."""
+
+    output: Any = None
+
+
+class AnsweredDetail(Struct, kw_only=True):
+    """``answered``: the final answer, and whether a required step failed."""
+
+    answer: str
+    partial: bool = False
+
+
+class _Event(Struct, kw_only=True, tag_field="kind"):
+    """The fields every event has. Published on ``ai.events.<correlation_id>`` and
+    streamed to the requester that asked for progress."""
+
+    correlation_id: str
+    step: str | None = None
+    agent: str | None = None
+    #: unix time, seconds
+    ts: float = 0.0
+    #: position in this conversation's event sequence (1, 2, ...): an SSE event id
+    seq: int = 0
+
+
+class PlannedEvent(_Event, kw_only=True, tag="planned"):
+    """The plan is made and validated; its steps start next."""
+
+    kind: ClassVar[Literal["planned"]] = "planned"
+    detail: Plan
+
+
+class StepStartedEvent(_Event, kw_only=True, tag="step_started"):
+    """A step's request is on its way to its agent."""
+
+    kind: ClassVar[Literal["step_started"]] = "step_started"
+    detail: StepStartedDetail
+
+
+class StepProgressEvent(_Event, kw_only=True, tag="step_progress"):
+    """An agent says how its step goes (``ctx.progress(...)``); best effort."""
+
+    kind: ClassVar[Literal["step_progress"]] = "step_progress"
+    detail: Any = None
+
+
+class StepFinishedEvent(_Event, kw_only=True, tag="step_finished"):
+    """A step's agent answered."""
+
+    kind: ClassVar[Literal["step_finished"]] = "step_finished"
+    detail: StepFinishedDetail
+
+
+class StepFailedEvent(_Event, kw_only=True, tag="step_failed"):
+    """A step failed (its error's code), or was skipped because one it needs failed."""
+
+    kind: ClassVar[Literal["step_failed"]] = "step_failed"
+    detail: ErrorInfo
+
+
+class AnsweredEvent(_Event, kw_only=True, tag="answered"):
+    """The answer is written; the final reply follows."""
+
+    kind: ClassVar[Literal["answered"]] = "answered"
+    detail: AnsweredDetail
+
+
+#: Any progress event: decode with ``decode(data, ProgressEvent)``, tell apart with ``match``.
+ProgressEvent: TypeAlias = (
+    PlannedEvent
+    | StepStartedEvent
+    | StepProgressEvent
+    | StepFinishedEvent
+    | StepFailedEvent
+    | AnsweredEvent
+)
+
+#: The event type of each kind.
+EVENT_TYPES: dict[str, type[ProgressEvent]] = {
+    cls.kind: cls
+    for cls in (
+        PlannedEvent,
+        StepStartedEvent,
+        StepProgressEvent,
+        StepFinishedEvent,
+        StepFailedEvent,
+        AnsweredEvent,
+    )
+}
+
+
+class _WireEvent(Struct):
+    """An event's fields in their order on the wire (the one flat struct of old)."""
+
+    correlation_id: str
+    kind: str
+    step: str | None
+    agent: str | None
+    detail: Any
+    ts: float
+    seq: int
+
+
+def encode_event(event: ProgressEvent) -> bytes:
+    """``event`` as JSON, byte for byte what every release has sent for it."""
+    return encode(
+        _WireEvent(
+            event.correlation_id,
+            event.kind,
+            event.step,
+            event.agent,
+            event.detail,
+            event.ts,
+            event.seq,
+        )
+    )
+
+
+def decode_event(
+    data: bytes | bytearray | memoryview | str, *, max_bytes: int | None = DEFAULT_MAX_PAYLOAD
+) -> ProgressEvent:
+    """Decode one progress event, of whichever kind its ``kind`` says.
+
+    Raises:
+        PayloadTooLargeError: ``data`` is longer than ``max_bytes`` (not parsed).
+        DecodeError: not an event: an unknown ``kind``, a field of the wrong type ...
+    """
+    event: ProgressEvent = decode(data, cast(Any, ProgressEvent), max_bytes=max_bytes)
+    return event
