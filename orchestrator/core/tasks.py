@@ -11,7 +11,18 @@ down, the ``CancelledError`` that arrives is the caller's, and the ``suppress``
 swallows it. The caller then carries on as if nothing happened (nats-py's
 flusher hangs, nats.py issues #469 and #853, came from this). :func:`stop_task`
 tells the two apart with ``Task.cancelling()``: a cancellation requested of
-the current task is re-raised; the stopped task's own is absorbed.
+the current task *while it waits* is re-raised; the stopped task's own is
+absorbed.
+
+Two details make "while it waits" the right test, not "is cancelling at all":
+
+* A caller cancelled earlier, stopping its tasks in a ``finally``, already has
+  a cancellation in flight (it re-raises at the end of its ``finally``): a
+  stop there must absorb the stopped task's ``CancelledError`` and let the
+  rest of the cleanup run.
+* Cancelling a task that awaits another task forwards the cancellation to the
+  awaited one. If that one swallows it and returns, ``await task`` returns
+  normally, and the caller's cancellation is visible only in the count.
 """
 
 from __future__ import annotations
@@ -25,20 +36,26 @@ __all__ = ["stop_task"]
 async def stop_task(task: asyncio.Future[Any] | None) -> None:
     """Cancel ``task`` and wait until it has finished.
 
-    Returns once the task is done (its ``CancelledError`` absorbed). An
-    exception the task raised (before or while winding down) propagates, as
-    it would from ``await task``.
+    Use it wherever a component stops a task it owns (a watchdog, a ticker, a
+    sender). Returns once the task is done (its ``CancelledError`` absorbed).
+    An exception the task raised (before or while winding down) propagates,
+    as it would from ``await task``. When the call returns or raises, ``task``
+    is done: a caller cancelled mid-stop leaves nothing running behind it.
 
     Raises:
         asyncio.CancelledError: the caller itself was cancelled while waiting;
-            the task has been asked to stop and is left to finish on its own.
+            the cancellation reached ``task`` too (it was being stopped anyway).
     """
     if task is None:
         return
+    current = asyncio.current_task()
+    before = current.cancelling() if current is not None else 0
     task.cancel()
     try:
         await task
     except asyncio.CancelledError:
-        current = asyncio.current_task()
-        if current is not None and current.cancelling():
+        if current is not None and current.cancelling() > before:
             raise
+        return
+    if current is not None and current.cancelling() > before:
+        raise asyncio.CancelledError

@@ -57,3 +57,49 @@ async def test_an_error_raised_while_winding_down_propagates() -> None:
     await asyncio.sleep(0)
     with pytest.raises(RuntimeError, match="cleanup failed"):
         await stop_task(task)
+
+
+async def test_a_stop_in_the_cleanup_of_a_cancelled_caller_lets_the_cleanup_finish() -> None:
+    # The caller's cancellation is already on its way out (re-raised after the finally);
+    # the stop must not mistake it for a new one and cut the rest of the cleanup short.
+    cleaned: list[str] = []
+
+    async def caller() -> None:
+        worker = asyncio.create_task(asyncio.sleep(3600))
+        try:
+            await asyncio.sleep(3600)
+        finally:
+            await stop_task(worker)
+            cleaned.append("after the stop")
+
+    task = asyncio.create_task(caller())
+    await asyncio.sleep(0)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert cleaned == ["after the stop"]
+
+
+async def test_the_callers_cancellation_comes_out_even_if_the_task_swallows_it() -> None:
+    # Cancelling a caller that awaits a task cancels the task; one that absorbs it and
+    # returns makes ``await task`` return normally: only the cancel count tells.
+    stopping = asyncio.Event()
+
+    async def stubborn() -> None:
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            stopping.set()
+            try:
+                await asyncio.sleep(3600)  # winding down
+            except asyncio.CancelledError:
+                return  # badly behaved: swallows the second cancellation
+
+    worker = asyncio.create_task(stubborn())
+    await asyncio.sleep(0)
+    caller = asyncio.create_task(stop_task(worker))
+    await stopping.wait()
+    caller.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await caller
+    assert worker.done() and not worker.cancelled()
