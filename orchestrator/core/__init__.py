@@ -10,7 +10,7 @@ the rest of Switchboard: an import-linter contract (``pyproject.toml``) says so.
 from . import headers, metrics, wire
 from .catalog import ROLE_AGENT, ROLE_KEY, AgentCatalog, AgentInfo, agent_metadata
 from .codec import DEFAULT_MAX_PAYLOAD, decode, encode
-from .connection import ConnectionEvents, connect, is_permission_error, translate_nats_error
+from .connection import ConnectionEvents, connect, is_permission_error, map_nats_errors
 from .consumer import GlobalMessageConsumer
 from .conversation import (
     ConversationReply,
@@ -151,12 +151,12 @@ __all__ = [
     "headers",
     "is_permission_error",
     "is_safe_token",
+    "map_nats_errors",
     "metrics",
     "new_correlation_id",
     "remote_error",
     "safe_token",
     "stop_task",
-    "translate_nats_error",
     "wire",
     "without_credentials",
 ]

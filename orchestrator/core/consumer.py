@@ -22,7 +22,7 @@ import structlog
 from nats.aio.client import Client as NATS
 from nats.nuid import NUID
 
-from .connection import ConnectionEvents, is_permission_error, translate_nats_error
+from .connection import ConnectionEvents, is_permission_error, map_nats_errors
 from .correlation import CorrelationTracker
 from .metrics import CONSUMER_RESUBSCRIBES
 
@@ -137,15 +137,13 @@ class GlobalMessageConsumer:
 
     async def _subscribe(self) -> None:
         subject = self.prefix + "*"
-        try:
+        with map_nats_errors(subject=subject):
             self._sub = await self._nc.subscribe(
                 subject,
                 cb=self._on_msg,
                 pending_msgs_limit=1_000_000,
                 pending_bytes_limit=256 * 1024 * 1024,
             )
-        except Exception as exc:
-            raise translate_nats_error(exc, subject=subject) from exc
 
     async def _on_msg(self, msg: Msg) -> None:
         token = msg.subject[self._prefix_len :]

@@ -39,7 +39,7 @@ from nats.aio.client import Client as NATS
 from . import headers as h
 from . import wire
 from .codec import DEFAULT_MAX_PAYLOAD, decode, encode
-from .connection import translate_nats_error
+from .connection import map_nats_errors
 from .deadline import Deadline
 from .envelopes import ErrorInfo, ErrorReply
 from .errors import DecodeError, ErrorCode, SwitchboardError
@@ -227,7 +227,7 @@ class Endpoint:
         if self._sub is not None:
             return
         self._stopping = False
-        try:
+        with map_nats_errors(subject=self.subject):
             self._cancel_sub = await self._nc.subscribe(
                 self.subjects.all_cancels, cb=self._on_cancel
             )
@@ -235,8 +235,6 @@ class Endpoint:
                 self.subject, queue=self.queue or "", cb=self._on_msg
             )
             await self._nc.flush()  # the server knows the subscription when start() returns
-        except Exception as exc:
-            raise translate_nats_error(exc, subject=self.subject) from exc
         log.debug("endpoint started", endpoint=self.name, subject=self.subject, queue=self.queue)
 
     async def stop(self, grace: float = 10.0) -> None:

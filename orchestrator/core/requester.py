@@ -21,7 +21,7 @@ from nats.aio.client import Client as NATS
 from . import headers as h
 from . import wire
 from .codec import DEFAULT_MAX_PAYLOAD, decode, encode
-from .connection import ConnectionEvents, translate_nats_error
+from .connection import ConnectionEvents
 from .consumer import GlobalMessageConsumer
 from .correlation import CorrelationTracker, PendingInfo, PendingRequest, ReplyStream, remote_error
 from .deadline import MAX_SECONDS, Deadline
@@ -267,10 +267,7 @@ class Requester:
 
     async def _publish(self, subject: str, data: bytes, *, block: bytes, cid: str | None) -> None:
         self._check_size(block, data, subject=subject, cid=cid)
-        try:
-            await wire.publish(self._nc, subject, data, block)
-        except Exception as exc:
-            raise translate_nats_error(exc, subject=subject, correlation_id=cid) from exc
+        await wire.publish(self._nc, subject, data, block, correlation_id=cid)
 
     def pending(self) -> list[PendingInfo]:
         """What is pending now (for debugging)."""
@@ -321,13 +318,16 @@ class Requester:
             stream=stream,
         )
         try:
-            await wire.publish(self._nc, subject, data, block, reply=self._prefix + entry.token)
-        except BaseException as exc:
+            await wire.publish(
+                self._nc,
+                subject,
+                data,
+                block,
+                reply=self._prefix + entry.token,
+                correlation_id=correlation_id,
+            )
+        except BaseException:
             self.tracker.discard(entry)
-            if isinstance(exc, Exception):
-                raise translate_nats_error(
-                    exc, subject=subject, correlation_id=correlation_id
-                ) from exc
             raise
         return entry
 
@@ -341,10 +341,7 @@ class Requester:
         request: bool = False,
     ) -> bytes:
         """The message's header block; PayloadTooLargeError if it won't fit with its headers."""
-        try:
-            block = wire.header_block(headers)
-        except Exception as exc:
-            raise translate_nats_error(exc, subject=subject, correlation_id=cid) from exc
+        block = wire.header_block(headers)
         self._check_size(block, data, subject=subject, cid=cid, request=request)
         return block
 
