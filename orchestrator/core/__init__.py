@@ -72,7 +72,7 @@ from .headers import Kind
 from .kv import KVBucket, Revision
 from .requester import Requester
 from .subjects import Subjects, is_safe_token, new_correlation_id, safe_token
-from .tasks import stop_task
+from .tasks import stop_in_order, stop_task
 from .urls import without_credentials
 
 __all__ = [
@@ -156,6 +156,7 @@ __all__ = [
     "new_correlation_id",
     "remote_error",
     "safe_token",
+    "stop_in_order",
     "stop_task",
     "wire",
     "without_credentials",

@@ -1,4 +1,5 @@
-"""stop_task: the stopped task's cancellation is absorbed, the caller's own never is."""
+"""stop_task: the stopped task's cancellation is absorbed, the caller's own never is;
+stop_in_order never stops half-way; uninterrupted finishes before the cancellation."""
 
 from __future__ import annotations
 
@@ -6,7 +7,8 @@ import asyncio
 
 import pytest
 
-from switchboard.orchestrator.core import stop_task
+from switchboard.orchestrator.core import stop_in_order, stop_task
+from switchboard.orchestrator.core.tasks import uninterrupted
 
 
 async def _slow_to_stop(stopping: asyncio.Event, release: asyncio.Event) -> None:
@@ -103,3 +105,90 @@ async def test_the_callers_cancellation_comes_out_even_if_the_task_swallows_it()
     with pytest.raises(asyncio.CancelledError):
         await caller
     assert worker.done() and not worker.cancelled()
+
+
+# -- stop_in_order -------------------------------------------------------------------------------
+
+
+async def test_every_step_runs_with_the_grace_left_and_the_first_error_comes_out() -> None:
+    graces: list[float] = []
+
+    async def step(grace: float) -> None:
+        graces.append(grace)
+
+    async def broken(grace: float) -> None:
+        graces.append(grace)
+        raise RuntimeError("first")
+
+    async def slow(grace: float) -> None:
+        graces.append(grace)
+        await asyncio.sleep(0.2)
+
+    with pytest.raises(RuntimeError, match="first"):
+        await stop_in_order(10.0, slow, broken, step)
+    assert len(graces) == 3
+    assert graces[0] == pytest.approx(10.0, abs=0.05)
+    assert graces[1] == pytest.approx(9.8, abs=0.1)  # one grace for all, not one each
+
+
+async def test_cancelled_during_a_step_the_rest_still_stop_at_once() -> None:
+    waiting = asyncio.Event()
+    graces: list[float] = []
+
+    async def waits_out_its_grace(grace: float) -> None:
+        waiting.set()
+        await asyncio.sleep(grace)
+
+    async def step(grace: float) -> None:
+        graces.append(grace)
+
+    stop = asyncio.create_task(stop_in_order(30.0, waits_out_its_grace, step, step))
+    await waiting.wait()
+    stop.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await stop
+    assert graces == [0.0, 0.0]  # they ran, without keeping the caller waiting
+
+
+async def test_a_step_that_swallows_the_cancellation_does_not_lose_it() -> None:
+    waiting = asyncio.Event()
+
+    async def swallows(grace: float) -> None:
+        waiting.set()
+        try:
+            await asyncio.sleep(grace)
+        except asyncio.CancelledError:
+            return
+
+    stop = asyncio.create_task(stop_in_order(30.0, swallows))
+    await waiting.wait()
+    stop.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await stop
+
+
+# -- uninterrupted -------------------------------------------------------------------------------
+
+
+async def test_uninterrupted_returns_what_it_awaited() -> None:
+    assert await uninterrupted(asyncio.sleep(0, result=7)) == 7
+
+
+async def test_uninterrupted_finishes_before_the_cancellation_comes_out() -> None:
+    started, release = asyncio.Event(), asyncio.Event()
+    finished: list[str] = []
+
+    async def must_finish() -> None:
+        started.set()
+        await release.wait()
+        finished.append("done")
+
+    caller = asyncio.create_task(uninterrupted(must_finish()))
+    await started.wait()
+    caller.cancel()
+    await asyncio.sleep(0.05)
+    assert not caller.done()  # still waiting for it
+    release.set()
+    with pytest.raises(asyncio.CancelledError):
+        await caller
+    assert finished == ["done"]
