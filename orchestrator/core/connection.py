@@ -34,6 +34,7 @@ from .errors import (
     SwitchboardError,
 )
 from .metrics import NATS_CONNECTED, NATS_DISCONNECTS, NATS_ERRORS, NATS_RECONNECTS
+from .tasks import stop_task
 from .urls import without_credentials
 
 __all__ = [
@@ -306,35 +307,49 @@ async def connect(
         done, _ = await asyncio.wait(
             {connecting, fatal}, timeout=budget, return_when=asyncio.FIRST_COMPLETED
         )
-        if connecting in done:
-            connecting.result()
-        else:
-            problem: BaseException = (
-                fatal.result() if fatal.done() else TimeoutError(f"no connection in {budget:g}s")
-            )
-            raise problem
-    except (TimeoutError, nats.errors.Error, OSError) as exc:
-        connecting.cancel()
-        with contextlib.suppress(BaseException):
-            await connecting
-        with contextlib.suppress(Exception):
-            await nc.close()
-        if isinstance(exc, nats.errors.AuthorizationError):
-            reason = "the credentials were refused"
-        elif isinstance(exc, ssl.SSLError):
-            reason = f"TLS failed ({exc.reason or exc})"
-        else:
-            reason = f"{type(exc).__name__}: {exc}"
+    except BaseException:  # cancelled while connecting
+        fatal.cancel()
+        await _abandon(nc, connecting)
+        raise
+    if connecting in done:
+        problem = connecting.exception()
+    else:
+        problem = fatal.result() if fatal.done() else TimeoutError(f"no connection in {budget:g}s")
+    fatal.cancel()  # if nothing fatal happened
+    if problem is not None:
+        await _abandon(nc, connecting)
+        if not isinstance(problem, TimeoutError | nats.errors.Error | OSError):
+            raise problem  # a bug: as it came, with nothing left running
         raise ConnectionClosedError(
-            f"Could not connect to NATS at {without_credentials(servers)}: {reason}."
-        ) from exc
-    finally:
-        if not fatal.done():
-            fatal.cancel()
+            f"Could not connect to NATS at {without_credentials(servers)}: {_reason(problem)}."
+        ) from problem
     nc.options["max_reconnect_attempts"] = reconnect_attempts
     NATS_CONNECTED.set(1)
     log.info("nats connected", name=name, server=_where(nc))
     return nc
+
+
+def _reason(exc: BaseException) -> str:
+    """Why a first connection failed, in words."""
+    if isinstance(exc, nats.errors.AuthorizationError):
+        return "the credentials were refused"
+    if isinstance(exc, ssl.SSLError):
+        return f"TLS failed ({exc.reason or exc})"
+    return f"{type(exc).__name__}: {exc}"
+
+
+async def _abandon(nc: NATS, connecting: asyncio.Future[Any]) -> None:
+    """Stop a first connection attempt and close its client: nothing is left running.
+
+    Raises:
+        asyncio.CancelledError: the caller was cancelled meanwhile (the client is closed).
+    """
+    try:
+        with contextlib.suppress(Exception):  # its failure is the one being reported
+            await stop_task(connecting)
+    finally:
+        with contextlib.suppress(Exception):
+            await nc.close()
 
 
 class _TlsKeepingClient(NATS):

@@ -28,6 +28,7 @@ from .deadline import MAX_SECONDS, Deadline
 from .errors import PayloadTooLargeError
 from .metrics import CANCEL_NOTICES
 from .subjects import Subjects
+from .tasks import stop_task
 
 if TYPE_CHECKING:
     from nats.aio.msg import Msg
@@ -103,21 +104,23 @@ class Requester:
 
         Idempotent. Pending requests still waiting after the grace period get
         :class:`~switchboard.orchestrator.core.errors.ShuttingDownError` and their workers a
-        cancel notice.
+        cancel notice. Cancelled while it closes, it cuts the grace short, still fails what
+        is pending and stops its tasks, then re-raises the cancellation.
         """
         self.tracker.close()
-        if grace > 0:
-            await self.tracker.wait_idle(grace)
-        abandoned = self.tracker.fail_all()
-        if abandoned:
-            log.warning("pending requests abandoned at shutdown", count=abandoned)
-        task, self._cancel_task = self._cancel_task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        await self._flush_cancels()
-        await self.consumer.stop()
+        try:
+            if grace > 0:
+                await self.tracker.wait_idle(grace)
+        finally:
+            abandoned = self.tracker.fail_all()
+            if abandoned:
+                log.warning("pending requests abandoned at shutdown", count=abandoned)
+            task, self._cancel_task = self._cancel_task, None
+            try:
+                await stop_task(task)
+                await self._flush_cancels()
+            finally:
+                await self.consumer.stop()
 
     async def __aenter__(self) -> Requester:
         await self.start()
