@@ -23,6 +23,7 @@ from switchboard.orchestrator.core import (
     Subjects,
     agent_metadata,
     encode,
+    stop_in_order,
 )
 from switchboard.orchestrator.llm.base import LLM
 from switchboard.orchestrator.llm.local import LocalLLM
@@ -92,9 +93,11 @@ class AgentWorker:
         await self.responder.start()
 
     async def stop(self, grace: float = 10.0) -> None:
-        """Stop advertising, then finish in-flight tasks within ``grace``."""
-        await self.responder.stop()
-        await self.endpoint.stop(grace)
+        """Stop advertising, then finish in-flight tasks within ``grace``.
+
+        Cancelled half-way, it still stops serving, at once, then re-raises.
+        """
+        await stop_in_order(grace, self.responder.stop, self.endpoint.stop)
 
     async def _handle(self, request: Request) -> bytes:
         task = request.decode(AgentTask)

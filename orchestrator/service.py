@@ -29,6 +29,7 @@ from .core.endpoint import Endpoint, Request
 from .core.envelopes import ErrorInfo
 from .core.requester import Requester
 from .core.subjects import Subjects
+from .core.tasks import stop_in_order
 from .engine.conversation import ConversationEngine
 from .engine.events import EventSink
 from .engine.executor import Executor
@@ -143,11 +144,17 @@ class OrchestratorService:
         )
 
     async def stop(self, grace: float = 10.0) -> None:
-        await self.responder.stop()
-        for endpoint in self.endpoints:
-            await endpoint.stop(grace)
-        await self.catalog.stop()
-        await self.history.stop()
+        """Stop advertising, then serving (in-flight work within ``grace``), then the rest.
+
+        Cancelled half-way, it still stops everything, at once, then re-raises.
+        """
+        await stop_in_order(
+            grace,
+            self.responder.stop,
+            *(endpoint.stop for endpoint in self.endpoints),
+            self.catalog.stop,
+            self.history.stop,
+        )
 
     # -- handlers ----------------------------------------------------------------------------
 

@@ -12,7 +12,7 @@ from . import headers, metrics, wire
 from .catalog import ROLE_AGENT, ROLE_KEY, AgentCatalog, AgentInfo, agent_metadata
 from .client import ConversationClient
 from .codec import DEFAULT_MAX_PAYLOAD, decode, encode
-from .connection import ConnectionEvents, connect, is_permission_error, translate_nats_error
+from .connection import ConnectionEvents, connect, is_permission_error, map_nats_errors
 from .consumer import GlobalMessageConsumer
 from .conversation import (
     ConversationReply,
@@ -91,7 +91,7 @@ from .progress import (
 from .requester import Requester
 from .stream import EventStream
 from .subjects import Subjects, is_safe_token, new_correlation_id, safe_token
-from .tasks import stop_task
+from .tasks import stop_in_order, stop_task
 from .urls import without_credentials
 
 __all__ = [
@@ -187,13 +187,14 @@ __all__ = [
     "headers",
     "is_permission_error",
     "is_safe_token",
+    "map_nats_errors",
     "metrics",
     "new_correlation_id",
     "remote_error",
     "reply_deadline",
     "safe_token",
+    "stop_in_order",
     "stop_task",
-    "translate_nats_error",
     "wire",
     "without_credentials",
     "work_deadline",

@@ -10,7 +10,6 @@ plannable within one refresh interval, with no orchestrator restart.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import time
 from collections.abc import Mapping
@@ -21,6 +20,7 @@ from nats.aio.client import Client as NATS
 
 from .discovery import ServiceInfo, discover
 from .subjects import is_safe_token
+from .tasks import stop_task
 
 __all__ = ["ROLE_AGENT", "ROLE_KEY", "AgentCatalog", "AgentInfo", "agent_metadata"]
 
@@ -132,10 +132,7 @@ class AgentCatalog:
 
     async def stop(self, grace: float = 0.0) -> None:
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await stop_task(task)
 
     async def refresh(self) -> Mapping[str, AgentInfo]:
         """Ask the agents now (concurrent callers share one round)."""

@@ -3,8 +3,10 @@
 :func:`connect` opens a connection the way Switchboard's own processes want it
 (reconnect forever, metrics and logs on connection events); the library's
 classes accept any ``nats.aio.client.Client`` you configured yourself.
-:func:`translate_nats_error` maps nats-py errors to Switchboard's tree, most
-specific first, and is the only place that does.
+:class:`map_nats_errors` maps nats-py errors to Switchboard's tree, most
+specific first, from one table; it is the only place that does (``wire``
+raises the same errors, built by the same functions, for the checks it makes
+itself).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import asyncio
 import contextlib
 import ssl
 from collections.abc import Awaitable, Callable
+from types import TracebackType
 from typing import Any
 
 import nats
@@ -31,13 +34,14 @@ from .errors import (
     SwitchboardError,
 )
 from .metrics import NATS_CONNECTED, NATS_DISCONNECTS, NATS_ERRORS, NATS_RECONNECTS
+from .tasks import stop_task
 from .urls import without_credentials
 
 __all__ = [
     "ConnectionEvents",
     "connect",
     "is_permission_error",
-    "translate_nats_error",
+    "map_nats_errors",
 ]
 
 log = structlog.get_logger("switchboard.nats")
@@ -60,57 +64,157 @@ def is_permission_error(exc: BaseException) -> bool:
     return isinstance(exc, nats.errors.Error) and "permissions violation" in str(exc).lower()
 
 
-def translate_nats_error(
-    exc: BaseException, *, subject: str | None = None, correlation_id: str | None = None
-) -> SwitchboardError:
-    """The Switchboard error for a nats-py exception raised by publish/request/subscribe."""
-    where = f" {correlation_id}" if correlation_id else ""
-    to = f" to {subject}" if subject else ""
-    if isinstance(exc, SwitchboardError):
-        return exc
-    if isinstance(exc, nats.errors.NoRespondersError):
-        return NoRespondersError(
-            f"No responders for request{where}: nothing subscribes to {subject}.",
-            subject=subject,
-            correlation_id=correlation_id,
-        )
-    if isinstance(exc, nats.errors.TimeoutError | asyncio.TimeoutError):
-        return RequestTimeoutError(
-            f"Request{where}{to} timed out.", subject=subject, correlation_id=correlation_id
-        )
-    if isinstance(exc, nats.errors.MaxPayloadError):
-        return PayloadTooLargeError(
-            f"The message{to} is larger than the NATS server's max_payload.", size=-1, limit=-1
-        )
-    if isinstance(exc, nats.errors.OutboundBufferLimitError):
-        return OverloadedError(
-            f"Cannot send{where}{to}: NATS is disconnected and the outbound buffer is full.",
-            subject=subject,
-            correlation_id=correlation_id,
-        )
-    if isinstance(exc, nats.errors.ConnectionDrainingError):
-        return ShuttingDownError(
-            f"Cannot send{where}{to}: the NATS connection is draining (shutting down).",
-            subject=subject,
-            correlation_id=correlation_id,
-        )
-    if isinstance(exc, nats.errors.ConnectionClosedError):
-        return ConnectionClosedError(
-            f"Cannot send{where}{to}: the NATS connection is closed.",
-            subject=subject,
-            correlation_id=correlation_id,
-        )
-    if isinstance(exc, nats.errors.BadSubjectError):
-        return RequestError(
-            f"Cannot send{where}: {subject!r} is not a valid NATS subject.",
-            subject=subject,
-            correlation_id=correlation_id,
-        )
-    return RequestError(
-        f"NATS failed for request{where}{to}: {type(exc).__name__}.",
+# -- nats-py's errors, translated ------------------------------------------------------------
+#
+# One sentence per way nats-py refuses or fails a message. The map below uses them for
+# nats-py's exceptions; ``wire.publish``, which makes the same checks itself on the hot path,
+# raises them directly.
+
+
+def _naming(subject: str | None, correlation_id: str | None) -> tuple[str, str]:
+    """' <correlation id>' and ' to <subject>', for the sentences below (empty if unknown)."""
+    return (f" {correlation_id}" if correlation_id else "", f" to {subject}" if subject else "")
+
+
+def no_responders_error(subject: str | None, correlation_id: str | None) -> NoRespondersError:
+    where, _ = _naming(subject, correlation_id)
+    return NoRespondersError(
+        f"No responders for request{where}: nothing subscribes to {subject}.",
         subject=subject,
         correlation_id=correlation_id,
     )
+
+
+def timeout_error(subject: str | None, correlation_id: str | None) -> RequestTimeoutError:
+    where, to = _naming(subject, correlation_id)
+    return RequestTimeoutError(
+        f"Request{where}{to} timed out.", subject=subject, correlation_id=correlation_id
+    )
+
+
+def too_large_error(
+    subject: str | None, correlation_id: str | None, *, size: int = -1, limit: int = -1
+) -> PayloadTooLargeError:
+    _, to = _naming(subject, correlation_id)
+    return PayloadTooLargeError(
+        f"The message{to} is larger than the NATS server's max_payload.", size=size, limit=limit
+    )
+
+
+def buffer_full_error(subject: str | None, correlation_id: str | None) -> OverloadedError:
+    where, to = _naming(subject, correlation_id)
+    return OverloadedError(
+        f"Cannot send{where}{to}: NATS is disconnected and the outbound buffer is full.",
+        subject=subject,
+        correlation_id=correlation_id,
+    )
+
+
+def draining_error(subject: str | None, correlation_id: str | None) -> ShuttingDownError:
+    where, to = _naming(subject, correlation_id)
+    return ShuttingDownError(
+        f"Cannot send{where}{to}: the NATS connection is draining (shutting down).",
+        subject=subject,
+        correlation_id=correlation_id,
+    )
+
+
+def closed_error(subject: str | None, correlation_id: str | None) -> ConnectionClosedError:
+    where, to = _naming(subject, correlation_id)
+    return ConnectionClosedError(
+        f"Cannot send{where}{to}: the NATS connection is closed.",
+        subject=subject,
+        correlation_id=correlation_id,
+    )
+
+
+def bad_subject_error(subject: str | None, correlation_id: str | None) -> RequestError:
+    where, _ = _naming(subject, correlation_id)
+    return RequestError(
+        f"Cannot send{where}: {subject!r} is not a valid NATS subject.",
+        subject=subject,
+        correlation_id=correlation_id,
+    )
+
+
+def bad_header_error(
+    subject: str | None, correlation_id: str | None, *, name: str | None = None
+) -> RequestError:
+    where, to = _naming(subject, correlation_id)
+    which = f"{name!r} is not" if name is not None else "a header name is not"
+    return RequestError(
+        f"Cannot send{where}{to}: {which} a valid NATS header name (an RFC 7230 token).",
+        subject=subject,
+        correlation_id=correlation_id,
+    )
+
+
+def _failed(subject: str | None, correlation_id: str | None, cause: BaseException) -> RequestError:
+    where, to = _naming(subject, correlation_id)
+    return RequestError(
+        f"NATS failed for request{where}{to}: {type(cause).__name__}.",
+        subject=subject,
+        correlation_id=correlation_id,
+    )
+
+
+#: nats-py's exceptions and Switchboard's, most specific first (the first match wins).
+#: Each entry builds our error from the subject and correlation id.
+_NATS_ERRORS: tuple[tuple[type[Exception], Callable[..., SwitchboardError]], ...] = (
+    (nats.errors.NoRespondersError, no_responders_error),
+    (nats.errors.TimeoutError, timeout_error),
+    (nats.errors.MaxPayloadError, too_large_error),
+    (nats.errors.OutboundBufferLimitError, buffer_full_error),
+    (nats.errors.ConnectionDrainingError, draining_error),
+    (nats.errors.ConnectionClosedError, closed_error),
+    (nats.errors.BadSubjectError, bad_subject_error),
+    (nats.errors.BadHeaderError, bad_header_error),
+)
+#: What else :class:`map_nats_errors` translates (to "NATS failed"): the rest of nats-py's
+#: errors, and the socket errors it lets through when it writes inline.
+_NATS_FAILURES = (nats.errors.Error, ConnectionError)
+
+
+class map_nats_errors:  # lower case: used like contextlib.suppress, and named like it
+    """Translate the nats-py errors raised in the block into Switchboard's, at one boundary.
+
+    ::
+
+        with map_nats_errors(subject=subject, correlation_id=cid):
+            await nc.subscribe(subject, cb=handler)
+
+    Use it around every call into nats-py that can fail (publish, subscribe, flush, request).
+    A nats-py error becomes the matching Switchboard error, most specific first, raised
+    ``from`` the original; a nats-py error without a match (or a socket error nats-py let
+    through) becomes :class:`~switchboard.orchestrator.core.errors.RequestError`. Anything
+    else -- a ``TypeError`` from a bug, a ``CancelledError``, one of our own errors -- passes
+    through untouched (httpx's ``map_httpcore_exceptions`` does the same).
+
+    Raises:
+        RequestError: or the subclass for the nats-py error raised in the block.
+    """
+
+    __slots__ = ("correlation_id", "subject")
+
+    def __init__(self, *, subject: str | None = None, correlation_id: str | None = None) -> None:
+        self.subject = subject
+        self.correlation_id = correlation_id
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        if exc is None or not isinstance(exc, _NATS_FAILURES):
+            return
+        for foreign, ours in _NATS_ERRORS:
+            if isinstance(exc, foreign):
+                raise ours(self.subject, self.correlation_id) from exc
+        raise _failed(self.subject, self.correlation_id, exc) from exc
 
 
 async def connect(
@@ -203,35 +307,49 @@ async def connect(
         done, _ = await asyncio.wait(
             {connecting, fatal}, timeout=budget, return_when=asyncio.FIRST_COMPLETED
         )
-        if connecting in done:
-            connecting.result()
-        else:
-            problem: BaseException = (
-                fatal.result() if fatal.done() else TimeoutError(f"no connection in {budget:g}s")
-            )
-            raise problem
-    except (TimeoutError, nats.errors.Error, OSError) as exc:
-        connecting.cancel()
-        with contextlib.suppress(BaseException):
-            await connecting
-        with contextlib.suppress(Exception):
-            await nc.close()
-        if isinstance(exc, nats.errors.AuthorizationError):
-            reason = "the credentials were refused"
-        elif isinstance(exc, ssl.SSLError):
-            reason = f"TLS failed ({exc.reason or exc})"
-        else:
-            reason = f"{type(exc).__name__}: {exc}"
+    except BaseException:  # cancelled while connecting
+        fatal.cancel()
+        await _abandon(nc, connecting)
+        raise
+    if connecting in done:
+        problem = connecting.exception()
+    else:
+        problem = fatal.result() if fatal.done() else TimeoutError(f"no connection in {budget:g}s")
+    fatal.cancel()  # if nothing fatal happened
+    if problem is not None:
+        await _abandon(nc, connecting)
+        if not isinstance(problem, TimeoutError | nats.errors.Error | OSError):
+            raise problem  # a bug: as it came, with nothing left running
         raise ConnectionClosedError(
-            f"Could not connect to NATS at {without_credentials(servers)}: {reason}."
-        ) from exc
-    finally:
-        if not fatal.done():
-            fatal.cancel()
+            f"Could not connect to NATS at {without_credentials(servers)}: {_reason(problem)}."
+        ) from problem
     nc.options["max_reconnect_attempts"] = reconnect_attempts
     NATS_CONNECTED.set(1)
     log.info("nats connected", name=name, server=_where(nc))
     return nc
+
+
+def _reason(exc: BaseException) -> str:
+    """Why a first connection failed, in words."""
+    if isinstance(exc, nats.errors.AuthorizationError):
+        return "the credentials were refused"
+    if isinstance(exc, ssl.SSLError):
+        return f"TLS failed ({exc.reason or exc})"
+    return f"{type(exc).__name__}: {exc}"
+
+
+async def _abandon(nc: NATS, connecting: asyncio.Future[Any]) -> None:
+    """Stop a first connection attempt and close its client: nothing is left running.
+
+    Raises:
+        asyncio.CancelledError: the caller was cancelled meanwhile (the client is closed).
+    """
+    try:
+        with contextlib.suppress(Exception):  # its failure is the one being reported
+            await stop_task(connecting)
+    finally:
+        with contextlib.suppress(Exception):
+            await nc.close()
 
 
 class _TlsKeepingClient(NATS):

@@ -22,9 +22,10 @@ import structlog
 from nats.aio.client import Client as NATS
 from nats.nuid import NUID
 
-from .connection import ConnectionEvents, is_permission_error, translate_nats_error
+from .connection import ConnectionEvents, is_permission_error, map_nats_errors
 from .correlation import CorrelationTracker
 from .metrics import CONSUMER_RESUBSCRIBES
+from .tasks import stop_task
 
 if TYPE_CHECKING:
     from nats.aio.msg import Msg
@@ -88,24 +89,26 @@ class GlobalMessageConsumer:
         )
 
     async def stop(self) -> None:
-        """Stop the watchdog and unsubscribe (idempotent)."""
+        """Stop the watchdog and unsubscribe (idempotent).
+
+        Cancelled while the watchdog winds down, it still unsubscribes, then re-raises.
+        """
         watchdog, self._watchdog = self._watchdog, None
-        if watchdog is not None:
-            watchdog.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await watchdog
-        sub, self._sub = self._sub, None
-        if sub is not None and not self._nc.is_closed:
-            with contextlib.suppress(Exception):
-                await sub.unsubscribe()
-        for fut in self._probes.values():
-            fut.cancel()
-        self._probes.clear()
-        if self._events is not None:
-            with contextlib.suppress(ValueError):
-                self._events.on_reconnect.remove(self._on_reconnect)
-            with contextlib.suppress(ValueError):
-                self._events.on_error.remove(self._on_error)
+        try:
+            await stop_task(watchdog)
+        finally:
+            sub, self._sub = self._sub, None
+            for fut in self._probes.values():
+                fut.cancel()
+            self._probes.clear()
+            if self._events is not None:
+                with contextlib.suppress(ValueError):
+                    self._events.on_reconnect.remove(self._on_reconnect)
+                with contextlib.suppress(ValueError):
+                    self._events.on_error.remove(self._on_error)
+            if sub is not None and not self._nc.is_closed:
+                with contextlib.suppress(Exception):
+                    await sub.unsubscribe()
 
     async def probe(self) -> bool:
         """Send a message to our own inbox and wait for it: is the subscription alive?"""
@@ -137,15 +140,13 @@ class GlobalMessageConsumer:
 
     async def _subscribe(self) -> None:
         subject = self.prefix + "*"
-        try:
+        with map_nats_errors(subject=subject):
             self._sub = await self._nc.subscribe(
                 subject,
                 cb=self._on_msg,
                 pending_msgs_limit=1_000_000,
                 pending_bytes_limit=256 * 1024 * 1024,
             )
-        except Exception as exc:
-            raise translate_nats_error(exc, subject=subject) from exc
 
     async def _on_msg(self, msg: Msg) -> None:
         token = msg.subject[self._prefix_len :]

@@ -39,7 +39,7 @@ from nats.aio.client import Client as NATS
 from . import headers as h
 from . import wire
 from .codec import DEFAULT_MAX_PAYLOAD, decode, encode
-from .connection import translate_nats_error
+from .connection import map_nats_errors
 from .deadline import Deadline
 from .envelopes import ErrorInfo, ErrorReply
 from .errors import DecodeError, ErrorCode, SwitchboardError
@@ -53,6 +53,7 @@ from .metrics import (
     ENDPOINT_REQUESTS,
 )
 from .subjects import Subjects
+from .tasks import stop_task, uninterrupted
 
 if TYPE_CHECKING:
     from nats.aio.msg import Msg
@@ -227,31 +228,48 @@ class Endpoint:
         if self._sub is not None:
             return
         self._stopping = False
-        try:
+        with map_nats_errors(subject=self.subject):
             self._cancel_sub = await self._nc.subscribe(
                 self.subjects.all_cancels, cb=self._on_cancel
             )
             self._sub = await self._nc.subscribe(
                 self.subject, queue=self.queue or "", cb=self._on_msg
             )
-            await self._nc.flush()  # the server knows the subscription when start() returns
-        except Exception as exc:
-            raise translate_nats_error(exc, subject=self.subject) from exc
+            # The server knows the subscription when start() returns.
+            await uninterrupted(self._nc.flush())
         log.debug("endpoint started", endpoint=self.name, subject=self.subject, queue=self.queue)
 
     async def stop(self, grace: float = 10.0) -> None:
         """Stop taking work; finish in-flight work within ``grace`` s; fail the rest.
 
-        Idempotent. Requests still queued in this process get ``shutting_down``.
+        Idempotent. Requests still queued in this process get ``shutting_down``. Cancelled
+        while it stops, it cuts the grace short (in-flight work gets ``shutting_down`` at
+        once), stops its tasks, then re-raises the cancellation.
         """
         sub, self._sub = self._sub, None
         if sub is None:
             return
         self._stopping = True
-        if not self._nc.is_closed:
-            with contextlib.suppress(Exception):
-                # UNSUB, then the queued messages get shutting_down
-                await sub.drain()  # type: ignore[no-untyped-call]
+        try:
+            if not self._nc.is_closed:
+                with contextlib.suppress(Exception):
+                    # UNSUB, then the queued messages get shutting_down
+                    await uninterrupted(sub.drain())  # type: ignore[no-untyped-call]
+            await self._reject_backlog()
+            if self._tasks:
+                await asyncio.wait(list(self._tasks), timeout=grace)
+        finally:
+            await self._reject_backlog()  # if cancelled before it was rejected
+            await self._cut_short()
+            ticker, self._ticker = self._ticker, None
+            await stop_task(ticker)
+            cancel_sub, self._cancel_sub = self._cancel_sub, None
+            if cancel_sub is not None and not self._nc.is_closed:
+                with contextlib.suppress(Exception):
+                    await cancel_sub.unsubscribe()
+        log.debug("endpoint stopped", endpoint=self.name)
+
+    async def _reject_backlog(self) -> None:
         while self._backlog:
             msg, _deadline = self._backlog.popleft()
             await self._reject(
@@ -259,26 +277,17 @@ class Endpoint:
                 ErrorCode.SHUTTING_DOWN,
                 f"The {self.name} worker is shutting down; retry elsewhere.",
             )
-        if self._tasks:
-            _done, late = await asyncio.wait(list(self._tasks), timeout=grace)
-            for task in late:
-                self._tasks[task].cancel_reason = _SHUTDOWN
-                task.cancel()
-            if late:
-                log.warning(
-                    "in-flight requests cut short at shutdown", endpoint=self.name, count=len(late)
-                )
-                await asyncio.gather(*late, return_exceptions=True)
-        ticker, self._ticker = self._ticker, None
-        if ticker is not None:
-            ticker.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await ticker
-        cancel_sub, self._cancel_sub = self._cancel_sub, None
-        if cancel_sub is not None and not self._nc.is_closed:
-            with contextlib.suppress(Exception):
-                await cancel_sub.unsubscribe()
-        log.debug("endpoint stopped", endpoint=self.name)
+
+    async def _cut_short(self) -> None:
+        """Cancel the handlers still running; each answers ``shutting_down`` as it ends."""
+        late = [task for task in self._tasks if not task.done()]
+        if not late:
+            return
+        for task in late:
+            self._tasks[task].cancel_reason = _SHUTDOWN
+            task.cancel()
+        log.warning("in-flight requests cut short at shutdown", endpoint=self.name, count=len(late))
+        await asyncio.gather(*late, return_exceptions=True)
 
     # -- receiving ----------------------------------------------------------------------------
 

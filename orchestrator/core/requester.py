@@ -22,7 +22,7 @@ from nats.aio.client import Client as NATS
 from . import headers as h
 from . import wire
 from .codec import DEFAULT_MAX_PAYLOAD, decode, encode
-from .connection import ConnectionEvents, translate_nats_error
+from .connection import ConnectionEvents
 from .consumer import GlobalMessageConsumer
 from .correlation import CorrelationTracker, PendingInfo, PendingRequest, ReplyStream, remote_error
 from .deadline import MAX_SECONDS, Deadline
@@ -113,18 +113,23 @@ class Requester:
 
         Idempotent. Pending requests still waiting after the grace period get
         :class:`~switchboard.orchestrator.core.errors.ShuttingDownError` and their workers a
-        cancel notice.
+        cancel notice. Cancelled while it closes, it cuts the grace short, still fails what
+        is pending and stops its tasks, then re-raises the cancellation.
         """
         self.tracker.close()
-        if grace > 0:
-            await self.tracker.wait_idle(grace)
-        abandoned = self.tracker.fail_all()
-        if abandoned:
-            log.warning("pending requests abandoned at shutdown", count=abandoned)
-        task, self._cancel_task = self._cancel_task, None
-        await stop_task(task)
-        await self._flush_cancels()
-        await self.consumer.stop()
+        try:
+            if grace > 0:
+                await self.tracker.wait_idle(grace)
+        finally:
+            abandoned = self.tracker.fail_all()
+            if abandoned:
+                log.warning("pending requests abandoned at shutdown", count=abandoned)
+            task, self._cancel_task = self._cancel_task, None
+            try:
+                await stop_task(task)
+                await self._flush_cancels()
+            finally:
+                await self.consumer.stop()
 
     async def __aenter__(self) -> Requester:
         await self.start()
@@ -295,10 +300,7 @@ class Requester:
 
     async def _publish(self, subject: str, data: bytes, *, block: bytes, cid: str | None) -> None:
         self._check_size(block, data, subject=subject, cid=cid)
-        try:
-            await wire.publish(self._nc, subject, data, block)
-        except Exception as exc:
-            raise translate_nats_error(exc, subject=subject, correlation_id=cid) from exc
+        await wire.publish(self._nc, subject, data, block, correlation_id=cid)
 
     def pending(self) -> list[PendingInfo]:
         """What is pending now (for debugging)."""
@@ -344,13 +346,16 @@ class Requester:
             stream=stream,
         )
         try:
-            await wire.publish(self._nc, subject, data, block, reply=self._prefix + entry.token)
-        except BaseException as exc:
+            await wire.publish(
+                self._nc,
+                subject,
+                data,
+                block,
+                reply=self._prefix + entry.token,
+                correlation_id=correlation_id,
+            )
+        except BaseException:
             self.tracker.discard(entry)
-            if isinstance(exc, Exception):
-                raise translate_nats_error(
-                    exc, subject=subject, correlation_id=correlation_id
-                ) from exc
             raise
         return entry
 
@@ -364,10 +369,7 @@ class Requester:
         request: bool = False,
     ) -> bytes:
         """The message's header block; PayloadTooLargeError if it won't fit with its headers."""
-        try:
-            block = wire.header_block(headers)
-        except Exception as exc:
-            raise translate_nats_error(exc, subject=subject, correlation_id=cid) from exc
+        block = wire.header_block(headers)
         self._check_size(block, data, subject=subject, cid=cid, request=request)
         return block
 

@@ -13,6 +13,11 @@ exact, the max_payload check *with* headers -- nats-py checks only the payload,
 and a message the server finds too large closes the connection for good -- is
 one ``len``.
 
+Refusals are Switchboard errors (``ConnectionClosedError``, ``ShuttingDownError``,
+``OverloadedError``, ``PayloadTooLargeError``, ``RequestError`` for a bad subject or
+header name), built by the same functions ``connection.map_nats_errors`` uses for
+nats-py's own: a caller sees the same error whichever path sent the message.
+
 :func:`publish` uses four of the client's internals (``_send_command``,
 ``_flush_queue``, ``_flush_pending`` and the pending-buffer sizes). If an upgrade
 of nats-py drops one, :data:`FAST` is false and every message goes through
@@ -25,8 +30,17 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
-import nats.errors
 from nats.aio.client import Client as NATS
+
+from .connection import (
+    bad_header_error,
+    bad_subject_error,
+    buffer_full_error,
+    closed_error,
+    draining_error,
+    map_nats_errors,
+    too_large_error,
+)
 
 __all__ = ["FAST", "header_block", "publish"]
 
@@ -55,12 +69,12 @@ _MAX_KNOWN_NAMES = 256
 
 
 def _name(key: str) -> str | None:
-    """``key`` as written on the wire, None to skip it (empty), or BadHeaderError."""
+    """``key`` as written on the wire, None to skip it (empty); RequestError if invalid."""
     name = key.strip()
     if not name:
         return None
     if not _NAME.fullmatch(name):
-        raise nats.errors.BadHeaderError(name)
+        raise bad_header_error(None, None, name=name)
     if name == key and len(_known_names) < _MAX_KNOWN_NAMES:
         _known_names.add(name)
     return name
@@ -69,9 +83,12 @@ def _name(key: str) -> str | None:
 def header_block(headers: Mapping[str, str]) -> bytes:
     """The header block nats-py would write for ``headers``, byte for byte.
 
-    Names are stripped (empty ones skipped) and must be RFC 7230 tokens
-    (``nats.errors.BadHeaderError`` otherwise); values are stripped and CR/LF become
-    spaces, so a value can never end its line or inject a protocol command.
+    Names are stripped (empty ones skipped) and must be RFC 7230 tokens; values are
+    stripped and CR/LF become spaces, so a value can never end its line or inject a
+    protocol command.
+
+    Raises:
+        RequestError: a header name is not an RFC 7230 token (nats-py's BadHeaderError).
     """
     lines = [_FIRST_LINE]
     known = _known_names
@@ -86,28 +103,44 @@ def header_block(headers: Mapping[str, str]) -> bytes:
     return "".join(lines).encode()
 
 
-async def publish(nc: NATS, subject: str, data: bytes, block: bytes, *, reply: str = "") -> None:
+async def publish(
+    nc: NATS,
+    subject: str,
+    data: bytes,
+    block: bytes,
+    *,
+    reply: str = "",
+    correlation_id: str | None = None,
+) -> None:
     """``nc.publish(subject, data, reply=reply, headers=...)`` with a prebuilt header block.
 
-    Raises what ``Client.publish`` raises (``BadSubjectError``, ``ConnectionClosedError``,
-    ``ConnectionDrainingError``, ``OutboundBufferLimitError``, ``MaxPayloadError``).
+    Refuses what ``Client.publish`` refuses, in the same order, as Switchboard errors;
+    ``correlation_id`` only names the request in their messages.
+
+    Raises:
+        RequestError: the subject or reply subject is not valid (nothing was written).
+        ConnectionClosedError: the connection is closed.
+        ShuttingDownError: the connection is draining.
+        OverloadedError: disconnected, and the reconnect buffer is full.
+        PayloadTooLargeError: the payload is over the server's max_payload.
     """
     if not FAST:
-        await nc.publish(subject, data, reply=reply, headers=_parse(block))
+        with map_nats_errors(subject=subject, correlation_id=correlation_id):
+            await nc.publish(subject, data, reply=reply, headers=_parse(block))
         return
     if not subject or _BAD_SUBJECT.search(subject) or (reply and _BAD_SUBJECT.search(reply)):
-        raise nats.errors.BadSubjectError
+        raise bad_subject_error(subject, correlation_id)
     if nc.is_closed:
-        raise nats.errors.ConnectionClosedError
+        raise closed_error(subject, correlation_id)
     if nc.is_draining_pubs:
-        raise nats.errors.ConnectionDrainingError
+        raise draining_error(subject, correlation_id)
     size = len(data)
     if not nc.is_connected and (
         nc._max_pending_size <= 0 or size + nc._pending_data_size > nc._max_pending_size
     ):
-        raise nats.errors.OutboundBufferLimitError
+        raise buffer_full_error(subject, correlation_id)
     if size > nc.max_payload:
-        raise nats.errors.MaxPayloadError
+        raise too_large_error(subject, correlation_id, size=size, limit=nc.max_payload)
     head = len(block)
     frame = b"".join(
         (f"HPUB {subject} {reply} {head} {head + size}\r\n".encode(), block, data, b"\r\n")
@@ -115,9 +148,15 @@ async def publish(nc: NATS, subject: str, data: bytes, block: bytes, *, reply: s
     stats = nc.stats
     stats["out_msgs"] += 1
     stats["out_bytes"] += size
-    await nc._send_command(frame)
-    if nc._flush_queue is not None and nc._flush_queue.empty():
-        await nc._flush_pending()
+    try:
+        await nc._send_command(frame)
+        if nc._flush_queue is not None and nc._flush_queue.empty():
+            await nc._flush_pending()
+    except Exception:
+        # A socket error, when nats-py writes inline. Mapped only once raised: a ``with``
+        # around every publish would cost more than the rest of this function.
+        with map_nats_errors(subject=subject, correlation_id=correlation_id):
+            raise
 
 
 def _parse(block: bytes) -> dict[str, str]:

@@ -7,9 +7,10 @@ heartbeats (so a lost or dead worker is noticed in seconds), under
 worker still holds its subscription) are retried with backoff while time
 remains; the cancel notice of the attempt given up withdraws it. A failed
 required step skips everything that depends on it; an optional step's failure
-does not block its dependents, which get ``None`` for its output. Steps are
-owned tasks: cancelling the conversation cancels them, and their cancelled
-waiters tell the agents to stop.
+does not block its dependents, which get ``None`` for its output. Steps run
+in a task group (a step with nothing beside it runs inline, without a task):
+cancelling the conversation cancels them all and waits for them, and their
+cancelled waiters tell the agents to stop.
 """
 
 from __future__ import annotations
@@ -67,92 +68,75 @@ class Executor:
         deadline: Deadline,
         events: EventSink,
     ) -> list[StepResult]:
-        """Run ``plan``; returns one StepResult per step, in plan order."""
-        steps = {step.id: step for step in plan.steps}
-        waiting = dict(steps)
-        results: dict[str, StepResult] = {}
-        outputs: dict[str, Any] = {}
-        running: dict[asyncio.Task[StepResult], str] = {}
-        try:
-            while waiting or running:
-                ready = [i for i, s in waiting.items() if all(d in results for d in s.depends_on)]
+        """Run ``plan``; returns one StepResult per step, in plan order.
+
+        Steps run in an ``asyncio.TaskGroup``: cancelling the run (its deadline, the
+        conversation cancelled) cancels every running step and waits for them all before
+        the ``CancelledError`` comes out; nothing outlives the run.
+
+        Raises:
+            ExceptionGroup: a step crashed (a bug; a failed agent is a failed StepResult):
+                every such crash, none lost, after the other steps were cancelled.
+        """
+        state = _RunState(plan)
+
+        async def run_step(step: PlanStep) -> None:
+            result = await self._step(
+                step,
+                state.inputs(step),
+                correlation_id=correlation_id,
+                user_id=user_id,
+                deadline=deadline,
+                events=events,
+            )
+            await self._settle(state, step.id, result, events)
+
+        running: set[asyncio.Task[None]] = set()
+        async with asyncio.TaskGroup() as group:
+            while True:
+                ready = state.take_ready()
                 if len(ready) == 1 and not running:
                     # Nothing to run beside it (a one-step plan, a chain): no task, no wait.
-                    step = waiting.pop(ready[0])
-                    inputs = {d: outputs.get(d) for d in step.depends_on}
-                    result = await self._step(
-                        step,
-                        inputs,
-                        correlation_id=correlation_id,
-                        user_id=user_id,
-                        deadline=deadline,
-                        events=events,
-                    )
-                    await self._settle(
-                        plan, steps, step.id, result, waiting, results, outputs, events
-                    )
+                    await run_step(ready[0])
                     continue
-                for step_id in ready:
-                    step = waiting.pop(step_id)
-                    inputs = {d: outputs.get(d) for d in step.depends_on}
-                    task = asyncio.create_task(
-                        self._step(
-                            step,
-                            inputs,
-                            correlation_id=correlation_id,
-                            user_id=user_id,
-                            deadline=deadline,
-                            events=events,
-                        )
-                    )
-                    running[task] = step_id
+                running.update(group.create_task(run_step(step)) for step in ready)
                 if not running:
                     break
                 done, _ = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
-                for task in done:
-                    step_id = running.pop(task)
-                    await self._settle(
-                        plan, steps, step_id, task.result(), waiting, results, outputs, events
-                    )
-        finally:
-            for task in running:
-                task.cancel()
-            if running:
-                await asyncio.gather(*running, return_exceptions=True)
-        for step_id in waiting:  # unreachable (a dependency was skipped)
-            results[step_id] = self._skipped(waiting[step_id], None)
+                running -= done
+        results = state.results
+        for step in state.waiting.values():  # unreachable (a dependency was skipped)
+            results[step.id] = self._skipped(step, None)
         for result in results.values():
             STEPS.labels(result.agent, result.status).inc()
         return [results[step.id] for step in plan.steps]
 
     async def _settle(
-        self,
-        plan: Plan,
-        steps: Mapping[str, PlanStep],
-        step_id: str,
-        result: StepResult,
-        waiting: dict[str, PlanStep],
-        results: dict[str, StepResult],
-        outputs: dict[str, Any],
-        events: EventSink,
+        self, state: _RunState, step_id: str, result: StepResult, events: EventSink
     ) -> None:
         """Record a finished step; a failed required step skips everything that needs it."""
-        results[step_id] = result
+        state.results[step_id] = result
         if result.status == "ok":
-            outputs[step_id] = result.output
+            state.outputs[step_id] = result.output
             return
-        if not steps[step_id].required:
+        if not state.steps[step_id].required:
             return
-        for skipped in sorted(dependents(plan, step_id)):
-            if skipped in waiting:
-                skip = self._skipped(waiting.pop(skipped), step_id)
-                results[skipped] = skip
-                await events.emit(
-                    "step_failed",
-                    step=skipped,
-                    agent=skip.agent,
-                    detail={"code": "skipped", "message": skip.error.message if skip.error else ""},
-                )
+        # Taken out of the plan before the first event is sent: while one is sent, the run
+        # may look for ready steps, and must not start one of these.
+        skipped = [
+            self._skipped(state.waiting.pop(i), step_id)
+            for i in sorted(dependents(state.plan, step_id))
+            if i in state.waiting
+        ]
+        for skip in skipped:
+            state.results[skip.id] = skip
+        for skip in skipped:
+            await events.emit(
+                "step_failed",
+                step=skip.id,
+                agent=skip.agent,
+                detail=ErrorInfo("skipped", skip.error.message if skip.error else ""),
+            )
 
     async def _step(
         self,
@@ -279,3 +263,28 @@ class Executor:
             required=step.required,
             error=ErrorInfo("agent_error", reason),
         )
+
+
+class _RunState:
+    """One run of a plan: the steps still waiting, the results so far, the outputs."""
+
+    __slots__ = ("outputs", "plan", "results", "steps", "waiting")
+
+    def __init__(self, plan: Plan) -> None:
+        self.plan = plan
+        self.steps: Mapping[str, PlanStep] = {step.id: step for step in plan.steps}
+        self.waiting: dict[str, PlanStep] = dict(self.steps)
+        self.results: dict[str, StepResult] = {}
+        self.outputs: dict[str, Any] = {}
+
+    def take_ready(self) -> list[PlanStep]:
+        """The waiting steps whose dependencies have all finished, no longer waiting."""
+        results = self.results
+        ready = [s for s in self.waiting.values() if all(d in results for d in s.depends_on)]
+        for step in ready:
+            del self.waiting[step.id]
+        return ready
+
+    def inputs(self, step: PlanStep) -> dict[str, Any]:
+        """What ``step`` gets from its dependencies (None for a failed optional one)."""
+        return {d: self.outputs.get(d) for d in step.depends_on}

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import gc
 import os
 import signal
@@ -32,6 +33,7 @@ from ..core.errors import ConfigurationError
 from ..core.metrics import PART_INFO
 from ..core.requester import Requester
 from ..core.subjects import Subjects
+from ..core.tasks import stop_in_order, stop_task
 from .child import ENV_SUPERVISOR
 from .health import HealthServer
 from .logs import configure_logging
@@ -248,32 +250,49 @@ class Runtime:
         )
 
     async def shutdown(self) -> None:
-        """Stop everything in reverse order within the grace period (idempotent)."""
+        """Stop everything in reverse order within the grace period (idempotent).
+
+        Cancelled half-way, it still stops the rest, at once, then re-raises.
+        """
         if not self._started and self._nc is None:
             return
         self._started = False
         grace = self.settings.shutdown_grace
         started = time.monotonic()
         log.info("shutting down", name=self.name, grace_s=grace)
-        for component in reversed(self._components):
-            left = max(0.0, grace - (time.monotonic() - started))
-            try:
-                await component.stop(left)
-            except Exception:
-                log.exception("component failed to stop", component=repr(component))
+        steps: list[Callable[[float], Awaitable[None]]] = [
+            functools.partial(self._stop_component, c) for c in reversed(self._components)
+        ]
         if self._requester is not None:
-            left = max(0.0, grace - (time.monotonic() - started))
-            await self._requester.close(grace=left)
+            steps.append(self._requester.close)
+        try:
+            await stop_in_order(grace, *steps)
+        finally:
+            try:
+                await self._close_nats(grace)
+            finally:
+                if self.health is not None:
+                    await self.health.stop()
+                    self.health = None
+        log.info("stopped", name=self.name, took_s=round(time.monotonic() - started, 3))
+
+    @staticmethod
+    async def _stop_component(component: Component, grace: float) -> None:
+        try:
+            await component.stop(grace)
+        except Exception:  # the others still stop
+            log.exception("component failed to stop", component=repr(component))
+
+    async def _close_nats(self, grace: float) -> None:
         nc, self._nc = self._nc, None
-        if nc is not None and not nc.is_closed:
+        if nc is None or nc.is_closed:
+            return
+        try:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(nc.drain(), timeout=max(1.0, grace))
+        finally:
             with contextlib.suppress(Exception):
                 await nc.close()
-        if self.health is not None:
-            await self.health.stop()
-            self.health = None
-        log.info("stopped", name=self.name, took_s=round(time.monotonic() - started, 3))
 
     def request_stop(self) -> None:
         """Ask :meth:`run` to shut down (what SIGTERM and SIGINT do)."""
@@ -297,13 +316,14 @@ class Runtime:
                 await on_ready()
             await self._stop.wait()
         finally:
-            if orphan_watch is not None:
-                orphan_watch.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await orphan_watch
-            await self.shutdown()
-            for sig in installed:
-                loop.remove_signal_handler(sig)
+            try:
+                await stop_task(orphan_watch)
+            finally:
+                try:
+                    await self.shutdown()
+                finally:
+                    for sig in installed:
+                        loop.remove_signal_handler(sig)
 
     async def _watch_supervisor(self, pid: int) -> None:
         """Under ``switchboard up``: stop when the supervisor is gone (never orphaned)."""

@@ -1,4 +1,5 @@
-"""``wire``: the hot-path publish writes exactly the frames nats-py's own publish writes."""
+"""``wire``: the hot-path publish writes exactly the frames nats-py's own publish writes,
+and refuses what it refuses with the Switchboard error ``map_nats_errors`` gives nats-py's."""
 
 from __future__ import annotations
 
@@ -6,15 +7,22 @@ import asyncio
 from collections.abc import Coroutine
 from typing import Any
 
-import nats.errors
 import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 from nats.aio.client import Client as NATS
 
-from switchboard.orchestrator.core import Deadline, wire
+from switchboard.orchestrator.core import Deadline, map_nats_errors, wire
 from switchboard.orchestrator.core.endpoint import Endpoint, Request
-from switchboard.orchestrator.core.errors import ErrorCode, PayloadTooLargeError, RemoteError
+from switchboard.orchestrator.core.errors import (
+    ConnectionClosedError,
+    ErrorCode,
+    OverloadedError,
+    PayloadTooLargeError,
+    RemoteError,
+    RequestError,
+    SwitchboardError,
+)
 from switchboard.orchestrator.core.requester import Requester
 
 TOKEN = "!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
@@ -50,9 +58,11 @@ def run_now(coro: Coroutine[Any, Any, None]) -> None:
 
 
 def outcome(publish: Coroutine[Any, Any, None], frames: list[bytes]) -> bytes | str:
+    """The frame written, or the Switchboard error (nats-py's translated by the one map)."""
     try:
-        run_now(publish)
-    except nats.errors.Error as exc:
+        with map_nats_errors(subject="s"):  # what the mapped sentences name does not matter
+            run_now(publish)
+    except SwitchboardError as exc:
         return type(exc).__name__
     return frames.pop()
 
@@ -78,10 +88,14 @@ def test_frames_are_byte_for_byte_those_of_nats_py(
 ) -> None:
     nc, frames = capturing_client()
     theirs = outcome(nc.publish(subject, payload, reply=reply, headers=headers), frames)
+    refused = None
     try:
         block = wire.header_block(headers)
-    except nats.errors.BadHeaderError:
-        assert theirs == "BadHeaderError"
+    except RequestError as exc:
+        refused = str(exc)
+    if refused is not None:  # a bad header name: nats-py's BadHeaderError, translated
+        assert theirs == "RequestError"
+        assert "is not a valid NATS header name" in refused
         return
     ours = outcome(wire.publish(nc, subject, payload, block, reply=reply), frames)
     assert ours == theirs
@@ -95,7 +109,7 @@ def test_frames_are_byte_for_byte_those_of_nats_py(
 )
 def test_bad_subjects_are_refused_before_anything_is_written(subject: str, reply: str) -> None:
     nc, frames = capturing_client()
-    with pytest.raises(nats.errors.BadSubjectError):
+    with pytest.raises(RequestError, match="is not a valid NATS subject"):
         run_now(wire.publish(nc, subject, b"x", wire.header_block({"A": "1"}), reply=reply))
     assert frames == []
 
@@ -103,11 +117,12 @@ def test_bad_subjects_are_refused_before_anything_is_written(subject: str, reply
 def test_too_large_payloads_and_full_buffers_are_refused_like_nats_py() -> None:
     nc, frames = capturing_client()
     nc._max_payload = 10
-    with pytest.raises(nats.errors.MaxPayloadError):
+    with pytest.raises(PayloadTooLargeError) as too_large:
         run_now(wire.publish(nc, "a", b"x" * 11, wire.header_block({})))
+    assert (too_large.value.size, too_large.value.limit) == (11, 10)
     nc._max_pending_size = 0  # not connected, and no buffering while reconnecting
-    with pytest.raises(nats.errors.OutboundBufferLimitError):
-        run_now(wire.publish(nc, "a", b"x", wire.header_block({})))
+    with pytest.raises(OverloadedError, match="outbound buffer is full"):
+        run_now(wire.publish(nc, "a", b"x", wire.header_block({}), correlation_id="conv-u-9"))
     assert frames == []
 
 
@@ -134,8 +149,28 @@ async def test_a_conversations_publisher_sends_each_message_with_its_id(
 
 async def test_a_closed_connection_is_refused(nats_client: NATS) -> None:
     await nats_client.close()
-    with pytest.raises(nats.errors.ConnectionClosedError):
-        await wire.publish(nats_client, "a", b"", wire.header_block({"A": "1"}))
+    with pytest.raises(ConnectionClosedError) as raised:
+        await wire.publish(
+            nats_client, "a", b"", wire.header_block({"A": "1"}), correlation_id="conv-u-8"
+        )
+    assert str(raised.value) == "Cannot send conv-u-8 to a: the NATS connection is closed."
+
+
+async def test_the_slow_path_refuses_with_the_same_errors(
+    nats_client: NATS, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Without the fast path's internals, Client.publish sends and the map translates.
+    monkeypatch.setattr(wire, "FAST", False)
+    sub = await nats_client.subscribe("wire.slow")
+    await wire.publish(nats_client, "wire.slow", b"x", wire.header_block({"A": "1"}))
+    msg = await sub.next_msg(timeout=5)
+    assert (msg.data, msg.headers) == (b"x", {"A": "1"})
+    with pytest.raises(RequestError, match="is not a valid NATS subject"):
+        await wire.publish(nats_client, "a b", b"", wire.header_block({}))
+    await nats_client.close()
+    with pytest.raises(ConnectionClosedError) as raised:
+        await wire.publish(nats_client, "a", b"", wire.header_block({}), correlation_id="conv-u-8")
+    assert str(raised.value) == "Cannot send conv-u-8 to a: the NATS connection is closed."
 
 
 async def test_headers_that_push_a_fitting_payload_over_max_payload_are_refused(

@@ -9,6 +9,7 @@ import sys
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import pytest_asyncio
@@ -20,6 +21,7 @@ from switchboard.orchestrator.engine import EventSink, Executor
 from tests.helpers import eventually, metric
 from tests.support.agents import ALL as TEST_AGENTS
 from tests.support.system import agents_running
+from tests.support.tasks import nothing_left_running, running_tasks
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -265,3 +267,88 @@ async def test_a_step_nobody_accepts_is_retried_then_fails_clearly(
     assert len(seen) == ghost.attempts
     assert metric("switchboard_step_retries_total", agent="ghost") == retries_before + 2
     assert took < 8  # a few accept timeouts, not the 10 s deadline
+
+
+# -- structured concurrency: every step owned by the run ---------------------------------------
+
+
+class Watched(Executor):
+    """An executor that notes the task each step runs in; agent ``crash`` is a bug."""
+
+    def __init__(self, requester: Requester) -> None:
+        super().__init__(requester, heartbeat=0.2, accept_timeout=2.0, retries=0)
+        self.ran_in: dict[str, asyncio.Task[object] | None] = {}
+
+    async def _step(self, step: PlanStep, inputs: Any, **options: Any) -> StepResult:
+        self.ran_in[step.id] = asyncio.current_task()
+        if step.agent == "crash":
+            raise RuntimeError(f"bug in step {step.id}")
+        return await super()._step(step, inputs, **options)
+
+
+async def test_a_chain_runs_inline_and_parallel_steps_in_tasks(
+    executor: Executor, requester: Requester
+) -> None:
+    watched = Watched(requester)
+    caller = asyncio.current_task()
+    results = await run(
+        watched, step("a", "whoami", "hi"), step("b", "upper", "", "a"), step("c", "upper", "x")
+    )
+    assert [r.status for r in results] == ["ok", "ok", "ok"]
+    # a and c start together (each in a task); b, alone once a is done, runs in the caller.
+    assert watched.ran_in["a"] is not caller and watched.ran_in["c"] is not caller
+    assert watched.ran_in["a"] is not watched.ran_in["c"]
+    results = await run(watched, step("a", "whoami", "hi"), step("b", "upper", "", "a"))
+    assert watched.ran_in["a"] is caller and watched.ran_in["b"] is caller  # no task, no wait
+
+
+async def test_every_crashed_step_is_reported(requester: Requester) -> None:
+    # Was: the first crash raised, the second was gathered away and lost.
+    with pytest.raises(ExceptionGroup) as raised:
+        await run(Watched(requester), step("a", "crash"), step("b", "crash"))
+    assert sorted(str(e) for e in raised.value.exceptions) == ["bug in step a", "bug in step b"]
+
+
+async def test_a_crash_cancels_the_steps_beside_it(
+    executor: Executor, requester: Requester
+) -> None:
+    before = running_tasks()
+    with pytest.raises(ExceptionGroup) as raised:
+        await run(Watched(requester), step("a", "sleepy", "sleep 30"), step("b", "crash"))
+    assert [str(e) for e in raised.value.exceptions] == ["bug in step b"]
+    assert len(requester.tracker) == 0  # a's request was withdrawn, not left waiting
+    await nothing_left_running(before)
+
+
+async def test_a_run_cancelled_while_its_steps_stop_waits_for_them(
+    executor: Executor, requester: Requester
+) -> None:
+    stopping, release = asyncio.Event(), asyncio.Event()
+
+    class SlowToStop(Executor):
+        async def _step(self, step: PlanStep, inputs: Any, **options: Any) -> StepResult:
+            try:
+                return await super()._step(step, inputs, **options)
+            finally:
+                if step.id == "slow":
+                    stopping.set()
+                    await release.wait()
+
+    before = running_tasks()
+    slow = SlowToStop(requester, heartbeat=0.2, accept_timeout=2.0)
+    task = asyncio.create_task(
+        run(slow, step("slow", "sleepy", "sleep 30"), step("other", "sleepy", "sleep 30"))
+    )
+    await eventually(lambda: len(requester.tracker) == 2)
+    task.cancel()
+    await stopping.wait()
+    task.cancel()  # again, in the middle of the stop
+    await asyncio.sleep(0.05)
+    # Still waiting for its step, whose own cleanup is not cut short by the second cancel
+    # (it was: the gather passed it on); nothing outlives the run.
+    assert not task.done()
+    release.set()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert len(requester.tracker) == 0
+    await nothing_left_running(before)
