@@ -78,6 +78,9 @@ _REMOTE = "remote"  # the requester gave up: nobody waits for a reply
 _OPERATOR = "operator"  # the whole conversation was cancelled: tell the requester
 _SHUTDOWN = "shutdown"
 
+#: Seconds a handler cancelled at shutdown has to end before it is left behind.
+CUT_SHORT_S = 1.0
+
 
 class Request:
     """One request as a handler sees it."""
@@ -94,6 +97,7 @@ class Request:
         "heartbeat",
         "msg",
         "next_beat",
+        "replied",
         "reply",
         "subject",
         "wants_progress",
@@ -115,6 +119,9 @@ class Request:
         #: Set by the error layer: the reply is an error reply with this code.
         self.error: ErrorInfo | None = None
         self.cancel_reason: str | None = None
+        #: The final reply went out already (the endpoint answered for a handler that would
+        #: not stop): nothing more may be sent for this request.
+        self.replied = False
 
     def decode(self, type_: type[T]) -> T:
         """The payload as ``type_``.
@@ -279,7 +286,12 @@ class Endpoint:
             )
 
     async def _cut_short(self) -> None:
-        """Cancel the handlers still running; each answers ``shutting_down`` as it ends."""
+        """Cancel the handlers still running; each answers ``shutting_down`` as it ends.
+
+        A handler that does not end within :data:`CUT_SHORT_S` of its cancellation (it
+        swallowed it) cannot hold the shutdown: the endpoint answers ``shutting_down`` for
+        it, names it in a warning, and leaves it behind (the process exits without it).
+        """
         late = [task for task in self._tasks if not task.done()]
         if not late:
             return
@@ -287,7 +299,25 @@ class Endpoint:
             self._tasks[task].cancel_reason = _SHUTDOWN
             task.cancel()
         log.warning("in-flight requests cut short at shutdown", endpoint=self.name, count=len(late))
-        await asyncio.gather(*late, return_exceptions=True)
+        _done, stubborn = await asyncio.wait(late, timeout=CUT_SHORT_S)
+        if not stubborn:
+            return
+        requests = [self._tasks[task] for task in stubborn if task in self._tasks]
+        log.warning(
+            "handlers overstayed their cancellation at shutdown: left behind",
+            endpoint=self.name,
+            correlation_ids=[request.correlation_id for request in requests],
+        )
+        for request in requests:
+            request.heartbeat = None
+            info = ErrorInfo(
+                ErrorCode.SHUTTING_DOWN,
+                f"The {self.name} worker shut down before finishing; retry elsewhere.",
+            )
+            await self._send(
+                request, self._error_payload(request, info), h.Kind.FINAL, error=info.code
+            )
+            request.replied = True
 
     # -- receiving ----------------------------------------------------------------------------
 
@@ -399,6 +429,8 @@ class Endpoint:
             elapsed = time.perf_counter_ns() - started
             self.stats.processing_time_ns += elapsed
             self._duration.observe(elapsed / 1e9)
+        if request.replied:
+            return  # answered for it at shutdown, when it would not stop
         code = None if request.error is None else request.error.code
         # Counted by what was sent: an answer too large for NATS went out as a too_large error.
         code = await self._send(request, data, h.Kind.FINAL, error=code)

@@ -18,6 +18,7 @@ import gc
 import os
 import signal
 import ssl
+import sys
 import time
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, Final, Protocol
@@ -363,5 +364,40 @@ def run_main(main: Callable[[], Coroutine[Any, Any, int]]) -> int:
         loop_factory = uvloop.new_event_loop
     except ImportError:  # pragma: no cover - uvloop is a dependency on POSIX
         loop_factory = None
-    with asyncio.Runner(loop_factory=loop_factory) as runner:
-        return runner.run(main())
+    runner = asyncio.Runner(loop_factory=loop_factory)
+    try:
+        code = runner.run(main())
+        if runner.run(_stop_leftovers(LEFTOVER_S)):
+            # Some task would not end when cancelled (a handler swallowing its cancellation):
+            # closing the loop would wait for it forever. Exit without it, as a supervisor's
+            # SIGKILL would, but on time and having said so.
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(code)
+    finally:
+        runner.close()
+    return code
+
+
+#: Seconds the tasks still running when ``main`` returned have to end once cancelled.
+LEFTOVER_S = 1.0
+
+
+async def _stop_leftovers(timeout: float) -> bool:
+    """Cancel the tasks ``main`` left running; True when some would not end in ``timeout``."""
+    current = asyncio.current_task()
+    leftovers = [task for task in asyncio.all_tasks() if task is not current]
+    if not leftovers:
+        return False
+    for task in leftovers:
+        task.cancel()
+    done, stubborn = await asyncio.wait(leftovers, timeout=timeout)
+    for task in done:
+        if not task.cancelled():
+            task.exception()  # retrieved: what they raised while ending is not news here
+    if stubborn:
+        log.warning(
+            "tasks would not stop when cancelled: exiting without them",
+            tasks=sorted(task.get_name() for task in stubborn),
+        )
+    return bool(stubborn)
