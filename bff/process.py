@@ -87,6 +87,9 @@ async def build_bff(runtime: Runtime) -> HttpServer:
         grace=settings.shutdown_grace,
         trusted_proxies=proxies,
         address_hint="; choose another with --http-host/--http-port",
+        # What is still waiting for the orchestrator when the grace ends answers 503
+        # shutting_down (an SSE error event) instead of being cut off by the server.
+        on_stop=runtime.requester.drain,
     )
     runtime.add(server, ready=lambda: server.running, name="http")
     if keys.enabled:

@@ -116,20 +116,38 @@ class Requester:
         cancel notice. Cancelled while it closes, it cuts the grace short, still fails what
         is pending and stops its tasks, then re-raises the cancellation.
         """
-        self.tracker.close()
         try:
-            if grace > 0:
-                await self.tracker.wait_idle(grace)
+            await self.drain(grace)
         finally:
-            abandoned = self.tracker.fail_all()
-            if abandoned:
-                log.warning("pending requests abandoned at shutdown", count=abandoned)
+            self._abandon_pending()
             task, self._cancel_task = self._cancel_task, None
             try:
                 await stop_task(task)
                 await self._flush_cancels()
             finally:
                 await self.consumer.stop()
+
+    async def drain(self, grace: float) -> None:
+        """Refuse new requests; give pending ones ``grace`` seconds, then fail the rest.
+
+        What is still pending then gets
+        :class:`~switchboard.orchestrator.core.errors.ShuttingDownError` and its worker a
+        cancel notice; the inbox keeps working (late replies are counted, cancel notices
+        go out). Use it when a process stops taking work but must answer its own callers
+        first (the BFF, before its HTTP server cancels what still runs); :meth:`close`
+        does it too.
+        """
+        self.tracker.close()
+        try:
+            if grace > 0:
+                await self.tracker.wait_idle(grace)
+        finally:
+            self._abandon_pending()
+
+    def _abandon_pending(self) -> None:
+        abandoned = self.tracker.fail_all()
+        if abandoned:
+            log.warning("pending requests abandoned at shutdown", count=abandoned)
 
     async def __aenter__(self) -> Requester:
         await self.start()

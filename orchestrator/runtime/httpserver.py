@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import socket
-from collections.abc import Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from typing import Any
 
 import uvicorn
@@ -18,6 +19,9 @@ import uvicorn
 from ..core.errors import ConfigurationError
 
 __all__ = ["HttpServer", "QuietServer", "bind_socket"]
+
+#: Seconds the server waits past its grace before it cancels what still runs.
+STOP_MARGIN_S = 2.0
 
 
 class QuietServer(uvicorn.Server):
@@ -55,8 +59,12 @@ class HttpServer:
         grace: float = 10.0,
         trusted_proxies: Sequence[str] = (),
         address_hint: str = "",
+        on_stop: Callable[[float], Awaitable[None]] | None = None,
     ) -> None:
         self.app = app
+        #: Runs beside the graceful stop with its grace (e.g. the requester's ``drain``):
+        #: what cannot finish in time is answered before the server would cancel it.
+        self.on_stop = on_stop
         #: Appended to a bind error, e.g. "; choose another with --http-host/--http-port".
         self.address_hint = address_hint
         #: Peers whose X-Forwarded-For/-Proto are believed; none by default, so a client
@@ -121,6 +129,15 @@ class HttpServer:
         self._server = self._task = None
         if server is None or task is None:
             return
-        server.config.timeout_graceful_shutdown = max(1, int(grace))
+        # uvicorn cancels what still runs after its own timeout -- a bare 500 for the client
+        # and a traceback in the log -- so it gets a margin past the grace, in which
+        # ``on_stop`` makes everything still waiting answer (shutting_down) on its own.
+        server.config.timeout_graceful_shutdown = max(1, math.ceil(grace + STOP_MARGIN_S))
         server.should_exit = True
-        await task
+        if self.on_stop is None:
+            await task
+            return
+        try:
+            await self.on_stop(grace)
+        finally:
+            await task
