@@ -12,11 +12,13 @@ from nats.aio.msg import Msg
 
 from switchboard.orchestrator.core import (
     ConnectionClosedError,
+    Deadline,
     NoRespondersError,
     OverloadedError,
     PayloadTooLargeError,
     Requester,
     RequestError,
+    RequestOptions,
     RequestTimeoutError,
     ShuttingDownError,
     SwitchboardError,
@@ -180,7 +182,9 @@ async def test_a_bug_under_a_publish_stays_a_bug(requester: Requester) -> None:
     with pytest.raises(TypeError):
         await requester.publish("errors.bug", "not bytes", correlation_id="conv-u-5")  # type: ignore[arg-type]
     with pytest.raises(TypeError):
-        await requester.request("errors.bug", "not bytes", correlation_id="conv-u-5", timeout=5)  # type: ignore[arg-type]
+        await requester.request(
+            "errors.bug", "not bytes", correlation_id="conv-u-5", deadline=Deadline.after(5)
+        )  # type: ignore[arg-type]
     assert requester.pending() == []
 
 
@@ -188,7 +192,11 @@ async def test_a_bad_header_name_is_named_in_the_error(requester: Requester) -> 
     # Was "NATS failed for request conv-u-6 to errors.header: BadHeaderError."
     with pytest.raises(RequestError, match="'Bad:Name' is not a valid NATS header name"):
         await requester.request(
-            "errors.header", b"", correlation_id="conv-u-6", timeout=5, headers={"Bad:Name": "v"}
+            "errors.header",
+            b"",
+            correlation_id="conv-u-6",
+            deadline=Deadline.after(5),
+            options=RequestOptions(headers={"Bad:Name": "v"}),
         )
     assert requester.pending() == []
 
@@ -198,7 +206,9 @@ async def test_a_closed_connection_names_the_request(
 ) -> None:
     await nats_client.close()
     with pytest.raises(ConnectionClosedError) as raised:
-        await requester.request("errors.closed", b"", correlation_id="conv-u-7", timeout=5)
+        await requester.request(
+            "errors.closed", b"", correlation_id="conv-u-7", deadline=Deadline.after(5)
+        )
     assert str(raised.value) == (
         "Cannot send conv-u-7 to errors.closed: the NATS connection is closed."
     )

@@ -19,11 +19,13 @@ from switchboard.orchestrator.core import (
     AgentCatalog,
     ConnectionEvents,
     CorrelationTracker,
+    Deadline,
     Endpoint,
     ErrorCode,
     RemoteError,
     Request,
     Requester,
+    RequestOptions,
     ShuttingDownError,
     connect,
 )
@@ -62,7 +64,9 @@ async def test_a_requester_cancelled_while_closing(nats_client: NATS, grace: flo
     await requester.start()
     await nats_client.subscribe("stop.silent")  # takes requests, never answers
     pending = asyncio.create_task(
-        requester.request("stop.silent", b"", correlation_id="conv-u-1", timeout=30)
+        requester.request(
+            "stop.silent", b"", correlation_id="conv-u-1", deadline=Deadline.after(30)
+        )
     )
     await eventually(lambda: len(requester.tracker) == 1)
     await cancelled_at_its_first_wait(asyncio.create_task(requester.close(grace)))
@@ -97,7 +101,13 @@ async def test_an_endpoint_cancelled_while_stopping(
     endpoint = Endpoint(nats_client, subject="stop.svc", handler=forever, name="stop")
     await endpoint.start()
     in_flight = asyncio.create_task(
-        requester.request("stop.svc", b"", correlation_id="conv-u-2", timeout=30, heartbeat=1.0)
+        requester.request(
+            "stop.svc",
+            b"",
+            correlation_id="conv-u-2",
+            deadline=Deadline.after(30),
+            options=RequestOptions(heartbeat=1.0),
+        )
     )
     await eventually(lambda: endpoint.in_flight == 1)
     stop = asyncio.create_task(endpoint.stop(grace=30))
@@ -172,6 +182,7 @@ async def runtime_serving(nats_server: EmbeddedNatsServer) -> tuple[Runtime, asy
         configure_logs=False,
     )
     await runtime.connect()
+    runtime.requester  # noqa: B018  (a part that sends requests: its requester is stopped too)
     runtime.add(Endpoint(runtime.nc, subject="stop.runtime", handler=forever, name="stop-rt"))
     ready = asyncio.Event()
 
@@ -189,7 +200,9 @@ async def test_a_runtime_cancelled_during_its_shutdown(
     before = running_tasks()
     runtime, run = await runtime_serving(nats_server)
     in_flight = asyncio.create_task(
-        requester.request("stop.runtime", b"", correlation_id="conv-u-3", timeout=30)
+        requester.request(
+            "stop.runtime", b"", correlation_id="conv-u-3", deadline=Deadline.after(30)
+        )
     )
     [endpoint] = runtime._components
     assert isinstance(endpoint, Endpoint)
@@ -197,7 +210,8 @@ async def test_a_runtime_cancelled_during_its_shutdown(
     runtime.request_stop()
     await cancelled_at_its_first_wait(run, 0.3)  # the endpoint gives its work 30 s of grace
     assert endpoint.in_flight == 0
-    assert runtime._nc is None and not runtime.requester.consumer.running
+    assert runtime._nc is None
+    assert runtime._requester is not None and not runtime._requester.consumer.running
     with pytest.raises(RemoteError) as raised:
         await in_flight
     assert raised.value.code is ErrorCode.SHUTTING_DOWN  # and answered
