@@ -80,6 +80,9 @@ _SHUTDOWN = "shutdown"
 
 #: Seconds a handler cancelled at shutdown has to end before it is left behind.
 CUT_SHORT_S = 1.0
+#: Reply subjects of given-up requests remembered in case the request is read after its
+#: cancel notice (every endpoint hears every cancel notice: most are other workers').
+MAX_GIVEN_UP = 10_000
 
 
 class Request:
@@ -214,6 +217,9 @@ class Endpoint:
         self._stopping = False
         self._tasks: dict[asyncio.Task[None], Request] = {}
         self._by_reply: dict[str, asyncio.Task[None]] = {}
+        #: Reply subjects that cancel notices named before their request arrived here (a
+        #: worker whose loop was blocked reads both late): those requests are not run.
+        self._given_up: collections.OrderedDict[str, None] = collections.OrderedDict()
         self._backlog: collections.deque[tuple[Msg, Deadline | None]] = collections.deque()
         self._ticker: asyncio.Task[None] | None = None
         self._requests_ok = ENDPOINT_REQUESTS.labels(self.name, "ok")
@@ -337,6 +343,15 @@ class Endpoint:
                 msg,
                 ErrorCode.SHUTTING_DOWN,
                 f"The {self.name} worker is shutting down; retry elsewhere.",
+            )
+            return
+        if self._given_up and msg.reply in self._given_up:
+            del self._given_up[msg.reply]
+            ENDPOINT_CANCELLED.labels(self.name).inc()
+            log.info(
+                "request dropped: its requester gave up before it was read",
+                endpoint=self.name,
+                correlation_id=hdrs.get(h.CORRELATION_ID) if hdrs else None,
             )
             return
         if raw_deadline is not None:
@@ -571,6 +586,10 @@ class Endpoint:
                 targets = [t for t, r in self._tasks.items() if r.correlation_id == correlation_id]
             queued = self._withdraw(reply, correlation_id) if self._backlog else []
             if not targets and not queued:
+                if reply:  # its request may not have been read yet
+                    self._given_up[reply] = None
+                    if len(self._given_up) > MAX_GIVEN_UP:
+                        self._given_up.popitem(last=False)
                 return
             CANCEL_NOTICES.labels("received").inc()
             for task in targets:
