@@ -167,7 +167,7 @@ class OrchestratorService:
             subject=self.subjects.events(conversation.correlation_id),
             publish=(
                 self.requester.publisher(conversation.correlation_id)
-                if self.settings.publish_events
+                if self.settings.publish_events or conversation.watch
                 else None
             ),
             progress=request.progress if request.wants_progress else None,

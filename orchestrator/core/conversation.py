@@ -45,6 +45,9 @@ class ConversationRequest(Struct, kw_only=True):
     timeout_s: Timeout | None = None
     #: Restrict the plan to these agents.
     agents: Annotated[list[AgentName], Meta(max_length=64)] | None = None
+    #: Also publish this conversation's progress on ``ai.events.<correlation_id>`` for
+    #: watchers (``nats sub``), when the deployment does not publish every conversation's.
+    watch: bool = False
 
 
 class PlanStep(Struct, kw_only=True):

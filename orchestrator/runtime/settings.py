@@ -104,10 +104,11 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     publish_events: Annotated[
         bool,
         _d(
-            "Publish progress events on ai.events.<correlation_id> for watchers (4+ messages "
-            "per conversation; requesters that ask for progress get them either way)."
+            "Publish every conversation's progress events on ai.events.<correlation_id> for "
+            "watchers (4+ messages per conversation). Off: only conversations that ask "
+            '("watch": true) are published; requesters that ask for progress get it either way.'
         ),
-    ] = True
+    ] = False
     catalog_refresh: Annotated[
         float, _d("Seconds between agent catalog refreshes ($SRV.INFO).", gt=0)
     ] = 5.0

@@ -72,6 +72,7 @@ async def test_progress_events_stream_before_the_answer(
         correlation_id="conv-tester-ev1",
         user_id="tester",
         message="what is 6*7 and then count the words of the result",
+        watch=True,
     )
 
     async def watch(msg: nats.aio.msg.Msg) -> None:

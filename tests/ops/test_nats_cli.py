@@ -68,7 +68,7 @@ async def test_watch_one_conversation(system: OrchestratorService, nats_client: 
     await nats_client.request(
         "ai.orchestrator.converse",
         b'{"correlation_id":"conv-cli-2","user_id":"cli",'
-        b'"message":"what is 6*7 then count the words of the result"}',
+        b'"message":"what is 6*7 then count the words of the result","watch":true}',
         timeout=20,
     )
     await eventually(lambda: bool(seen) and seen[-1]["kind"] == "answered")
