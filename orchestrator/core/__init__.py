@@ -51,6 +51,7 @@ from .envelopes import (
 )
 from .errors import (
     AgentError,
+    AnswerTooLargeError,
     ConfigurationError,
     ConnectionClosedError,
     ConversationCancelledError,
@@ -89,6 +90,7 @@ from .progress import (
     encode_event,
 )
 from .requester import Requester
+from .sizes import MAX_ANSWER_BYTES, PREVIEW_BYTES, Preview, max_answer_bytes, preview
 from .stream import EventStream
 from .subjects import Subjects, is_safe_token, new_correlation_id, safe_token
 from .tasks import stop_in_order, stop_task
@@ -96,7 +98,9 @@ from .urls import without_credentials
 
 __all__ = [
     "DEFAULT_MAX_PAYLOAD",
+    "MAX_ANSWER_BYTES",
     "MAX_MESSAGE_CHARS",
+    "PREVIEW_BYTES",
     "REPLY_MARGIN",
     "ROLE_AGENT",
     "ROLE_KEY",
@@ -106,6 +110,7 @@ __all__ = [
     "AgentName",
     "AgentResult",
     "AgentTask",
+    "AnswerTooLargeError",
     "AnsweredDetail",
     "AnsweredEvent",
     "ConfigurationError",
@@ -147,6 +152,7 @@ __all__ = [
     "Plan",
     "PlanError",
     "PlanStep",
+    "Preview",
     "PlannedEvent",
     "ProgressEvent",
     "RemoteError",
@@ -188,8 +194,10 @@ __all__ = [
     "is_permission_error",
     "is_safe_token",
     "map_nats_errors",
+    "max_answer_bytes",
     "metrics",
     "new_correlation_id",
+    "preview",
     "remote_error",
     "reply_deadline",
     "safe_token",
