@@ -28,8 +28,8 @@ from ..core.envelopes import AgentResult, AgentTask, ErrorInfo
 from ..core.errors import RequestError, SwitchboardError
 from ..core.options import RequestOptions
 from ..core.progress import StepFinishedDetail, StepStartedDetail
-from ..core.sizes import preview
 from ..core.requester import Requester
+from ..core.sizes import preview
 from ..core.subjects import Subjects
 from ..metrics import STEP_RETRIES, STEPS
 from .events import EventSink
