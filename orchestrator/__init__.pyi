@@ -2,6 +2,7 @@
 
 from . import metrics
 from .core import (
+    DEFAULT_MAX_INFLIGHT_BYTES,
     DEFAULT_MAX_PAYLOAD,
     MAX_ANSWER_BYTES,
     MAX_MESSAGE_CHARS,
@@ -104,6 +105,7 @@ from .core import (
     preview,
     remote_error,
     reply_deadline,
+    reply_reserve,
     safe_token,
     stop_in_order,
     stop_task,
@@ -141,6 +143,7 @@ from .runtime import (
 from .service import OrchestratorService
 
 __all__ = [
+    "DEFAULT_MAX_INFLIGHT_BYTES",
     "DEFAULT_MAX_PAYLOAD",
     "ENV_SUPERVISOR",
     "GC_THRESHOLDS",
@@ -272,6 +275,7 @@ __all__ = [
     "preview",
     "remote_error",
     "reply_deadline",
+    "reply_reserve",
     "run_main",
     "safe_token",
     "settings_table",

@@ -89,6 +89,7 @@ class OrchestratorService:
             "max_concurrency": settings.max_concurrency,
             "max_backlog": settings.max_backlog,
             "max_payload": settings.max_payload,
+            "max_inflight_bytes": settings.max_inflight_bytes,
             "subjects": self.subjects,
         }
         self.converse = Endpoint(

@@ -36,7 +36,15 @@ from .discovery import (
     ServiceStatsInfo,
     discover,
 )
-from .endpoint import Endpoint, EndpointStats, ErrorBody, Handler, Middleware, Request
+from .endpoint import (
+    DEFAULT_MAX_INFLIGHT_BYTES,
+    Endpoint,
+    EndpointStats,
+    ErrorBody,
+    Handler,
+    Middleware,
+    Request,
+)
 from .envelopes import (
     MAX_MESSAGE_CHARS,
     AgentName,
@@ -90,13 +98,21 @@ from .progress import (
     encode_event,
 )
 from .requester import Requester
-from .sizes import MAX_ANSWER_BYTES, PREVIEW_BYTES, Preview, max_answer_bytes, preview
+from .sizes import (
+    MAX_ANSWER_BYTES,
+    PREVIEW_BYTES,
+    Preview,
+    max_answer_bytes,
+    preview,
+    reply_reserve,
+)
 from .stream import EventStream
 from .subjects import Subjects, is_safe_token, new_correlation_id, safe_token
 from .tasks import stop_in_order, stop_task
 from .urls import without_credentials
 
 __all__ = [
+    "DEFAULT_MAX_INFLIGHT_BYTES",
     "DEFAULT_MAX_PAYLOAD",
     "MAX_ANSWER_BYTES",
     "MAX_MESSAGE_CHARS",
@@ -200,6 +216,7 @@ __all__ = [
     "preview",
     "remote_error",
     "reply_deadline",
+    "reply_reserve",
     "safe_token",
     "stop_in_order",
     "stop_task",

@@ -15,9 +15,9 @@ over NATS' ``max_payload`` at half the size. Now each byte crosses each hop once
   what is going on, the reply brings the content.
 
 The largest answer is :func:`max_answer_bytes` of the server's ``max_payload``:
-what is left of it after :data:`REPLY_RESERVE` for the reply's envelope, the
-steps' previews and the headers. An answer over it fails the conversation with
-``too_large`` naming both sizes (:class:`~.errors.AnswerTooLargeError`).
+what is left of it after :func:`reply_reserve` (a sixteenth: 64 KiB of 1 MiB)
+for the reply's envelope, the steps' previews and the headers. An answer over it
+fails the conversation with ``too_large`` naming both sizes (:class:`~.errors.AnswerTooLargeError`).
 """
 
 from __future__ import annotations
@@ -30,23 +30,27 @@ __all__ = [
     "MAX_ANSWER_BYTES",
     "PREVIEW_BYTES",
     "PREVIEW_CHARS",
-    "REPLY_RESERVE",
     "Preview",
     "max_answer_bytes",
     "preview",
+    "reply_reserve",
 ]
 
 #: An output or answer up to this size (JSON-encoded) travels whole in events and replies.
 PREVIEW_BYTES = 2048
 #: Characters of a larger one that its preview keeps.
 PREVIEW_CHARS = 1000
-#: Room a reply keeps beside its answer: envelope, 16 steps' previews, usage, headers.
-REPLY_RESERVE = 64 * 1024
+
+
+def reply_reserve(max_payload: int = DEFAULT_MAX_PAYLOAD) -> int:
+    """Room a reply keeps beside its answer (envelope, steps' previews, usage, headers):
+    a sixteenth of ``max_payload``, 64 KiB of 1 MiB."""
+    return max_payload // 16
 
 
 def max_answer_bytes(max_payload: int = DEFAULT_MAX_PAYLOAD) -> int:
     """The largest answer (JSON-encoded, in bytes) a reply of ``max_payload`` carries."""
-    return max_payload - REPLY_RESERVE
+    return max_payload - reply_reserve(max_payload)
 
 
 #: The largest answer with NATS' default ``max_payload`` of 1 MiB: 960 KiB.

@@ -17,7 +17,7 @@ from ..core.codec import encode
 from ..core.conversation import StepResult
 from ..core.errors import AnswerTooLargeError
 from ..core.progress import AnsweredDetail
-from ..core.sizes import REPLY_RESERVE, max_answer_bytes, preview
+from ..core.sizes import max_answer_bytes, preview, reply_reserve
 from .aggregator import output_text
 
 __all__ = ["answered_detail", "check_answer", "reply_steps"]
@@ -34,7 +34,7 @@ def check_answer(answer: str, *, max_payload: int) -> int:
     if size > limit:
         raise AnswerTooLargeError(
             f"The answer is {size} bytes, over the limit of {limit} bytes (max_payload "
-            f"{max_payload} less {REPLY_RESERVE} for the reply's envelope); ask for less.",
+            f"{max_payload} less {max_payload - limit} for the reply's envelope); ask for less.",
             size=size,
             limit=limit,
         )
@@ -57,7 +57,7 @@ def reply_steps(
         elif shown.truncated:
             whole.append((shown.size, len(steps)))
         steps.append(result)
-    room = max_payload - REPLY_RESERVE - answer_size
+    room = max_payload - reply_reserve(max_payload) - answer_size
     for size, index in sorted(whole, reverse=True):
         if sum(s for s, _ in whole) <= room:
             break

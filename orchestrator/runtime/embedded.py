@@ -35,6 +35,20 @@ __all__ = ["EmbeddedNatsServer", "find_nats_server"]
 ENV_BINARY = "SWITCHBOARD_NATS_SERVER_BIN"
 
 
+#: The limits of a server started without a config file: those of deploy/nats/*.conf.
+#: max_pending: what the server buffers for one client before cutting it off as a slow
+#: consumer. Each part holds at most SWITCHBOARD_MAX_INFLIGHT_BYTES (64 MiB) of work or
+#: answers before refusing more as overloaded; twice that here, so a burst meets the
+#: part's own bound (an overloaded answer to one request) before the server's (a
+#: disconnect failing every request on that connection). A part that stops reading
+#: altogether is still cut off after write_deadline.
+LIMITS_CONF = """\
+max_payload: 1048576
+max_pending: 134217728
+write_deadline: "10s"
+"""
+
+
 def _die_with_parent() -> None:
     """In the child, before exec: on Linux, get SIGTERM when our process dies (even killed).
 
@@ -135,6 +149,10 @@ class EmbeddedNatsServer:
         args = [str(self.binary)]
         if self.config_file is not None:
             args += ["-c", str(self.config_file)]
+        else:  # no flags for these: the same limits as deploy/nats/*.conf, from a file
+            limits = self._workdir / "limits.conf"
+            limits.write_text(LIMITS_CONF)
+            args += ["-c", str(limits)]
         args += ["-a", self.host, "-p", str(self.port), "--ports_file_dir", str(ports_dir)]
         if self.jetstream:
             args += ["-js", "-sd", str(self.store_dir)]

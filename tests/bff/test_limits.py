@@ -33,6 +33,21 @@ def test_the_instance_bound_counts_every_user() -> None:
     assert limiter.in_flight == 0
 
 
+def test_answers_held_past_the_byte_budget_refuse_new_chats() -> None:
+    limiter = InFlightLimiter(per_user=10, total=10, total_bytes=1_000_000)
+    slot = limiter.acquire("alice")
+    held = [limiter.hold(600_000), limiter.hold(500_000)]  # answers not yet written
+    slot.release()
+    assert limiter.in_flight == 0 and limiter.held_bytes == 1_100_000
+    with pytest.raises(OverloadedError, match="1100000 bytes of answers") as refused:
+        limiter.acquire("bob")
+    assert refused.value.scope is OverloadScope.INSTANCE
+    for _ in range(2):  # the response's background task, then its finalizer
+        held[0].release()
+    assert limiter.held_bytes == 500_000
+    limiter.acquire("bob").release()
+
+
 def test_each_bound_says_its_scope() -> None:
     limiter = InFlightLimiter(per_user=1, total=2)
     limiter.acquire("alice")
