@@ -13,6 +13,7 @@ chats are refused as for count.
 from __future__ import annotations
 
 import collections
+import weakref
 from collections.abc import Iterable
 
 from switchboard.orchestrator import OverloadedError, OverloadScope
@@ -77,6 +78,9 @@ class InFlightLimiter:
         self._count += 1
         return Slot(self, user)
 
+    def _give_back(self, size: int) -> None:
+        self._bytes -= size
+
     def _release(self, user: str) -> None:
         self._count -= 1
         self._by_user[user] -= 1
@@ -110,16 +114,15 @@ class Slot:
 class Hold:
     """The bytes of one answer in an :class:`InFlightLimiter`, until it is sent.
 
-    :meth:`release` may be called any number of times; the bytes are given back once.
+    :meth:`release` may be called any number of times; the bytes are given back once,
+    and also when the hold is dropped unreleased (a response whose sending failed never
+    runs its background task).
     """
 
-    __slots__ = ("__weakref__", "_limiter", "_size")
+    __slots__ = ("__weakref__", "_finalizer")
 
     def __init__(self, limiter: InFlightLimiter, size: int) -> None:
-        self._limiter: InFlightLimiter | None = limiter
-        self._size = size
+        self._finalizer = weakref.finalize(self, limiter._give_back, size)
 
     def release(self) -> None:
-        limiter, self._limiter = self._limiter, None
-        if limiter is not None:
-            limiter._bytes -= self._size
+        self._finalizer()  # runs the release once, now or never again

@@ -68,14 +68,13 @@ async def chat(
         return problem_for(exc, correlation_id=correlation_id)
     finally:
         slot.release()
+    # Given back once the response is sent, or when it is dropped if sending fails.
     hold = bff.limiter.hold(len(encode(reply)))
-    response = Response(
+    return Response(
         reply,
         headers={"X-Correlation-Id": correlation_id},
         background=BackgroundTask(hold.release),
     )
-    weakref.finalize(response, hold.release)  # if sending fails, the task never runs
-    return response
 
 
 @post(

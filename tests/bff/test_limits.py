@@ -71,3 +71,14 @@ def test_a_client_that_failed_too_often_is_refused_for_a_while() -> None:
     assert caught.value.scope is OverloadScope.CLIENT
     assert caught.value.retry_after is not None and 29 < caught.value.retry_after <= 30
     limiter.check("10.0.0.2")  # another address is not
+
+
+def test_a_hold_dropped_unreleased_gives_its_bytes_back() -> None:
+    # A response whose sending failed never runs its background task: it is dropped.
+    limiter = InFlightLimiter(per_user=10, total=10, total_bytes=1_000_000)
+    hold = limiter.hold(2_000_000)
+    with pytest.raises(OverloadedError):
+        limiter.acquire("alice")
+    del hold
+    assert limiter.held_bytes == 0
+    limiter.acquire("alice").release()
