@@ -101,6 +101,7 @@ from .requester import Requester
 from .sizes import (
     MAX_ANSWER_BYTES,
     PREVIEW_BYTES,
+    SERVER_MAX_PENDING,
     Preview,
     max_answer_bytes,
     preview,
@@ -120,6 +121,7 @@ __all__ = [
     "REPLY_MARGIN",
     "ROLE_AGENT",
     "ROLE_KEY",
+    "SERVER_MAX_PENDING",
     "AgentCatalog",
     "AgentError",
     "AgentInfo",

@@ -54,6 +54,7 @@ from .metrics import (
     ENDPOINT_REJECTED,
     ENDPOINT_REQUESTS,
 )
+from .sizes import SERVER_MAX_PENDING
 from .subjects import Subjects
 from .tasks import stop_task, uninterrupted
 
@@ -250,8 +251,14 @@ class Endpoint:
             self._cancel_sub = await self._nc.subscribe(
                 self.subjects.all_cancels, cb=self._on_cancel
             )
+            # Requests the loop has not read yet: as many bytes as the server would buffer
+            # (admission answers overloaded past max_inflight_bytes; nothing dropped unseen).
             self._sub = await self._nc.subscribe(
-                self.subject, queue=self.queue or "", cb=self._on_msg
+                self.subject,
+                queue=self.queue or "",
+                cb=self._on_msg,
+                pending_msgs_limit=1_000_000,
+                pending_bytes_limit=SERVER_MAX_PENDING,
             )
             # The server knows the subscription when start() returns.
             await uninterrupted(self._nc.flush())

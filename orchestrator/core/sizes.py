@@ -30,6 +30,7 @@ __all__ = [
     "MAX_ANSWER_BYTES",
     "PREVIEW_BYTES",
     "PREVIEW_CHARS",
+    "SERVER_MAX_PENDING",
     "Preview",
     "max_answer_bytes",
     "preview",
@@ -40,6 +41,14 @@ __all__ = [
 PREVIEW_BYTES = 2048
 #: Characters of a larger one that its preview keeps.
 PREVIEW_CHARS = 1000
+
+#: What nats-server buffers for one client before cutting it off as a slow consumer
+#: (``max_pending`` of deploy/nats/*.conf and the embedded server): twice a part's own
+#: byte bound (``max_inflight_bytes``, 64 MiB), so a burst meets the part's bound (an
+#: ``overloaded`` answer to one request) before the server's (a disconnect that fails every
+#: request on the connection). A subscription buffers at least as much in the client, so
+#: it never drops what the server delivered.
+SERVER_MAX_PENDING = 128 * 1024 * 1024
 
 
 def reply_reserve(max_payload: int = DEFAULT_MAX_PAYLOAD) -> int:

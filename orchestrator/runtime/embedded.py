@@ -28,7 +28,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
 
+from ..core.codec import DEFAULT_MAX_PAYLOAD
 from ..core.errors import ConfigurationError
+from ..core.sizes import SERVER_MAX_PENDING
 
 __all__ = ["EmbeddedNatsServer", "find_nats_server"]
 
@@ -36,15 +38,11 @@ ENV_BINARY = "SWITCHBOARD_NATS_SERVER_BIN"
 
 
 #: The limits of a server started without a config file: those of deploy/nats/*.conf.
-#: max_pending: what the server buffers for one client before cutting it off as a slow
-#: consumer. Each part holds at most SWITCHBOARD_MAX_INFLIGHT_BYTES (64 MiB) of work or
-#: answers before refusing more as overloaded; twice that here, so a burst meets the
-#: part's own bound (an overloaded answer to one request) before the server's (a
-#: disconnect failing every request on that connection). A part that stops reading
+#: max_pending: see ``core.sizes.SERVER_MAX_PENDING``. A part that stops reading
 #: altogether is still cut off after write_deadline.
-LIMITS_CONF = """\
-max_payload: 1048576
-max_pending: 134217728
+LIMITS_CONF = f"""\
+max_payload: {DEFAULT_MAX_PAYLOAD}
+max_pending: {SERVER_MAX_PENDING}
 write_deadline: "10s"
 """
 
