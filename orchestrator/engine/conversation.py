@@ -67,6 +67,10 @@ class ConversationEngine:
         outcome = "error"
         try:
             reply = await self._converse(request, deadline, events)
+        except SwitchboardError as exc:
+            outcome = exc.code.value  # as the reply says: too_large, bad_request ...
+            raise
+        else:
             outcome = "partial" if reply.partial else "ok"
             return reply
         finally:

@@ -21,6 +21,7 @@ import pytest
 from switchboard.agents import builtin_agents
 from switchboard.orchestrator import MAX_ANSWER_BYTES, EmbeddedNatsServer
 from switchboard.orchestrator.testing import running_nats
+from tests.helpers import metric
 from tests.support.agents import large
 from tests.support.system import (
     agents_running,
@@ -103,9 +104,11 @@ async def test_the_largest_documented_answer_streams_once(nats_url: str) -> None
 
 async def test_an_answer_over_the_limit_is_a_502_naming_its_size(nats_url: str) -> None:
     size = MAX_ANSWER_BYTES + 1_000
+    too_large = metric("switchboard_conversations_total", outcome="too_large")
     async with system(nats_url) as http:
         r = await http.post("/v1/chat", json=ask_for(size), timeout=90)
         assert r.status_code == 502, r.text[:300]
+        assert metric("switchboard_conversations_total", outcome="too_large") == too_large + 1
         problem = r.json()
         assert problem["code"] == "too_large"
         assert problem["title"] == "Answer too large"
