@@ -34,6 +34,7 @@ async def run_agents(settings: Settings, specs: Sequence[str]) -> int:
                 max_concurrency=settings.max_concurrency,
                 max_backlog=settings.max_backlog,
                 max_payload=settings.max_payload,
+                max_inflight_bytes=settings.max_inflight_bytes,
                 default_timeout=settings.step_timeout,
             )
             runtime.add(worker, ready=_running(worker), name=f"agent:{agent.name}")

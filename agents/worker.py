@@ -11,6 +11,7 @@ import structlog
 from nats.aio.client import Client as NATS
 
 from switchboard.orchestrator.core import (
+    DEFAULT_MAX_INFLIGHT_BYTES,
     ROLE_AGENT,
     ROLE_KEY,
     AgentError,
@@ -52,6 +53,7 @@ class AgentWorker:
         max_concurrency: int = 64,
         max_backlog: int = 1_000,
         max_payload: int = 1024 * 1024,
+        max_inflight_bytes: int = DEFAULT_MAX_INFLIGHT_BYTES,
         default_timeout: float = 60.0,
     ) -> None:
         self.agent = agent
@@ -66,6 +68,7 @@ class AgentWorker:
             max_concurrency=max_concurrency,
             max_backlog=max_backlog,
             max_payload=max_payload,
+            max_inflight_bytes=max_inflight_bytes,
             default_timeout=default_timeout,
             subjects=self.subjects,
             error_body=self._error_body,

@@ -7,7 +7,7 @@ from .context import bind_correlation_id, log_scope
 from .disconnect import ClientGone, until_disconnected
 from .exceptions import exception_handlers
 from .gateway import Gateway
-from .limits import InFlightLimiter, Slot
+from .limits import Hold, InFlightLimiter, Slot
 from .middleware import metrics_middleware
 from .openapi import (
     ContractJsonRenderPlugin,
@@ -41,6 +41,7 @@ __all__ = [
     "ContractJsonRenderPlugin",
     "ContractSwaggerRenderPlugin",
     "Gateway",
+    "Hold",
     "InFlightLimiter",
     "Problem",
     "Slot",

@@ -5,7 +5,8 @@ code to its HTTP status and writes the RFC 9457 problem body, with the headers
 that go with a status (``Retry-After`` on 429 and 503, ``WWW-Authenticate`` on
 401). The few answers that are not a plain code's status are decided here too:
 an overloaded orchestrator (503, not the caller's 429), a client that went away
-(499), an error Litestar raised with a status of its own (404, 405, 413...), and
+(499), an answer too large to deliver (502: the request was fine, what came back was
+not; 413 is for requests), an error Litestar raised with a status of its own (404, 405, 413...), and
 readiness. The routes document the statuses they give with
 :func:`problem_responses`, so the OpenAPI document lists what this module
 decides.
@@ -113,16 +114,18 @@ def problem(
     correlation_id: str | None = None,
     headers: dict[str, str] | None = None,
     retry_after: float | None = None,
+    title: str | None = None,
 ) -> Response[Any]:
     """A problem+json response for an error ``code`` (no stack trace, ever).
 
-    ``status`` overrides the code's own (only this module's deciders pass it);
+    ``status`` and ``title`` override the code's own (only this module's deciders pass
+    them);
     ``retry_after`` is the seconds a refused caller should wait (at least 1).
     """
     status = status or status_for(code)
     body = Problem(
         type=f"urn:switchboard:error:{code.value}",
-        title=_TITLES.get(code, "Error"),
+        title=title or _TITLES.get(code, "Error"),
         status=status,
         detail=detail,
         code=code.value,
@@ -147,14 +150,22 @@ def problem(
 
 def problem_for(exc: SwitchboardError, *, correlation_id: str | None = None) -> Response[Any]:
     """The answer to a Switchboard error: its code's status, but 503 when the
-    orchestrator said it is overloaded (the service is, not this caller), and the
-    wait an :class:`OverloadedError` knows in ``Retry-After``."""
-    status = None
+    orchestrator said it is overloaded (the service is, not this caller), 502 when it
+    said ``too_large`` (the answer is over the limit: the caller's request was fine), and
+    the wait an :class:`OverloadedError` knows in ``Retry-After``."""
+    status = title = None
     if isinstance(exc, RemoteError) and exc.code is ErrorCode.OVERLOADED:
         status = 503
+    elif isinstance(exc, RemoteError) and exc.code is ErrorCode.TOO_LARGE:
+        status, title = 502, "Answer too large"
     retry_after = exc.retry_after if isinstance(exc, OverloadedError) else None
     return problem(
-        exc.code, str(exc), status=status, correlation_id=correlation_id, retry_after=retry_after
+        exc.code,
+        str(exc),
+        status=status,
+        correlation_id=correlation_id,
+        retry_after=retry_after,
+        title=title,
     )
 
 
@@ -195,7 +206,7 @@ CHAT_PROBLEMS: Mapping[int, str] = {
     413: "Body too large.",
     CLIENT_GONE: "Client went away.",
     500: "Internal error.",
-    502: "An agent or the LLM failed.",
+    502: "An agent or the LLM failed, or the answer is over the limit (too_large).",
     503: "Orchestrator unavailable or restarting.",
     504: "Timed out.",
 }

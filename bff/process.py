@@ -72,7 +72,9 @@ async def build_bff(runtime: Runtime) -> HttpServer:
         gateway=gateway,
         keys=keys,
         limiter=InFlightLimiter(
-            per_user=settings.max_inflight_per_user, total=settings.max_inflight
+            per_user=settings.max_inflight_per_user,
+            total=settings.max_inflight,
+            total_bytes=settings.max_inflight_bytes,
         ),
         auth_limiter=AuthRateLimiter(),
         ready=lambda: {

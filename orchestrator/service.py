@@ -81,12 +81,15 @@ class OrchestratorService:
             history=self.history,
             max_plan_steps=settings.max_plan_steps,
             trusted_patterns=trusted_patterns,
+            # The smaller of ours and the server's: a reply over either is not delivered.
+            max_payload=min(settings.max_payload, nc.max_payload or settings.max_payload),
         )
         common = {
             "queue": self.subjects.orchestrator_queue,
             "max_concurrency": settings.max_concurrency,
             "max_backlog": settings.max_backlog,
             "max_payload": settings.max_payload,
+            "max_inflight_bytes": settings.max_inflight_bytes,
             "subjects": self.subjects,
         }
         self.converse = Endpoint(

@@ -3,7 +3,8 @@
 The correlation id comes from the ``correlation_id`` dependency, bound into the
 log context for the whole request (:mod:`~switchboard.bff.context`); a slot in
 flight from :func:`~switchboard.bff.admission.admit`, given back on every path
-that ends the request.
+that ends the request; and the answer's bytes held in the same limiter until
+they are written to the client (a large answer weighs what it weighs).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from switchboard.orchestrator import (
 
 from ..admission import admit
 from ..disconnect import ClientGone, until_disconnected
+from ..limits import Hold
 from ..problems import CHAT_PROBLEMS, client_gone, problem_for, problem_responses
 from ..schemas import ChatRequest
 from ..state import BffState
@@ -66,7 +68,13 @@ async def chat(
         return problem_for(exc, correlation_id=correlation_id)
     finally:
         slot.release()
-    return Response(reply, headers={"X-Correlation-Id": correlation_id})
+    # Given back once the response is sent, or when it is dropped if sending fails.
+    hold = bff.limiter.hold(len(encode(reply)))
+    return Response(
+        reply,
+        headers={"X-Correlation-Id": correlation_id},
+        background=BackgroundTask(hold.release),
+    )
 
 
 @post(
@@ -96,13 +104,19 @@ async def chat_stream(
                         event=item.kind, id=str(item.seq), data=encode_event(item).decode()
                     )
                 else:
-                    yield ServerSentEventMessage(event="reply", data=encode(item).decode())
+                    body = encode(item)
+                    # Held until the stream ends: the reply is its last event.
+                    holds.append(bff.limiter.hold(len(body)))
+                    yield ServerSentEventMessage(event="reply", data=body.decode())
         except SwitchboardError as exc:
             body = problem_for(exc, correlation_id=correlation_id).content
             yield ServerSentEventMessage(event="error", data=bytes(body).decode())
         finally:
             slot.release()
+            for hold in holds:
+                hold.release()
 
+    holds: list[Hold] = []
     stream = events()
     # A client that hangs up before the stream starts: the generator never runs, nor its
     # ``finally``. The response's background task gives the slot back then; if sending

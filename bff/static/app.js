@@ -97,6 +97,17 @@
     return JSON.stringify(detail);
   }
 
+  // A large output travels once, in the reply's answer; events (and the reply's steps,
+  // when the answer holds it) carry a preview: its first characters and its whole size.
+  function previewed(text, truncated, size) {
+    return truncated ? `${text}… (${formatBytes(size)} in all)` : text;
+  }
+
+  function formatBytes(size) {
+    if (!(size > 0)) return "?";
+    return size < 1024 ? `${size} B` : `${Math.round(size / 1024).toLocaleString()} KiB`;
+  }
+
   function announce(text) {
     ui.status.textContent = text;
   }
@@ -448,7 +459,7 @@
     for (const result of reply.steps || []) {
       const note = result.error
         ? `${result.error.code}: ${result.error.message}`
-        : describe(result.output);
+        : previewed(describe(result.output), result.output_truncated, result.output_size);
       setStep(view, result.id, statuses[result.status] || result.status, note);
       const step = view.steps.get(result.id);
       if (step) {
@@ -490,9 +501,12 @@
       case "step_progress":
         setStep(view, data.step, "running", describe(data.detail));
         return false;
-      case "step_finished":
-        setStep(view, data.step, "done", describe(data.detail && data.detail.output));
+      case "step_finished": {
+        const detail = data.detail || {};
+        const note = previewed(describe(detail.output), detail.truncated, detail.size);
+        setStep(view, data.step, "done", note);
         return false;
+      }
       case "step_failed": {
         const detail = data.detail || {};
         const skipped = detail.code === "skipped";
@@ -501,7 +515,12 @@
         return false;
       }
       case "answered":
-        setAnswer(view, data.detail.answer, data.detail.partial);
+        // The whole answer comes with the reply, next.
+        setAnswer(
+          view,
+          previewed(data.detail.answer, data.detail.truncated, data.detail.size),
+          data.detail.partial,
+        );
         return false;
       case "reply":
         applyReply(view, data);

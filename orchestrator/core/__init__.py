@@ -36,7 +36,15 @@ from .discovery import (
     ServiceStatsInfo,
     discover,
 )
-from .endpoint import Endpoint, EndpointStats, ErrorBody, Handler, Middleware, Request
+from .endpoint import (
+    DEFAULT_MAX_INFLIGHT_BYTES,
+    Endpoint,
+    EndpointStats,
+    ErrorBody,
+    Handler,
+    Middleware,
+    Request,
+)
 from .envelopes import (
     MAX_MESSAGE_CHARS,
     AgentName,
@@ -51,6 +59,7 @@ from .envelopes import (
 )
 from .errors import (
     AgentError,
+    AnswerTooLargeError,
     ConfigurationError,
     ConnectionClosedError,
     ConversationCancelledError,
@@ -89,23 +98,37 @@ from .progress import (
     encode_event,
 )
 from .requester import Requester
+from .sizes import (
+    MAX_ANSWER_BYTES,
+    PREVIEW_BYTES,
+    SERVER_MAX_PENDING,
+    Preview,
+    max_answer_bytes,
+    preview,
+    reply_reserve,
+)
 from .stream import EventStream
 from .subjects import Subjects, is_safe_token, new_correlation_id, safe_token
 from .tasks import stop_in_order, stop_task
 from .urls import without_credentials
 
 __all__ = [
+    "DEFAULT_MAX_INFLIGHT_BYTES",
     "DEFAULT_MAX_PAYLOAD",
+    "MAX_ANSWER_BYTES",
     "MAX_MESSAGE_CHARS",
+    "PREVIEW_BYTES",
     "REPLY_MARGIN",
     "ROLE_AGENT",
     "ROLE_KEY",
+    "SERVER_MAX_PENDING",
     "AgentCatalog",
     "AgentError",
     "AgentInfo",
     "AgentName",
     "AgentResult",
     "AgentTask",
+    "AnswerTooLargeError",
     "AnsweredDetail",
     "AnsweredEvent",
     "ConfigurationError",
@@ -148,6 +171,7 @@ __all__ = [
     "PlanError",
     "PlanStep",
     "PlannedEvent",
+    "Preview",
     "ProgressEvent",
     "RemoteError",
     "ReplyStream",
@@ -188,10 +212,13 @@ __all__ = [
     "is_permission_error",
     "is_safe_token",
     "map_nats_errors",
+    "max_answer_bytes",
     "metrics",
     "new_correlation_id",
+    "preview",
     "remote_error",
     "reply_deadline",
+    "reply_reserve",
     "safe_token",
     "stop_in_order",
     "stop_task",

@@ -73,7 +73,12 @@ StepStatus = Literal["ok", "failed", "skipped"]
 
 
 class StepResult(Struct, kw_only=True):
-    """How one step ended, with its output or its error."""
+    """How one step ended, with its output or its error.
+
+    In a ConversationReply, an output the answer already contains (or one that would not
+    fit beside it) is a preview (``core.sizes``): ``output_truncated`` is true and
+    ``output_size`` is the whole output's JSON size in bytes.
+    """
 
     id: str
     agent: str
@@ -84,6 +89,8 @@ class StepResult(Struct, kw_only=True):
     duration_ms: float = 0.0
     attempts: int = 0
     usage: Usage | None = None
+    output_truncated: bool = False
+    output_size: int | None = None
 
 
 class ConversationReply(Struct, kw_only=True):

@@ -12,7 +12,9 @@ so a slow request never holds up the next. Around the handler, as layers
 
 Before the handler runs, work whose deadline has already passed is dropped
 and counted, oversized payloads and bad headers get an error reply, and past
-``max_concurrency`` + ``max_backlog`` requests get ``overloaded`` at once.
+``max_concurrency`` + ``max_backlog`` requests, or ``max_inflight_bytes`` of them
+(running and queued: a few large requests weigh as much as many small ones), a
+request gets ``overloaded`` at once.
 
 While a handler runs, the endpoint sends ``accepted`` and then ``heartbeat``
 messages on the reply subject when the requester asked for them
@@ -52,6 +54,7 @@ from .metrics import (
     ENDPOINT_REJECTED,
     ENDPOINT_REQUESTS,
 )
+from .sizes import SERVER_MAX_PENDING
 from .subjects import Subjects
 from .tasks import stop_task, uninterrupted
 
@@ -59,7 +62,15 @@ if TYPE_CHECKING:
     from nats.aio.msg import Msg
     from nats.aio.subscription import Subscription
 
-__all__ = ["Endpoint", "EndpointStats", "ErrorBody", "Handler", "Middleware", "Request"]
+__all__ = [
+    "DEFAULT_MAX_INFLIGHT_BYTES",
+    "Endpoint",
+    "EndpointStats",
+    "ErrorBody",
+    "Handler",
+    "Middleware",
+    "Request",
+]
 
 T = TypeVar("T")
 
@@ -73,6 +84,9 @@ Middleware = Callable[[Handler], Handler]
 
 ErrorBody = Callable[["Request", ErrorInfo], bytes]
 """Builds the body of an error reply (e.g. an AgentResult with ok=false)."""
+
+#: Bytes of requests an endpoint holds (running and queued) before answering overloaded.
+DEFAULT_MAX_INFLIGHT_BYTES = 64 * 1024 * 1024
 
 _REMOTE = "remote"  # the requester gave up: nobody waits for a reply
 _OPERATOR = "operator"  # the whole conversation was cancelled: tell the requester
@@ -184,6 +198,7 @@ class Endpoint:
         max_concurrency: int = 64,
         max_backlog: int = 1_000,
         max_payload: int = DEFAULT_MAX_PAYLOAD,
+        max_inflight_bytes: int = DEFAULT_MAX_INFLIGHT_BYTES,
         default_timeout: float = 60.0,
         subjects: Subjects | None = None,
         error_body: ErrorBody = default_error_body,
@@ -201,6 +216,10 @@ class Endpoint:
         self.max_concurrency = max_concurrency
         self.max_backlog = max_backlog
         self.max_payload = max_payload
+        self.max_inflight_bytes = max_inflight_bytes
+        #: The largest request admitted so far: while (requests held + 1) times this fits
+        #: the byte budget, admission need not add the sizes up.
+        self._largest = 0
         self.default_timeout = default_timeout
         self.subjects = subjects or Subjects()
         self.description = description
@@ -245,8 +264,14 @@ class Endpoint:
             self._cancel_sub = await self._nc.subscribe(
                 self.subjects.all_cancels, cb=self._on_cancel
             )
+            # Requests the loop has not read yet: as many bytes as the server would buffer
+            # (admission answers overloaded past max_inflight_bytes; nothing dropped unseen).
             self._sub = await self._nc.subscribe(
-                self.subject, queue=self.queue or "", cb=self._on_msg
+                self.subject,
+                queue=self.queue or "",
+                cb=self._on_msg,
+                pending_msgs_limit=1_000_000,
+                pending_bytes_limit=SERVER_MAX_PENDING,
             )
             # The server knows the subscription when start() returns.
             await uninterrupted(self._nc.flush())
@@ -378,6 +403,14 @@ class Endpoint:
                 "bytes.",
             )
             return
+        if self._over_byte_budget(len(msg.data)):
+            await self._reject(
+                msg,
+                ErrorCode.OVERLOADED,
+                f"The {self.name} worker holds {self._held_bytes()} bytes of requests, the "
+                f"most it takes is {self.max_inflight_bytes}; retry later.",
+            )
+            return
         if len(self._tasks) >= self.max_concurrency:
             if len(self._backlog) >= self.max_backlog:
                 await self._reject(
@@ -390,6 +423,20 @@ class Endpoint:
             self._backlog.append((msg, deadline))
             return
         self._start(msg, deadline)
+
+    def _over_byte_budget(self, size: int) -> bool:
+        """Whether admitting ``size`` more bytes passes ``max_inflight_bytes`` (a request
+        alone is always admitted: there is nothing to wait for)."""
+        self._largest = max(self._largest, size)
+        held = len(self._tasks) + len(self._backlog)
+        if not held or (held + 1) * self._largest <= self.max_inflight_bytes:
+            return False  # the usual case, without adding sizes up
+        return self._held_bytes() + size > self.max_inflight_bytes
+
+    def _held_bytes(self) -> int:
+        return sum(len(r.data) for r in self._tasks.values()) + sum(
+            len(msg.data) for msg, _deadline in self._backlog
+        )
 
     def _start(self, msg: Msg, deadline: Deadline | None) -> None:
         request = Request(self, msg, deadline or Deadline.after(self.default_timeout))

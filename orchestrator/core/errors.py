@@ -17,6 +17,7 @@ replies and in HTTP problem bodies::
     │   ├── ConnectionClosedError       internal
     │   └── RemoteError                 the code the remote side sent
     ├── ConversationCancelledError      cancelled     (an operator cancelled it)
+    ├── AnswerTooLargeError             too_large     (.size, .limit: the answer's bytes)
     ├── PlanError                       bad_request
     ├── AgentError                      agent_error
     └── LLMError                        llm_error
@@ -33,6 +34,7 @@ import enum
 
 __all__ = [
     "AgentError",
+    "AnswerTooLargeError",
     "ConfigurationError",
     "ConnectionClosedError",
     "ConversationCancelledError",
@@ -259,6 +261,18 @@ class ConversationCancelledError(SwitchboardError):
     """The conversation was cancelled on purpose (``ai.cancel.<correlation_id>``)."""
 
     code = ErrorCode.CANCELLED
+
+
+class AnswerTooLargeError(SwitchboardError):
+    """An answer is larger than a reply may carry (``too_large``: the answer, not the
+    request; the BFF answers 502, as for any upstream failure)."""
+
+    code = ErrorCode.TOO_LARGE
+
+    def __init__(self, message: str, *, size: int, limit: int) -> None:
+        super().__init__(message)
+        self.size = size
+        self.limit = limit
 
 
 class PlanError(SwitchboardError):

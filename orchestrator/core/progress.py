@@ -9,9 +9,9 @@ One msgspec Struct per kind of event, together a tagged union on ``kind``
 ``planned``        :class:`PlannedEvent`  the :class:`Plan` about to run
 ``step_started``   StepStartedEvent       :class:`StepStartedDetail` (the instruction)
 ``step_progress``  StepProgressEvent      whatever the agent reported (any JSON value)
-``step_finished``  StepFinishedEvent      :class:`StepFinishedDetail` (the output)
+``step_finished``  StepFinishedEvent      :class:`StepFinishedDetail` (output or preview)
 ``step_failed``    StepFailedEvent        :class:`ErrorInfo` (code ``skipped``: never ran)
-``answered``       AnsweredEvent          :class:`AnsweredDetail` (answer, partial)
+``answered``       AnsweredEvent          :class:`AnsweredDetail` (answer or preview)
 =================  =====================  ===============================================
 
 Readers tell them apart with ``match`` (msgspec's ``examples/asyncio-kv``)::
@@ -34,7 +34,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar, Literal, TypeAlias, cast
 
-from msgspec import Struct
+from msgspec import UNSET, Struct, UnsetType
 
 from .codec import DEFAULT_MAX_PAYLOAD, decode, encode
 from .conversation import Plan
@@ -68,16 +68,30 @@ class StepStartedDetail(Struct, kw_only=True):
 
 
 class StepFinishedDetail(Struct, kw_only=True):
-    """``step_finished``: the step's output (any JSON value the agent returned)."""
+    """``step_finished``: the step's output (any JSON value the agent returned).
+
+    An output over ``PREVIEW_BYTES`` (``core.sizes``) travels as a preview: its first
+    characters, ``truncated`` true and ``size`` its whole JSON size in bytes; the final
+    reply brings the content. Unset, the two fields are not sent (a small output's event
+    is byte for byte what older releases sent).
+    """
 
     output: Any = None
+    truncated: bool | UnsetType = UNSET
+    size: int | UnsetType = UNSET
 
 
 class AnsweredDetail(Struct, kw_only=True):
-    """``answered``: the final answer, and whether a required step failed."""
+    """``answered``: the final answer, and whether a required step failed.
+
+    An answer over ``PREVIEW_BYTES`` is a preview here, as in ``StepFinishedDetail``
+    (``truncated``, ``size``): the final reply carries it whole.
+    """
 
     answer: str
     partial: bool = False
+    truncated: bool | UnsetType = UNSET
+    size: int | UnsetType = UNSET
 
 
 class _Event(Struct, kw_only=True, tag_field="kind"):

@@ -1,12 +1,13 @@
 """The multi-agent engine: planner -> validated DAG -> parallel executor -> aggregator."""
 
-from .aggregator import Aggregator, compose
+from .aggregator import Aggregator, compose, output_text
 from .conversation import ConversationEngine
 from .events import EventSink
 from .executor import Executor
 from .history import HistoryStore
 from .plan import dependents, validate_plan
 from .planner import LLMPlanner, LocalPlanner, split_clauses
+from .reply import answered_detail, check_answer, reply_steps
 
 __all__ = [
     "Aggregator",
@@ -16,8 +17,12 @@ __all__ = [
     "HistoryStore",
     "LLMPlanner",
     "LocalPlanner",
+    "answered_detail",
+    "check_answer",
     "compose",
     "dependents",
+    "output_text",
+    "reply_steps",
     "split_clauses",
     "validate_plan",
 ]

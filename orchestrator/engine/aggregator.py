@@ -15,7 +15,7 @@ from ..core.errors import LLMError
 from ..llm.base import LLM, ChatMessage
 from .planner import SUMMARY_AGENT
 
-__all__ = ["Aggregator", "compose"]
+__all__ = ["Aggregator", "compose", "output_text"]
 
 log = structlog.get_logger("switchboard.aggregator")
 
@@ -24,7 +24,8 @@ on it. Be concise and exact; use the results, do not invent numbers or facts. If
 say what could not be done."""
 
 
-def _text(value: Any) -> str:
+def output_text(value: Any) -> str:
+    """A step's output as the answer shows it (JSON for anything but text)."""
     if value is None:
         return ""
     if isinstance(value, str):
@@ -39,7 +40,7 @@ def compose(plan: Plan, results: Sequence[StepResult], *, unmatched: str = "") -
     needed = {dep for step in plan.steps for dep in step.depends_on}
     summaries = [r for r in ok if r.agent == SUMMARY_AGENT and r.id not in needed]
     for result in summaries or ok:  # a final summary is the answer; else every output
-        text = _text(result.output)
+        text = output_text(result.output)
         if text and text not in lines:
             lines.append(text)
     for result in results:
@@ -79,7 +80,7 @@ class Aggregator:
             return composed, Usage()
         findings = "\n".join(
             f"[{r.id} {r.agent} {r.status}] "
-            + (_text(r.output) if r.status == "ok" else (r.error.message if r.error else ""))
+            + (output_text(r.output) if r.status == "ok" else (r.error.message if r.error else ""))
             for r in results
         )
         messages = [ChatMessage("system", SYSTEM_PROMPT)]

@@ -14,11 +14,11 @@ from collections.abc import Collection
 import structlog
 
 from ..core.catalog import AgentCatalog
+from ..core.codec import DEFAULT_MAX_PAYLOAD
 from ..core.conversation import ConversationReply, ConversationRequest, ConversationTurn, Plan
 from ..core.deadline import Deadline
 from ..core.envelopes import Usage
 from ..core.errors import ConversationCancelledError, ErrorCode, PlanError, SwitchboardError
-from ..core.progress import AnsweredDetail
 from ..llm.base import LLM
 from ..metrics import CONVERSATION_DURATION, CONVERSATIONS, HISTORY_FAILURES, PLAN_STEPS
 from .aggregator import Aggregator
@@ -27,6 +27,7 @@ from .executor import Executor
 from .history import HistoryStore
 from .plan import validate_plan
 from .planner import LLMPlanner, LocalPlanner
+from .reply import answered_detail, check_answer, reply_steps
 
 __all__ = ["ConversationEngine"]
 
@@ -45,8 +46,11 @@ class ConversationEngine:
         history: HistoryStore | None = None,
         max_plan_steps: int = 16,
         trusted_patterns: Collection[str] = (),
+        max_payload: int = DEFAULT_MAX_PAYLOAD,
     ) -> None:
+        """``max_payload``: the largest reply NATS carries (the answer's limit follows)."""
         self.catalog = catalog
+        self.max_payload = max_payload
         self.executor = executor
         self.llm = llm
         self.history = history
@@ -63,6 +67,10 @@ class ConversationEngine:
         outcome = "error"
         try:
             reply = await self._converse(request, deadline, events)
+        except SwitchboardError as exc:
+            outcome = exc.code.value  # as the reply says: too_large, bad_request ...
+            raise
+        else:
             outcome = "partial" if reply.partial else "ok"
             return reply
         finally:
@@ -122,16 +130,20 @@ class ConversationEngine:
             if result.usage is not None:
                 usage = usage + result.usage
         partial = any(r.status != "ok" and r.required for r in results)
+        answer_size = check_answer(answer, max_payload=self.max_payload)
         reply = ConversationReply(
             correlation_id=request.correlation_id,
             answer=answer,
-            steps=results,
+            # Each output byte once: what the answer holds, the steps hold as a preview.
+            steps=reply_steps(
+                answer, results, answer_size=answer_size, max_payload=self.max_payload
+            ),
             partial=partial,
             usage=usage,
             duration_ms=round((time.perf_counter() - started) * 1000, 3),
             conversation_id=request.conversation_id,
         )
-        await events.emit("answered", detail=AnsweredDetail(answer=answer, partial=partial))
+        await events.emit("answered", detail=answered_detail(answer, partial=partial))
         await self._save_history(request, answer, deadline)
         return reply
 

@@ -29,6 +29,7 @@ from ..core.errors import RequestError, SwitchboardError
 from ..core.options import RequestOptions
 from ..core.progress import StepFinishedDetail, StepStartedDetail
 from ..core.requester import Requester
+from ..core.sizes import preview
 from ..core.subjects import Subjects
 from ..metrics import STEP_RETRIES, STEPS
 from .events import EventSink
@@ -204,7 +205,7 @@ class Executor:
                 "step_finished",
                 step=step.id,
                 agent=step.agent,
-                detail=StepFinishedDetail(output=result.output),
+                detail=_finished_detail(result.output),
             )
             return StepResult(
                 id=step.id,
@@ -288,3 +289,12 @@ class _RunState:
     def inputs(self, step: PlanStep) -> dict[str, Any]:
         """What ``step`` gets from its dependencies (None for a failed optional one)."""
         return {d: self.outputs.get(d) for d in step.depends_on}
+
+
+def _finished_detail(output: object) -> StepFinishedDetail:
+    """The ``step_finished`` detail: the output, or a preview of a large one (the reply
+    carries it; see ``core.sizes``)."""
+    shown = preview(output)
+    if not shown.truncated:
+        return StepFinishedDetail(output=output)
+    return StepFinishedDetail(output=shown.value, truncated=True, size=shown.size)

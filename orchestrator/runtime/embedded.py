@@ -28,11 +28,23 @@ from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
 
+from ..core.codec import DEFAULT_MAX_PAYLOAD
 from ..core.errors import ConfigurationError
+from ..core.sizes import SERVER_MAX_PENDING
 
 __all__ = ["EmbeddedNatsServer", "find_nats_server"]
 
 ENV_BINARY = "SWITCHBOARD_NATS_SERVER_BIN"
+
+
+#: The limits of a server started without a config file: those of deploy/nats/*.conf.
+#: max_pending: see ``core.sizes.SERVER_MAX_PENDING``. A part that stops reading
+#: altogether is still cut off after write_deadline.
+LIMITS_CONF = f"""\
+max_payload: {DEFAULT_MAX_PAYLOAD}
+max_pending: {SERVER_MAX_PENDING}
+write_deadline: "10s"
+"""
 
 
 def _die_with_parent() -> None:
@@ -135,6 +147,10 @@ class EmbeddedNatsServer:
         args = [str(self.binary)]
         if self.config_file is not None:
             args += ["-c", str(self.config_file)]
+        else:  # no flags for these: the same limits as deploy/nats/*.conf, from a file
+            limits = self._workdir / "limits.conf"
+            limits.write_text(LIMITS_CONF)
+            args += ["-c", str(limits)]
         args += ["-a", self.host, "-p", str(self.port), "--ports_file_dir", str(ports_dir)]
         if self.jetstream:
             args += ["-js", "-sd", str(self.store_dir)]

@@ -67,8 +67,17 @@ class Component(Protocol):
 
 
 def nats_options(settings: Settings) -> dict[str, Any]:
-    """``nats.connect`` keyword arguments for the credentials and TLS in ``settings``."""
-    options: dict[str, Any] = {"inbox_prefix": settings.inbox_prefix}
+    """``nats.connect`` keyword arguments for the credentials, TLS and buffers in ``settings``.
+
+    ``pending_size`` is the outbound buffer: eight of the largest messages. Past it a
+    publish waits for the buffer to be written (backpressure on the part that sends too
+    fast), and while the connection is down, publishes past it fail as ``overloaded``
+    instead of piling up in memory until NATS is back.
+    """
+    options: dict[str, Any] = {
+        "inbox_prefix": settings.inbox_prefix,
+        "pending_size": 8 * settings.max_payload,
+    }
     if settings.nats_creds:
         _readable(settings.nats_creds, "nats_creds")
         options["user_credentials"] = settings.nats_creds

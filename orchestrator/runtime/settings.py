@@ -85,6 +85,14 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     max_backlog: Annotated[
         int, _d("Requests a worker queues beyond that before answering overloaded.", ge=0)
     ] = 2_000
+    max_inflight_bytes: Annotated[
+        int,
+        _d(
+            "Bytes one process holds in flight before refusing more (overloaded): a worker's "
+            "requests, running and queued; a BFF's answers not yet sent to their clients.",
+            ge=1024 * 1024,
+        ),
+    ] = 64 * 1024 * 1024
 
     # -- engine -------------------------------------------------------------------------------
     conversation_timeout: Annotated[

@@ -19,23 +19,15 @@ from switchboard.bff import build_bff
 from switchboard.orchestrator import MAX_MESSAGE_CHARS, ConfigurationError, Runtime, Settings
 from tests.helpers import eventually, metric
 from tests.support.agents import ALL as TEST_AGENTS
-from tests.support.system import agents_running, make_settings, orchestrator_running
+from tests.support.system import (
+    agents_running,
+    bff_running,
+    make_settings,
+    orchestrator_running,
+)
 
 ALICE = "alice-key-0123456789"
 BOB = "bob-key-0123456789ab"
-
-
-@contextlib.asynccontextmanager
-async def bff_running(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    runtime = Runtime(settings, part="bff", name="test", health=False, configure_logs=False)
-    await runtime.connect()
-    try:
-        server = await build_bff(runtime)
-        await runtime.start()
-        async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
-            yield http
-    finally:
-        await runtime.shutdown()
 
 
 @contextlib.asynccontextmanager

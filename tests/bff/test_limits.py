@@ -33,6 +33,21 @@ def test_the_instance_bound_counts_every_user() -> None:
     assert limiter.in_flight == 0
 
 
+def test_answers_held_past_the_byte_budget_refuse_new_chats() -> None:
+    limiter = InFlightLimiter(per_user=10, total=10, total_bytes=1_000_000)
+    slot = limiter.acquire("alice")
+    held = [limiter.hold(600_000), limiter.hold(500_000)]  # answers not yet written
+    slot.release()
+    assert limiter.in_flight == 0 and limiter.held_bytes == 1_100_000
+    with pytest.raises(OverloadedError, match="1100000 bytes of answers") as refused:
+        limiter.acquire("bob")
+    assert refused.value.scope is OverloadScope.INSTANCE
+    for _ in range(2):  # the response's background task, then its finalizer
+        held[0].release()
+    assert limiter.held_bytes == 500_000
+    limiter.acquire("bob").release()
+
+
 def test_each_bound_says_its_scope() -> None:
     limiter = InFlightLimiter(per_user=1, total=2)
     limiter.acquire("alice")
@@ -56,3 +71,14 @@ def test_a_client_that_failed_too_often_is_refused_for_a_while() -> None:
     assert caught.value.scope is OverloadScope.CLIENT
     assert caught.value.retry_after is not None and 29 < caught.value.retry_after <= 30
     limiter.check("10.0.0.2")  # another address is not
+
+
+def test_a_hold_dropped_unreleased_gives_its_bytes_back() -> None:
+    # A response whose sending failed never runs its background task: it is dropped.
+    limiter = InFlightLimiter(per_user=10, total=10, total_bytes=1_000_000)
+    hold = limiter.hold(2_000_000)
+    with pytest.raises(OverloadedError):
+        limiter.acquire("alice")
+    del hold
+    assert limiter.held_bytes == 0
+    limiter.acquire("alice").release()

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import signal
 import sys
+import urllib.request
 from pathlib import Path
 
 import pytest
 
 from switchboard.orchestrator import ConfigurationError, EmbeddedNatsServer, find_nats_server
+from switchboard.orchestrator.testing import running_nats
 
 
 def test_the_wheel_binary_is_found() -> None:
@@ -91,3 +94,13 @@ def _alive(pid: int) -> bool:
     except FileNotFoundError:
         return False
     return "State:\tZ" not in status  # a zombie is dead, merely not reaped yet
+
+
+async def test_the_server_runs_with_the_deployed_pending_limits() -> None:
+    # The same slow-consumer limits as deploy/nats/*.conf, though no flag sets them.
+    async with running_nats(monitor_port=-1) as server:
+        url = f"http://127.0.0.1:{server.monitor_port}/varz"
+        varz = await asyncio.to_thread(lambda: json.load(urllib.request.urlopen(url, timeout=5)))
+    assert varz["max_pending"] == 128 * 1024 * 1024
+    assert varz["write_deadline"] == 10_000_000_000  # ns
+    assert varz["max_payload"] == 1024 * 1024

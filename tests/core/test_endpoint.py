@@ -224,6 +224,42 @@ async def test_past_capacity_and_backlog_requests_get_overloaded_at_once(
     assert all(r.data == b"done" for r in rest)
 
 
+async def test_past_the_byte_budget_large_requests_get_overloaded_at_once(
+    requester: Requester, serve: Serve
+) -> None:
+    # Few requests, but large: the count bounds are far away, the byte budget is not.
+    release = asyncio.Event()
+
+    async def handler(request: Request) -> bytes:
+        await release.wait()
+        return b"done"
+
+    await serve(handler, max_concurrency=2, max_backlog=100, max_inflight_bytes=1_000_000)
+    tasks = [
+        asyncio.create_task(
+            requester.request(
+                "svc.test", b"x" * 300_000, correlation_id=f"c-{i}", deadline=Deadline.after(30)
+            )
+        )
+        for i in range(6)
+    ]
+    await eventually(lambda: sum(t.done() for t in tasks) >= 3, timeout=5)
+    overloaded = [t for t in tasks if t.done()]
+    assert len(overloaded) == 3  # three held (two running, one queued): 900 KB of 1 MB
+    for task in overloaded:
+        error = task.exception()
+        assert isinstance(error, RemoteError) and error.code is ErrorCode.OVERLOADED
+        assert "900000 bytes of requests" in str(error)
+    release.set()
+    rest = await asyncio.gather(*(t for t in tasks if t not in overloaded))
+    assert [r.data for r in rest] == [b"done"] * 3
+    # With the work done, the budget is free again.
+    after = await requester.request(
+        "svc.test", b"x" * 300_000, correlation_id="c-after", deadline=Deadline.after(30)
+    )
+    assert after.data == b"done"
+
+
 async def test_heartbeats_keep_long_work_alive(requester: Requester, serve: Serve) -> None:
     async def handler(request: Request) -> bytes:
         await asyncio.sleep(1.0)

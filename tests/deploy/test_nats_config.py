@@ -10,8 +10,10 @@ started for real too: routes authenticate, JetStream replicates.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import subprocess
+import urllib.request
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,8 +27,12 @@ from nats.aio.msg import Msg
 
 from switchboard.orchestrator.core.discovery import discover
 from switchboard.orchestrator.core.kv import KVBucket
-from switchboard.orchestrator.runtime import free_port
-from switchboard.orchestrator.runtime.embedded import EmbeddedNatsServer, find_nats_server
+from switchboard.orchestrator.runtime import Settings, free_port
+from switchboard.orchestrator.runtime.embedded import (
+    LIMITS_CONF,
+    EmbeddedNatsServer,
+    find_nats_server,
+)
 from tests.helpers import eventually
 from tests.support.nats_users import dev_env, password
 
@@ -112,6 +118,21 @@ def server() -> Iterator[EmbeddedNatsServer]:
         yield srv
     finally:
         srv.cleanup()
+
+
+def test_the_server_takes_the_slow_consumer_limits_of_nats_conf(server: EmbeddedNatsServer):
+    """What the server buffers per client, and how long it waits for one: on purpose, and
+    the same as the embedded server's (the parts' byte budgets are half of it)."""
+    url = f"http://127.0.0.1:{server.monitor_port}/varz"
+    with urllib.request.urlopen(url, timeout=5) as response:
+        varz = json.load(response)
+    assert varz["max_pending"] == 128 * 1024 * 1024
+    assert varz["write_deadline"] == 10_000_000_000  # ns
+    assert varz["max_pending"] == 2 * Settings().max_inflight_bytes
+    embedded = dict(
+        line.split(": ", 1) for line in LIMITS_CONF.splitlines() if line and ": " in line
+    )
+    assert int(embedded["max_pending"]) == varz["max_pending"]
 
 
 @dataclass

@@ -46,4 +46,15 @@ async def whoami(task: AgentTask, ctx: TaskContext) -> dict[str, str | None]:
     }
 
 
+@agent(
+    "large",
+    "Answers with as many characters of text as the number in the instruction says.",
+    keywords=("large",),
+)
+async def large(task: AgentTask, ctx: TaskContext) -> str:
+    size = int(task.instruction.split()[-1])
+    line = "All work and no play makes a large answer. "
+    return (line * (size // len(line) + 1))[: size - 1] + "."  # nothing to strip
+
+
 ALL: list[Agent] = [sleepy, upper, broken, whoami]

@@ -6,6 +6,7 @@ import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
+import httpx
 import pytest
 import pytest_asyncio
 
@@ -94,6 +95,22 @@ async def agents_running(
     await runtime.start()
     try:
         yield workers
+    finally:
+        await runtime.shutdown()
+
+
+@contextlib.asynccontextmanager
+async def bff_running(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    """The BFF in this process; yields an HTTP client for it."""
+    from switchboard.bff import build_bff
+
+    runtime = Runtime(settings, part="bff", name="test", health=False, configure_logs=False)
+    await runtime.connect()
+    try:
+        server = await build_bff(runtime)
+        await runtime.start()
+        async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
+            yield http
     finally:
         await runtime.shutdown()
 

@@ -205,3 +205,50 @@ async def test_conversation_is_kept_across_reloads(page: Page) -> None:
     await page.reload()
     await expect(page.get_by_test_id("empty")).to_be_visible()
     await expect(turns).to_have_count(0)
+
+
+async def test_a_large_answer_shows_whole_once_its_reply_comes(page: Page) -> None:
+    # Events carry previews of a large output (its first characters and its size); the
+    # reply carries the answer whole, and the step a preview of what the answer holds.
+    size = 200_000
+    text = ("All work and no play. " * (size // 22 + 1))[:size]
+    cid = "conv-local-large"
+    preview = {"truncated": True, "size": size + 2}
+    plan = {"steps": [{"id": "s1", "agent": "text", "instruction": "big", "depends_on": []}]}
+    events = [
+        ("planned", {"correlation_id": cid, "kind": "planned", "detail": plan, "seq": 1}),
+        ("step_started", {"correlation_id": cid, "kind": "step_started", "step": "s1",
+                          "agent": "text", "detail": {"instruction": "big"}, "seq": 2}),
+        ("step_finished", {"correlation_id": cid, "kind": "step_finished", "step": "s1",
+                           "agent": "text", "detail": {"output": text[:1000], **preview},
+                           "seq": 3}),
+        ("answered", {"correlation_id": cid, "kind": "answered",
+                      "detail": {"answer": text[:1000], "partial": False, **preview},
+                      "seq": 4}),
+    ]  # fmt: skip
+    reply = {
+        "correlation_id": cid,
+        "answer": text,
+        "steps": [
+            {"id": "s1", "agent": "text", "status": "ok", "output": text[:1000],
+             "output_truncated": True, "output_size": size + 2, "duration_ms": 5.0,
+             "attempts": 1},
+        ],
+        "partial": False,
+        "duration_ms": 12.0,
+    }  # fmt: skip
+    body = "".join(f"event: {kind}\ndata: {json.dumps(data)}\n\n" for kind, data in events)
+    body += f"event: reply\ndata: {json.dumps(reply)}\n\n"
+
+    async def large(route: Route) -> None:
+        await route.fulfill(status=200, content_type="text/event-stream", body=body)
+
+    await page.route("**/v1/chat/stream", large)
+    await _ask(page, "something big")
+    turn = page.get_by_test_id("turn").first
+    await expect(turn).to_have_attribute("data-state", "done")
+    answer = await turn.get_by_test_id("answer").text_content()
+    assert answer == text
+    row = turn.locator("[data-testid=step-row][data-agent=text]")
+    await expect(row).to_have_attribute("data-status", "done")
+    await expect(row).to_contain_text("195 KiB in all")
