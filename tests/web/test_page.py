@@ -205,3 +205,32 @@ async def test_conversation_is_kept_across_reloads(page: Page) -> None:
     await page.reload()
     await expect(page.get_by_test_id("empty")).to_be_visible()
     await expect(turns).to_have_count(0)
+
+
+async def test_the_docs_page_renders_the_api_and_can_try_it(page: Page) -> None:
+    # Swagger UI 4 read the OpenAPI 3.1 document as "Unable to render this definition".
+    base = page.url.rstrip("/")
+    offsite: list[str] = []
+    page.on(
+        "request",
+        lambda request: None if request.url.startswith(base) else offsite.append(request.url),
+    )
+    await page.goto(base + "/docs")
+    chat = page.locator(".opblock-post", has=page.locator("[data-path='/v1/chat']"))
+    await expect(chat).to_be_visible()
+    await expect(page.get_by_text("Unable to render this definition")).to_have_count(0)
+    await expect(page.locator(".opblock-get [data-path='/v1/agents']")).to_be_visible()
+
+    await chat.locator(".opblock-summary").click()
+    await chat.get_by_role("button", name="Try it out").click()
+    body = chat.locator("textarea.body-param__text")
+    await body.fill('{"message": "what is 6*7"}')
+    await chat.get_by_role("button", name="Execute").click()
+    response = chat.locator(".live-responses-table .response .response-col_status")
+    await expect(response.first).to_have_text("200")
+    await expect(chat.locator(".live-responses-table .highlight-code").first).to_contain_text(
+        "42"
+    )
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    await page.screenshot(path=str(ARTIFACTS / "docs.png"), full_page=True)
+    assert offsite == [], f"the docs loaded assets from elsewhere: {offsite}"
