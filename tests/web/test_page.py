@@ -228,9 +228,7 @@ async def test_the_docs_page_renders_the_api_and_can_try_it(page: Page) -> None:
     await chat.get_by_role("button", name="Execute").click()
     response = chat.locator(".live-responses-table .response .response-col_status")
     await expect(response.first).to_have_text("200")
-    await expect(chat.locator(".live-responses-table .highlight-code").first).to_contain_text(
-        "42"
-    )
+    await expect(chat.locator(".live-responses-table .highlight-code").first).to_contain_text("42")
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     await page.screenshot(path=str(ARTIFACTS / "docs.png"), full_page=True)
     assert offsite == [], f"the docs loaded assets from elsewhere: {offsite}"
