@@ -6,7 +6,7 @@ from .auth import LOCAL_USER, ApiKeys, AuthRateLimiter
 from .context import bind_correlation_id, log_scope
 from .disconnect import ClientGone, until_disconnected
 from .exceptions import exception_handlers
-from .gateway import Gateway
+from .gateway import Gateway, conversation_of
 from .limits import InFlightLimiter, Slot
 from .middleware import metrics_middleware
 from .openapi import (
@@ -19,6 +19,7 @@ from .problems import (
     PROBLEM_MEDIA_TYPE,
     Problem,
     client_gone,
+    method_not_allowed,
     problem,
     problem_for,
     problem_for_status,
@@ -50,10 +51,12 @@ __all__ = [
     "build_bff",
     "client_gone",
     "contract_schemas",
+    "conversation_of",
     "create_app",
     "exception_handlers",
     "is_loopback",
     "log_scope",
+    "method_not_allowed",
     "metrics_middleware",
     "openapi_config",
     "problem",

@@ -26,10 +26,17 @@ from switchboard.orchestrator import (
 
 from .schemas import ChatRequest
 
-__all__ = ["REPLY_MARGIN", "Gateway"]
+__all__ = ["REPLY_MARGIN", "Gateway", "conversation_of"]
 
 #: The longest budget a chat request may ask for, in seconds.
 MAX_TIMEOUT = 600.0
+
+
+def conversation_of(body: ChatRequest, correlation_id: str) -> str:
+    """The conversation a chat request belongs to: the one it names, or a new one named by
+    its own correlation id. Every chat is a turn of a conversation, so its history can be
+    read back (``GET /v1/conversations/{id}``) with the id the reply gives."""
+    return body.conversation_id or correlation_id
 
 
 class Gateway:
@@ -63,7 +70,7 @@ class Gateway:
             body.message,
             user_id=user_id,
             correlation_id=correlation_id,
-            conversation_id=body.conversation_id,
+            conversation_id=conversation_of(body, correlation_id),
             agents=body.agents,
             timeout=self._timeout(body),
         )
@@ -76,7 +83,7 @@ class Gateway:
             body.message,
             user_id=user_id,
             correlation_id=correlation_id,
-            conversation_id=body.conversation_id,
+            conversation_id=conversation_of(body, correlation_id),
             agents=body.agents,
             timeout=self._timeout(body),
         ) as events:

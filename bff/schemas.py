@@ -18,12 +18,23 @@ class ChatRequest(Struct, kw_only=True):
     """
 
     message: Annotated[
-        str, Meta(min_length=1, max_length=MAX_MESSAGE_CHARS, description="The question or task.")
+        str,
+        Meta(
+            min_length=1,
+            max_length=MAX_MESSAGE_CHARS,
+            pattern=r"\S",  # not only blanks: as empty as an empty one
+            description="The question or task (not blank; at most 32000 characters).",
+        ),
     ]
     conversation_id: (
         Annotated[
             CorrelationId,
-            Meta(description="Continue this conversation (its earlier turns are remembered)."),
+            Meta(
+                description="Continue this conversation (its earlier turns are remembered). "
+                "Without it, the request starts a new conversation named by its own "
+                "correlation id; the reply's conversation_id says which, for the next "
+                "request and GET /v1/conversations/{conversation_id}."
+            ),
         ]
         | None
     ) = None

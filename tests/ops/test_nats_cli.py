@@ -54,7 +54,7 @@ async def test_a_malformed_request_names_the_field(
     assert (msg.headers or {})["Switchboard-Error"] == "bad_request"
     assert json.loads(msg.data)["error"] == {
         "code": "bad_request",
-        "message": "Invalid ConversationRequest: Expected `str`, got `int` - at `$.message`.",
+        "message": "Invalid ConversationRequest: `$.message` must be a string, not an integer.",
     }
 
 
