@@ -16,7 +16,7 @@ from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.types import ExceptionHandlersMap
 
-from switchboard.orchestrator import ErrorCode, SwitchboardError, invalid_field
+from switchboard.orchestrator import MAX_MESSAGE_CHARS, ErrorCode, SwitchboardError, invalid_field
 
 from .problems import (
     METHOD_NOT_ALLOWED,
@@ -25,6 +25,7 @@ from .problems import (
     problem_for,
     problem_for_status,
 )
+from .schemas import MAX_BODY
 
 __all__ = ["exception_handlers"]
 
@@ -55,7 +56,18 @@ def _http(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
     if exc.status_code == METHOD_NOT_ALLOWED:
         allowed = (exc.headers or {}).get("allow", "")
         return method_not_allowed(request.method, request.url.path, allowed)
+    if exc.status_code == TOO_LARGE:
+        return problem(
+            ErrorCode.TOO_LARGE,
+            f"The request body is larger than {MAX_BODY:,} bytes, the limit "
+            f"(a message may have at most {MAX_MESSAGE_CHARS} characters).",
+            status=TOO_LARGE,
+        )
     return problem_for_status(exc.status_code, str(exc.detail))
+
+
+#: Litestar's status for a body over ``request_max_body_size``.
+TOO_LARGE = 413
 
 
 def _undecodable(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:

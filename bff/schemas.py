@@ -8,7 +8,12 @@ from msgspec import Meta, Struct
 
 from switchboard.orchestrator import MAX_MESSAGE_CHARS, AgentName, CorrelationId
 
-__all__ = ["ChatRequest"]
+__all__ = ["MAX_BODY", "ChatRequest"]
+
+#: A chat body may carry a message of MAX_MESSAGE_CHARS however its client escapes it: a
+#: JSON encoder that writes ASCII only (Python's json, so ``requests``) takes 6 bytes per
+#: character (\uXXXX), 12 for one outside the BMP. Plus room for the other fields.
+MAX_BODY = 12 * MAX_MESSAGE_CHARS + 64 * 1024
 
 
 class ChatRequest(Struct, kw_only=True):

@@ -105,3 +105,40 @@ async def test_metrics_have_the_content_type_of_the_other_parts(nats_url: str) -
     async with system(nats_url) as http:
         response = await http.get("/metrics")
     assert response.headers["content-type"] == "text/plain; version=0.0.4; charset=utf-8"
+
+
+async def test_a_conversation_whose_every_step_failed_is_not_a_200(nats_url: str) -> None:
+    # It was a 200 with partial: true and "Step s1 (broken) failed: ..." as its answer.
+    async with system(nats_url) as http:
+        failed = await http.post("/v1/chat", json={"message": "broken please"})
+        body = _problem(failed, 502, "agent_error")
+        assert body["detail"] == (
+            "No agent could answer this (broken: The broken agent is broken on purpose.)."
+        )
+        assert body["correlation_id"] == failed.headers["x-correlation-id"]
+        assert "s1" not in body["detail"]
+
+        streamed = await http.post("/v1/chat/stream", json={"message": "broken please"})
+        assert "event: step_failed" in streamed.text
+        assert "event: reply" not in streamed.text
+        error = streamed.text.replace("\r\n", "\n").split("event: error\ndata: ", 1)[1]
+        assert json.loads(error.split("\n", 1)[0])["code"] == "agent_error"
+
+        # Partly answered: still an answer (200, partial).
+        partly = await http.post("/v1/chat", json={"message": "what is 2+3; broken please"})
+        assert partly.status_code == 200
+        assert partly.json()["partial"] is True
+
+
+async def test_a_body_over_the_limit_is_a_413_that_names_the_limit(nats_url: str) -> None:
+    # It was "Request Entity Too Large", with no number.
+    async with system(nats_url) as http:
+        response = await http.post(
+            "/v1/chat",
+            content=b'{"message": "' + b"x" * 900_000 + b'"}',
+            headers={"content-type": "application/json"},
+        )
+    assert _problem(response, 413, "too_large")["detail"] == (
+        "The request body is larger than 449,536 bytes, the limit "
+        "(a message may have at most 32000 characters)."
+    )
