@@ -93,6 +93,11 @@ async def test_every_chat_names_its_conversation_and_its_history_is_found(nats_u
         assert [turn["message"] for turn in turns] == ["what is 2+3", "what is 6*7"]
         assert turns[0]["correlation_id"] == first["correlation_id"]
 
+        # The API's own documentation says so.
+        spec = (await http.get("/docs/openapi.json")).json()
+        described = spec["components"]["schemas"]["ChatRequest"]["properties"]["conversation_id"]
+        assert "starts a new conversation named by its own correlation id" in str(described)
+
         streamed = await http.post("/v1/chat/stream", json={"message": "what is 1+1"})
         events = streamed.text.replace("\r\n", "\n").split("\n\n")
         reply_event = next(event for event in events if event.startswith("event: reply"))
