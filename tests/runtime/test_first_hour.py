@@ -195,3 +195,16 @@ def test_a_start_up_error_is_not_preceded_by_stopped(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert f"Cannot listen on 127.0.0.1:{port}" in result.stderr
     assert "stopped" not in result.stdout + result.stderr
+
+
+def test_ask_with_no_nats_says_so_once(tmp_path: Path) -> None:
+    # Six "nats async error ... Connection refused" warnings came before the error.
+    port = free_port()  # nothing listens there
+    asked = _switchboard(
+        "ask", "hi", "--nats-url", f"nats://127.0.0.1:{port}", env=user_dirs(tmp_path)
+    )
+    assert asked.returncode == 1
+    assert asked.stderr.strip().splitlines() == [
+        f"error: Could not connect to NATS at nats://127.0.0.1:{port}: NoServersError: nats: no "
+        "servers available for connection."
+    ]
