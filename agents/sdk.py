@@ -7,13 +7,16 @@
     @agent("weather", "Tells the weather in a city. Example: 'weather in Paris'",
            keywords=("weather", "rain", "forecast"))
     async def weather(task, ctx):
-        await ctx.progress("looking it up")
-        return f"Sunny in {task.instruction}"
+        city = task.instruction.rsplit(" in ", 1)[-1].strip(" ?.!")
+        await ctx.progress(f"looking outside in {city}")
+        return f"Sunny in {city}"
 
-The handler gets the :class:`~switchboard.orchestrator.core.envelopes.AgentTask` (instruction,
-dependency outputs in ``task.inputs``) and a :class:`TaskContext` (correlation
-id, deadline and time left, a progress reporter, the LLM provider, a bound
-logger). It returns text or any msgspec-encodable value. Raise
+The handler gets the :class:`~switchboard.orchestrator.core.envelopes.AgentTask`: its
+``instruction`` is the agent's clause of the user's question, verbatim ("what is the weather
+in Paris"), or the instruction a language-model planner wrote for it -- text to read what it
+needs from, not a parsed argument; dependency outputs are in ``task.inputs``. And a
+:class:`TaskContext` (correlation id, deadline and time left, a progress reporter, the LLM
+provider, a bound logger). It returns text or any msgspec-encodable value. Raise
 :class:`~switchboard.orchestrator.core.errors.AgentError` for a clear, user-facing failure;
 anything else is reported as an internal error and logged.
 """

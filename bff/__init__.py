@@ -6,7 +6,7 @@ from .auth import LOCAL_USER, ApiKeys, AuthRateLimiter
 from .context import bind_correlation_id, log_scope
 from .disconnect import ClientGone, until_disconnected
 from .exceptions import exception_handlers
-from .gateway import Gateway
+from .gateway import Gateway, conversation_of, nothing_answered
 from .limits import Hold, InFlightLimiter, Slot
 from .middleware import metrics_middleware
 from .openapi import (
@@ -19,6 +19,7 @@ from .problems import (
     PROBLEM_MEDIA_TYPE,
     Problem,
     client_gone,
+    method_not_allowed,
     problem,
     problem_for,
     problem_for_status,
@@ -27,11 +28,12 @@ from .problems import (
     status_for,
 )
 from .process import build_bff, is_loopback, run_bff, trusted_proxies
-from .schemas import ChatRequest
+from .schemas import MAX_BODY, ChatRequest
 from .state import BffState
 
 __all__ = [
     "LOCAL_USER",
+    "MAX_BODY",
     "PROBLEM_MEDIA_TYPE",
     "ApiKeys",
     "AuthRateLimiter",
@@ -51,11 +53,14 @@ __all__ = [
     "build_bff",
     "client_gone",
     "contract_schemas",
+    "conversation_of",
     "create_app",
     "exception_handlers",
     "is_loopback",
     "log_scope",
+    "method_not_allowed",
     "metrics_middleware",
+    "nothing_answered",
     "openapi_config",
     "problem",
     "problem_for",

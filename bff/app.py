@@ -15,22 +15,15 @@ from __future__ import annotations
 from litestar import Litestar
 from litestar.di import Provide
 
-from switchboard.orchestrator import MAX_MESSAGE_CHARS
-
 from .admission import authenticate
 from .context import bind_correlation_id, log_scope
 from .exceptions import exception_handlers
 from .openapi import openapi_config
 from .routes import route_handlers
-from .schemas import ChatRequest
+from .schemas import MAX_BODY, ChatRequest
 from .state import BffState
 
 __all__ = ["create_app"]
-
-#: A chat body may carry a message of MAX_MESSAGE_CHARS however its client escapes it: a
-#: JSON encoder that writes ASCII only (Python's json, so ``requests``) takes 6 bytes per
-#: character (\uXXXX), 12 for one outside the BMP. Plus room for the other fields.
-MAX_BODY = 12 * MAX_MESSAGE_CHARS + 64 * 1024
 
 
 def create_app(bff: BffState) -> Litestar:

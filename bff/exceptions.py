@@ -16,9 +16,16 @@ from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.types import ExceptionHandlersMap
 
-from switchboard.orchestrator import ErrorCode, SwitchboardError
+from switchboard.orchestrator import MAX_MESSAGE_CHARS, ErrorCode, SwitchboardError, invalid_field
 
-from .problems import problem, problem_for, problem_for_status
+from .problems import (
+    METHOD_NOT_ALLOWED,
+    method_not_allowed,
+    problem,
+    problem_for,
+    problem_for_status,
+)
+from .schemas import MAX_BODY
 
 __all__ = ["exception_handlers"]
 
@@ -26,17 +33,41 @@ log = structlog.get_logger("switchboard.bff")
 
 
 def _validation(request: Request[Any, Any, Any], exc: ValidationException) -> Response[Any]:
+    # Worded as over NATS (invalid_field): "`$.message` is too long: at most 32000 characters."
     items = exc.extra if isinstance(exc.extra, list) else []
-    details = "; ".join(
-        f"{item.get('message', '')}" + (f" (at {item['key']})" if item.get("key") else "")
+    details = " ".join(
+        invalid_field(str(item.get("message", "")), _path(item.get("key")))
         for item in items
         if isinstance(item, dict)
     )
     return problem(ErrorCode.BAD_REQUEST, details or str(exc.detail))
 
 
+def _path(key: object) -> str:
+    """The JSON path of Litestar's ``key``: a body field, or ``data`` (the body itself)."""
+    return f"$.{key}" if key and key != _BODY else "$"
+
+
+#: Litestar's name of the request body (the routes' ``data`` parameter).
+_BODY = "data"
+
+
 def _http(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
+    if exc.status_code == METHOD_NOT_ALLOWED:
+        allowed = (exc.headers or {}).get("allow", "")
+        return method_not_allowed(request.method, request.url.path, allowed)
+    if exc.status_code == TOO_LARGE:
+        return problem(
+            ErrorCode.TOO_LARGE,
+            f"The request body is larger than {MAX_BODY:,} bytes, the limit "
+            f"(a message may have at most {MAX_MESSAGE_CHARS} characters).",
+            status=TOO_LARGE,
+        )
     return problem_for_status(exc.status_code, str(exc.detail))
+
+
+#: Litestar's status for a body over ``request_max_body_size``.
+TOO_LARGE = 413
 
 
 def _undecodable(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:

@@ -19,17 +19,52 @@ from switchboard.orchestrator import (
     AgentInfo,
     ConversationClient,
     ConversationReply,
+    ErrorCode,
     HistoryReply,
     ProgressEvent,
+    RemoteError,
     Requester,
 )
 
 from .schemas import ChatRequest
 
-__all__ = ["REPLY_MARGIN", "Gateway"]
+__all__ = ["REPLY_MARGIN", "Gateway", "conversation_of", "nothing_answered"]
 
 #: The longest budget a chat request may ask for, in seconds.
 MAX_TIMEOUT = 600.0
+
+
+def conversation_of(body: ChatRequest, correlation_id: str) -> str:
+    """The conversation a chat request belongs to: the one it names, or a new one named by
+    its own correlation id. Every chat is a turn of a conversation, so its history can be
+    read back (``GET /v1/conversations/{id}``) with the id the reply gives."""
+    return body.conversation_id or correlation_id
+
+
+def nothing_answered(reply: ConversationReply) -> RemoteError | None:
+    """The error to answer with when every step of the plan failed, else None.
+
+    Such a reply is not an answer: over HTTP it is a problem (``agent_error``, 502, or the
+    code every step failed with, e.g. ``no_responders``), whose detail names the agents and
+    what they said -- not the plan's internal step ids. A partly answered question stays a
+    200 with ``partial: true``, and so does one whose time ran out (``timeout``): the budget
+    is the caller's, what was done in it is its answer.
+    """
+    failed = [step for step in reply.steps if step.status == "failed"]
+    if not failed or any(step.status == "ok" for step in reply.steps):
+        return None
+    codes = {step.error.code if step.error else ErrorCode.AGENT_ERROR for step in failed}
+    if ErrorCode.TIMEOUT in codes:
+        return None
+    code = codes.pop() if len(codes) == 1 else ErrorCode.AGENT_ERROR
+    said = "; ".join(
+        f"{step.agent}: {step.error.message if step.error else 'failed'}" for step in failed
+    )
+    return RemoteError(
+        code,
+        f"No agent could answer this ({said}).",
+        correlation_id=reply.correlation_id,
+    )
 
 
 class Gateway:
@@ -58,15 +93,22 @@ class Gateway:
     async def chat(
         self, user_id: str, body: ChatRequest, *, correlation_id: str
     ) -> ConversationReply:
-        """The conversation's reply (see :meth:`ConversationClient.ask` for the errors)."""
-        return await self.client.ask(
+        """The conversation's reply (see :meth:`ConversationClient.ask` for the errors).
+
+        Raises:
+            RemoteError: besides the client's errors, no step succeeded (:func:`nothing_answered`).
+        """
+        reply = await self.client.ask(
             body.message,
             user_id=user_id,
             correlation_id=correlation_id,
-            conversation_id=body.conversation_id,
+            conversation_id=conversation_of(body, correlation_id),
             agents=body.agents,
             timeout=self._timeout(body),
         )
+        if (error := nothing_answered(reply)) is not None:
+            raise error
+        return reply
 
     async def stream(
         self, user_id: str, body: ChatRequest, *, correlation_id: str
@@ -76,11 +118,13 @@ class Gateway:
             body.message,
             user_id=user_id,
             correlation_id=correlation_id,
-            conversation_id=body.conversation_id,
+            conversation_id=conversation_of(body, correlation_id),
             agents=body.agents,
             timeout=self._timeout(body),
         ) as events:
             async for item in events:
+                if isinstance(item, ConversationReply) and (error := nothing_answered(item)):
+                    raise error  # the events said what failed; the end is a problem
                 yield item
 
     async def agents(self, correlation_id: str) -> list[AgentInfo]:

@@ -57,8 +57,10 @@ class ContractSwaggerRenderPlugin(SwaggerRenderPlugin):
 
 
 def openapi_config(*, version: str, secured: bool) -> OpenAPIConfig:
-    """The document at ``/docs/openapi.json`` and its Swagger UI at ``/docs``, whose
-    assets are served locally (``/docs-assets``: the docs work offline). ``secured``:
+    """The document at ``/docs/openapi.json`` (OpenAPI 3.1) and its Swagger UI at ``/docs``.
+
+    Swagger UI 5 (4 cannot read 3.1) is vendored in ``static/docs`` and served at
+    ``/docs-assets``, so the docs work offline; Litestar's own default is a CDN. ``secured``:
     every operation needs the bearer API key."""
     return OpenAPIConfig(
         title="Switchboard",

@@ -29,10 +29,12 @@ __all__ = [
     "CHAT_PROBLEMS",
     "CLIENT_GONE",
     "HISTORY_PROBLEMS",
+    "METHOD_NOT_ALLOWED",
     "NOT_READY",
     "PROBLEM_MEDIA_TYPE",
     "Problem",
     "client_gone",
+    "method_not_allowed",
     "problem",
     "problem_for",
     "problem_for_status",
@@ -45,6 +47,9 @@ PROBLEM_MEDIA_TYPE = "application/problem+json"
 
 #: nginx's "client closed request": the client went away before its answer was ready.
 CLIENT_GONE = 499
+#: A route asked with a method it does not serve: the one status with no wire code, as no
+#: NATS request has a method; its problem's code is ``method_not_allowed``.
+METHOD_NOT_ALLOWED = 405
 #: ``/readyz`` when a check fails: load balancers take the replica out of rotation.
 NOT_READY = 503
 
@@ -175,6 +180,24 @@ def problem_for_status(status: int, detail: str) -> Response[Any]:
     5xx never shows its detail."""
     code = _CODE.get(status, ErrorCode.BAD_REQUEST if status < 500 else ErrorCode.INTERNAL)
     return problem(code, detail if status < 500 else "Internal error.", status=status)
+
+
+def method_not_allowed(method: str, path: str, allowed: str) -> Response[Any]:
+    """405 with the ``Allow`` header (RFC 9110) and a sentence that names the methods."""
+    use = " or ".join(m.strip() for m in allowed.split(",") if m.strip() and m.strip() != "OPTIONS")
+    body = Problem(
+        type="urn:switchboard:error:method_not_allowed",
+        title="Method not allowed",
+        status=METHOD_NOT_ALLOWED,
+        detail=f"{method} is not allowed on {path}" + (f"; use {use}." if use else "."),
+        code="method_not_allowed",
+    )
+    return Response(
+        content=msgspec.json.encode(body),
+        status_code=METHOD_NOT_ALLOWED,
+        media_type=PROBLEM_MEDIA_TYPE,
+        headers={"Allow": allowed} if allowed else {},
+    )
 
 
 def client_gone(correlation_id: str) -> Response[Any]:

@@ -3,10 +3,17 @@
 from __future__ import annotations
 
 import ipaddress
+import os
 
 import structlog
 
-from switchboard.orchestrator import ConfigurationError, HttpServer, Runtime, Settings
+from switchboard.orchestrator import (
+    ENV_SUPERVISOR,
+    ConfigurationError,
+    HttpServer,
+    Runtime,
+    Settings,
+)
 
 from .app import create_app
 from .auth import LOCAL_USER, ApiKeys, AuthRateLimiter
@@ -97,7 +104,9 @@ async def build_bff(runtime: Runtime) -> HttpServer:
     if keys.enabled:
         log.info("api keys loaded", users=len(keys.users))
     else:
-        log.warning(
+        # Under `switchboard up` its banner says so: a warning would come before the banner.
+        say = log.info if os.environ.get(ENV_SUPERVISOR) else log.warning
+        say(
             "no API keys configured: local mode, loopback only, every caller is the "
             f"user '{LOCAL_USER}'"
         )

@@ -27,6 +27,7 @@ from .core.deadline import REPLY_MARGIN, work_deadline
 from .core.discovery import ServiceResponder
 from .core.endpoint import Endpoint, Request
 from .core.envelopes import ErrorInfo
+from .core.errors import SwitchboardError
 from .core.requester import Requester
 from .core.subjects import Subjects
 from .core.tasks import stop_in_order
@@ -194,5 +195,16 @@ class OrchestratorService:
 
 def _conversation_error(request: Request, error: ErrorInfo) -> bytes:
     return encode(
-        ConversationReply(correlation_id=request.correlation_id or "", answer="", error=error)
+        ConversationReply(correlation_id=_correlation_id(request), answer="", error=error)
     )
+
+
+def _correlation_id(request: Request) -> str:
+    """The request's correlation id: its header's, else its body's (``nats req`` sends no
+    header), else "" (a body too broken to read has none)."""
+    if request.correlation_id:
+        return request.correlation_id
+    try:
+        return request.decode(ConversationRequest).correlation_id
+    except SwitchboardError:
+        return ""

@@ -22,6 +22,7 @@ import json
 import os
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any, TypeVar
 
 import msgspec
@@ -118,6 +119,18 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument(
         "--agents", default="all", help="agents to run, comma-separated (default: all built-ins)"
     )
+    store = up.add_mutually_exclusive_group()
+    store.add_argument(
+        "--data-dir",
+        type=Path,
+        help="where the embedded nats-server keeps its JetStream store, i.e. the conversation "
+        "history (default: the per-user data directory, shown in the banner)",
+    )
+    store.add_argument(
+        "--ephemeral",
+        action="store_true",
+        help="keep the store in a temporary directory, deleted on exit (history is lost)",
+    )
 
     commands.add_parser("orchestrator", parents=[common], help="run the orchestrator service")
     agent = commands.add_parser("agent", parents=[common], help="run agents")
@@ -191,8 +204,24 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
     return {k: v for k, v in vars(args).items() if k in names and v is not None}
 
 
+#: Commands that find a running ``switchboard up`` when no NATS URL is given.
+_FINDS_UP = frozenset({"agent", "ask", "bff", "orchestrator", "settings"})
+
+
+def _nats_url_given(args: argparse.Namespace) -> str | None:
+    """The NATS URL given by flag or environment, if any."""
+    return args.nats_url or os.environ.get(env_name("nats_url")) or os.environ.get("NATS_URL")
+
+
 def _settings(args: argparse.Namespace) -> Settings:
-    return load_settings(overrides=_overrides(args))
+    overrides = _overrides(args)
+    if args.command in _FINDS_UP and not _nats_url_given(args):
+        # Like docker finding its daemon: the system `up` runs, wherever its NATS listens.
+        from switchboard.orchestrator.runtime.state import running_up
+
+        if (running := running_up()) is not None:
+            overrides["nats_url"] = running.nats_url
+    return load_settings(overrides=overrides)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -205,6 +234,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+
+
+def _import_from_working_directory() -> None:
+    """Put the working directory first on the import path, as ``uvicorn app:app`` and
+    ``celery -A`` do: ``switchboard agent weather:weather`` finds ``./weather.py``.
+    ``python -m switchboard`` does it by itself; the console script does not."""
+    here = os.getcwd()
+    if "" not in sys.path and here not in sys.path:
+        sys.path.insert(0, here)
 
 
 def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
@@ -224,6 +262,8 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         return run_main(lambda: run_orchestrator(settings, trusted_patterns=BUILTIN_PATTERNS))
     if command == "agent":
         from switchboard.agents.process import run_agents
+
+        _import_from_working_directory()
 
         return run_main(lambda: run_agents(settings, args.names))
     if command == "bff":
@@ -250,18 +290,19 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
 
         return run_main(lambda: bench(args, settings))
     if command == "up":
+        from switchboard.orchestrator.runtime.state import default_data_dir
         from switchboard.orchestrator.runtime.supervisor import up
 
-        explicit = (
-            args.nats_url or os.environ.get(env_name("nats_url")) or os.environ.get("NATS_URL")
-        )
+        level_given = args.log_level or os.environ.get(env_name("log_level"))
         return up(
             settings,
             host=args.host,
             port=args.port,
-            nats_url=explicit,
+            nats_url=_nats_url_given(args),
             nats_server_bin=args.nats_server_bin,
             agents=args.agents,
             overrides={env_name(k): str(v) for k, v in _overrides(args).items()},
+            data_dir=None if args.ephemeral else (args.data_dir or default_data_dir()).absolute(),
+            quiet=not level_given,
         )
     raise ConfigurationError(f"Unknown command {command!r}.")  # argparse prevents this

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import sys
+import tempfile
 from collections.abc import Iterator
 
 import pytest
@@ -15,6 +17,12 @@ pytest_plugins = [
     "tests.support.system",
     "tests.support.up",
 ]
+
+# `switchboard up` keeps its store and its state file in the user's data and state
+# directories: the suite's own, so it never reads or writes the real user's.
+_USER_DIRS = tempfile.mkdtemp(prefix="switchboard-tests-home-")
+os.environ["XDG_DATA_HOME"] = os.path.join(_USER_DIRS, "data")
+os.environ["XDG_STATE_HOME"] = os.path.join(_USER_DIRS, "state")
 
 # Quiet, uncached logging: capture_logs() works, and test output stays readable.
 configure_logging("warning", json=False, cache=False)

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import msgspec
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -101,3 +102,43 @@ async def test_the_readme_agent_example_works(nats_client, requester) -> None:  
     async with serving(nats_client, module.weather):
         result = await call_agent(requester, "weather", "Paris")
     assert result.output == "Sunny in Paris"
+
+
+def test_the_readme_has_one_table_of_limits_that_matches_the_code() -> None:
+    """Each limit, its value and its code in one place; the values are the code's."""
+    from switchboard.bff import MAX_BODY, ChatRequest
+    from switchboard.orchestrator import MAX_MESSAGE_CHARS, Settings
+
+    readme = (ROOT / "README.md").read_text()
+    assert readme.count("### Limits") == 1
+    table = readme.split("### Limits", 1)[1].split("\n\n", 2)[2].split("\n\n", 1)[0]
+    rows = {
+        cells[0].strip(): (cells[1].strip(), cells[2].strip())
+        for line in table.splitlines()[2:]
+        if (cells := line.strip("|").split("|"))
+    }
+    settings = Settings()
+    message = rows["a message (`$.message`)"]
+    assert message == (
+        f"1 to {MAX_MESSAGE_CHARS:,} characters, not only blanks",
+        "`bad_request` (400)",
+    )
+    assert rows["an HTTP request body"][0].startswith(f"{MAX_BODY:,} bytes")
+    assert rows["an HTTP request body"][1] == "`too_large` (413)"
+    assert settings.max_payload == 1024 * 1024 and rows["a NATS message"][0] == "1 MiB"
+    agents = msgspec.inspect.type_info(ChatRequest)
+    assert isinstance(agents, msgspec.inspect.StructType)
+    (field,) = [f for f in agents.fields if f.name == "agents"]
+    assert isinstance(field.type, msgspec.inspect.Metadata)
+    assert rows["agents named in one request (`$.agents`)"][0] == str(field.type.type.max_length)  # type: ignore[attr-defined]
+    assert rows["steps in a plan"][0] == str(settings.max_plan_steps)
+    assert rows["chats in flight, per user / per BFF"][0] == (
+        f"{settings.max_inflight_per_user} / {settings.max_inflight:,}"
+    )
+    assert rows["requests a worker queues beyond those it runs"][0] == (
+        f"{settings.max_backlog:,} beyond {settings.max_concurrency}"
+    )
+    assert rows["turns kept per conversation"][0].startswith(f"{settings.history_turns} ")
+    assert rows["a conversation's time (`$.timeout_s`)"][0] == (
+        f"600 s (default {settings.conversation_timeout:g} s)"
+    )

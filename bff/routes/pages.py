@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import swagger_ui_bundle
 from litestar import Router, get
 from litestar.file_system import BaseLocalFileSystem
 from litestar.response import File
@@ -13,9 +12,11 @@ from litestar.static_files import create_static_files_router
 from litestar.types import PathType
 from litestar.types.file_types import FileInfo
 
-__all__ = ["STATIC", "index", "static_routers"]
+__all__ = ["DOCS_ASSETS", "STATIC", "index", "static_routers"]
 
 STATIC = Path(__file__).parent.parent / "static"
+#: Swagger UI 5 (renders OpenAPI 3.1), vendored unmodified from swagger-ui-dist: see its VERSION.
+DOCS_ASSETS = STATIC / "docs"
 
 
 @get("/", include_in_schema=False)
@@ -48,7 +49,7 @@ def static_routers() -> list[Router]:
         ),
         create_static_files_router(
             path="/docs-assets",
-            directories=[swagger_ui_bundle.swagger_ui_path],
+            directories=[DOCS_ASSETS],
             file_system=_LocalFiles(),
             include_in_schema=False,
             name="docs-assets",

@@ -2,7 +2,7 @@
 //
 // The page talks to the BFF only:
 //   GET  /v1/agents                  the sidebar
-//   GET  /v1/conversations/{id}      earlier turns, on load
+//   GET  /v1/conversations/{id}      earlier turns, on load (once something was asked in it)
 //   POST /v1/chat/stream             one question, followed live (Server-Sent Events)
 // Everything that comes from the server is written with textContent, never as HTML.
 "use strict";
@@ -12,6 +12,8 @@
   const KEY_STORAGE = "switchboard.apiKey";
   // sessionStorage: one conversation per browser tab, kept across reloads of that tab.
   const CONVERSATION_STORAGE = "switchboard.conversationId";
+  // The conversation of this tab in which a question was sent: only it has a history.
+  const STARTED_STORAGE = "switchboard.startedConversationId";
 
   const $ = (id) => document.getElementById(id);
   const ui = {
@@ -46,6 +48,7 @@
     apiKey: readStorage(localStorage, KEY_STORAGE),
     conversationId: null,
     controller: null, // AbortController of the request in flight, if any
+    busy: false, // a question is being answered
   };
 
   // -- small helpers ---------------------------------------------------------------------
@@ -336,6 +339,7 @@
   // Earlier turns come back as message + answer only (no steps): show them plainly.
   async function restoreHistory() {
     const id = state.conversationId;
+    if (readStorage(sessionStorage, STARTED_STORAGE) !== id) return; // nothing asked in it yet
     let history;
     try {
       history = await getJson(`/v1/conversations/${encodeURIComponent(id)}`);
@@ -552,7 +556,10 @@
     setBusy(true);
     const controller = new AbortController();
     state.controller = controller;
+    // Every chat is a turn of a conversation; the page names its own (the API lets a client
+    // name a new one), so it knows the id before the first answer and keeps it on reload.
     const body = { message, conversation_id: state.conversationId };
+    writeStorage(sessionStorage, STARTED_STORAGE, state.conversationId);
     try {
       const response = await request("/v1/chat/stream", {
         method: "POST",
@@ -597,25 +604,37 @@
   // -- the composer ----------------------------------------------------------------------
 
   function setBusy(busy) {
-    ui.send.disabled = busy;
+    state.busy = busy;
+    ui.send.disabled = busy || overLimit();
     ui.send.textContent = busy ? "Working…" : "Send";
     ui.stop.hidden = !busy;
     ui.composer.setAttribute("aria-busy", String(busy));
   }
 
-  // The server decides (it answers 400 above the limit); the counter just warns early.
+  // Characters as the server counts them (code points: an emoji is one, not two).
+  function messageLength() {
+    return [...ui.message.value.trim()].length;
+  }
+
+  function overLimit() {
+    return messageLength() > MAX_MESSAGE_CHARS;
+  }
+
+  // The server decides too (it answers 400 above the limit); Send waits for a message
+  // short enough, and the counter says how far over it is.
   function updateCounter() {
-    const length = ui.message.value.length;
+    const length = messageLength();
     const near = length > MAX_MESSAGE_CHARS * 0.9;
     ui.counter.textContent = near
       ? `${length.toLocaleString()} / ${MAX_MESSAGE_CHARS.toLocaleString()} characters`
       : "";
     ui.counter.classList.toggle("over", length > MAX_MESSAGE_CHARS);
+    ui.send.disabled = Boolean(state.busy) || length > MAX_MESSAGE_CHARS;
   }
 
   function submit() {
     const message = ui.message.value.trim();
-    if (!message || state.controller) return;
+    if (!message || state.controller || overLimit()) return;
     ui.message.value = "";
     updateCounter();
     ask(message);

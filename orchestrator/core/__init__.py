@@ -11,7 +11,7 @@ the rest of Switchboard: an import-linter contract (``pyproject.toml``) says so.
 from . import headers, metrics, wire
 from .catalog import ROLE_AGENT, ROLE_KEY, AgentCatalog, AgentInfo, agent_metadata
 from .client import ConversationClient
-from .codec import DEFAULT_MAX_PAYLOAD, decode, encode
+from .codec import DEFAULT_MAX_PAYLOAD, decode, encode, invalid_field
 from .connection import ConnectionEvents, connect, is_permission_error, map_nats_errors
 from .consumer import GlobalMessageConsumer
 from .conversation import (
@@ -209,6 +209,7 @@ __all__ = [
     "encode",
     "encode_event",
     "headers",
+    "invalid_field",
     "is_permission_error",
     "is_safe_token",
     "map_nats_errors",

@@ -18,7 +18,7 @@ import msgspec
 
 from .errors import DecodeError, PayloadTooLargeError
 
-__all__ = ["DEFAULT_MAX_PAYLOAD", "decode", "encode"]
+__all__ = ["DEFAULT_MAX_PAYLOAD", "decode", "encode", "invalid_field"]
 
 T = TypeVar("T")
 
@@ -27,6 +27,52 @@ DEFAULT_MAX_PAYLOAD = 1024 * 1024
 
 _encoder = msgspec.json.Encoder()
 _PATH = re.compile(r" - at `(\$[^`]*)`$")
+
+#: msgspec's validation messages, and the sentence each becomes (``{path}``: the field).
+_SENTENCES: tuple[tuple[re.Pattern[str], str], ...] = tuple(
+    (re.compile(pattern), sentence)
+    for pattern, sentence in (
+        (r"^Expected `str` of length <= (\d+)$", "{path} is too long: at most {0} characters"),
+        (r"^Expected `str` of length >= 1$", "{path} is empty"),
+        (r"^Expected `str` of length >= (\d+)$", "{path} is too short: at least {0} characters"),
+        (r"^Expected `str` matching regex '\\\\S'$", "{path} is blank"),
+        (r"^Expected `array` of length <= (\d+)$", "{path} has too many items: at most {0}"),
+        (r"^Expected `(\w+)` ([<>]=?) (\S+)$", "{path} must be {1} {2}"),
+    )
+)
+
+_MISSING = re.compile(r"^Object missing required field `(\w+)`$")
+_WRONG_TYPE = re.compile(r"^Expected `([\w | ]+)`(?:, got `(\w+)`)?$")
+#: JSON's types as a person names them.
+_KINDS = {
+    "str": "a string",
+    "int": "an integer",
+    "float": "a number",
+    "bool": "true or false",
+    "array": "an array",
+    "object": "an object",
+    "null": "null",
+}
+
+
+def invalid_field(message: str, path: str = "$") -> str:
+    """msgspec's validation ``message`` about the field at ``path`` (``$.message``), as a
+    sentence a person reads: the same wording over NATS (:func:`decode`) and HTTP.
+
+    >>> invalid_field("Expected `str` of length <= 32000", "$.message")
+    '`$.message` is too long: at most 32000 characters.'
+    """
+    if match := _MISSING.match(message):
+        return f"`{path}.{match.group(1)}` is missing."
+    if match := _WRONG_TYPE.match(message):
+        wanted = " or ".join(_KINDS.get(kind, kind) for kind in match.group(1).split(" | "))
+        got = match.group(2)
+        return f"`{path}` must be {wanted}" + (f", not {_KINDS.get(got, got)}." if got else ".")
+    for pattern, sentence in _SENTENCES:
+        if match := pattern.match(message):
+            return sentence.format(*match.groups(), path=f"`{path}`") + "."
+    return f"{message} (at `{path}`)."
+
 
 #: Encode any msgspec-encodable value (Structs, dicts, lists, str, ...) to JSON bytes.
 encode = _encoder.encode
@@ -68,9 +114,9 @@ def decode(
     except msgspec.ValidationError as exc:
         detail = str(exc)
         match = _PATH.search(detail)
-        raise DecodeError(
-            f"Invalid {_type_name(type_)}: {detail}.", path=match.group(1) if match else "$"
-        ) from exc
+        path = match.group(1) if match else "$"
+        field = invalid_field(detail[: match.start()] if match else detail, path)
+        raise DecodeError(f"Invalid {_type_name(type_)}: {field}", path=path) from exc
     except msgspec.DecodeError as exc:
         if size == 0:
             message = f"Invalid {_type_name(type_)}: the payload is empty (expected JSON)."

@@ -256,10 +256,15 @@ async def connect(
         for listener in events.on_reconnect:
             await listener()
 
+    connected_once = False
+
     async def error(exc: Exception) -> None:
         kind = "permissions" if is_permission_error(exc) else type(exc).__name__
         NATS_ERRORS.labels(kind).inc()
-        log.warning("nats async error", name=name, error=str(exc), kind=kind)
+        # Before the first connection, each failed attempt is reported once, by the
+        # ConnectionClosedError below: a warning per attempt only repeated it six times.
+        say = log.warning if connected_once else log.debug
+        say("nats async error", name=name, error=str(exc), kind=kind)
         for listener in events.on_error:
             await listener(exc)
 
@@ -324,6 +329,7 @@ async def connect(
             f"Could not connect to NATS at {without_credentials(servers)}: {_reason(problem)}."
         ) from problem
     nc.options["max_reconnect_attempts"] = reconnect_attempts
+    connected_once = True
     NATS_CONNECTED.set(1)
     log.info("nats connected", name=name, server=_where(nc))
     return nc

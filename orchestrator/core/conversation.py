@@ -40,7 +40,8 @@ class ConversationRequest(Struct, kw_only=True):
 
     correlation_id: CorrelationId
     user_id: UserId
-    message: Annotated[str, Meta(min_length=1, max_length=MAX_MESSAGE_CHARS)]
+    #: Not blank: a message of only spaces is as empty as no message (``\S``: bad_request).
+    message: Annotated[str, Meta(min_length=1, max_length=MAX_MESSAGE_CHARS, pattern=r"\S")]
     conversation_id: CorrelationId | None = None
     timeout_s: Timeout | None = None
     #: Restrict the plan to these agents.

@@ -1,5 +1,6 @@
 """The process runtime: settings, logging, health and metrics server, the part's lifecycle,
-child processes, the embedded nats-server and the ``switchboard up`` supervisor."""
+child processes, the embedded nats-server, the ``switchboard up`` supervisor and
+the state file through which the other commands find it."""
 
 from .child import ENV_SUPERVISOR, ChildProcess, free_port
 from .embedded import EmbeddedNatsServer, find_nats_server
@@ -9,6 +10,14 @@ from .httpserver import HttpServer, QuietServer, bind_socket
 from .logs import configure_logging, get_logger
 from .part import GC_THRESHOLDS, VERSION, Component, Runtime, nats_options, run_main, tune_gc
 from .settings import Settings, load_settings, settings_table
+from .state import (
+    UpState,
+    clear_up_state,
+    default_data_dir,
+    running_up,
+    up_state_file,
+    write_up_state,
+)
 
 __all__ = [
     "ENV_SUPERVISOR",
@@ -23,8 +32,11 @@ __all__ = [
     "ReadinessCheck",
     "Runtime",
     "Settings",
+    "UpState",
     "bind_socket",
+    "clear_up_state",
     "configure_logging",
+    "default_data_dir",
     "find_nats_server",
     "free_port",
     "get_logger",
@@ -33,6 +45,9 @@ __all__ = [
     "load_settings",
     "nats_options",
     "run_main",
+    "running_up",
     "settings_table",
     "tune_gc",
+    "up_state_file",
+    "write_up_state",
 ]

@@ -1,15 +1,21 @@
 """``switchboard up``: the whole system on one machine, each part its own process.
 
 The supervisor starts an embedded nats-server (JetStream on) unless a NATS URL
-was given, then the agents, the orchestrator and the BFF as child processes
-(so they use every core and can be killed independently), waits until each
-is ready, and prints where everything is. A part that exits unexpectedly is
-restarted (with backoff). Ctrl-C or SIGTERM shuts down in dependency order --
-BFF, orchestrator, agents, NATS -- each with its grace period, and exits 0.
+was given -- on NATS's usual port 4222 when it is free, so ``nats``, ``switchboard
+ask`` and ``NATS_URL=nats://127.0.0.1:4222`` work as users expect, else on a free
+port it names -- with its store in a per-user data directory (history survives a
+restart; ``--ephemeral``: a temporary one), then the agents, the orchestrator
+and the BFF as child processes (so they use every core and can be killed
+independently), waits until each is ready, and prints where everything is. A
+part that exits unexpectedly is restarted (with backoff). Ctrl-C or SIGTERM
+shuts down in dependency order -- BFF, orchestrator, agents, NATS -- each with
+its grace period, and exits 0.
 
 Each part is a :class:`~.child.ChildProcess`: it runs in its own session
 (Ctrl-C in a terminal reaches only the supervisor, which stops the parts in
-order) and watches the supervisor's pid, so it never outlives it.
+order) and watches the supervisor's pid, so it never outlives it. Once up, the
+supervisor writes its URLs to a state file (:mod:`.state`) through which the other
+commands find it with no flags.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ import sys
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import structlog
 
@@ -32,8 +39,9 @@ from .child import ChildProcess, free_port
 from .embedded import EmbeddedNatsServer
 from .httpserver import bind_socket
 from .settings import Settings, env_name
+from .state import UpState, clear_up_state, running_up, write_up_state
 
-__all__ = ["BANNER_END", "Banner", "Part", "Supervisor", "up"]
+__all__ = ["BANNER_END", "NATS_PORT", "Banner", "Part", "Supervisor", "up"]
 
 log = structlog.get_logger("switchboard.supervisor")
 
@@ -41,6 +49,8 @@ log = structlog.get_logger("switchboard.supervisor")
 READY_TIMEOUT = 60.0
 #: The banner's last line: ``switchboard up`` prints it once every part is ready.
 BANNER_END = "Press Ctrl-C to stop."
+#: The embedded nats-server's port when it is free (NATS's usual one), else any free port.
+NATS_PORT = 4222
 #: A part's line in the banner (see ``Supervisor._announce``): name, pid, metrics URL.
 _BANNER_PART = re.compile(r"^\s+(agents|orchestrator|bff)\s+pid (\d+), metrics (\S+)")
 
@@ -81,7 +91,7 @@ class Banner:
             if match := _BANNER_PART.match(line):
                 banner.pids[match.group(1)] = int(match.group(2))
                 banner.metrics[match.group(1)] = match.group(3)
-            elif line.startswith("  NATS "):
+            elif line.startswith("  NATS   "):
                 banner.nats_url = line.split()[1]
         return banner
 
@@ -97,8 +107,13 @@ class Supervisor:
         nats_server_bin: str | None = None,
         agents: str = "all",
         overrides: dict[str, str] | None = None,
+        data_dir: Path | None = None,
+        nats_port: int = NATS_PORT,
     ) -> None:
         self.settings = settings
+        #: The embedded server's JetStream store; None: a temporary one, deleted on exit.
+        self.data_dir = data_dir
+        self.nats_port = nats_port
         self.host = host
         self.port = port
         self.nats_url = nats_url
@@ -151,12 +166,13 @@ class Supervisor:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, self._stopping.set)
+        failed = False
         try:
             self._check_port()
             nats_url = self.nats_url
             if nats_url is None:
-                self.server = EmbeddedNatsServer(binary=self.nats_server_bin, jetstream=True)
-                await asyncio.to_thread(self.server.start)
+                self._check_data_dir()
+                self.server = await asyncio.to_thread(self._start_embedded)
                 nats_url = self.server.url
                 log.info("embedded nats-server started", url=nats_url, pid=self.server.pid)
             self.parts = []
@@ -169,12 +185,21 @@ class Supervisor:
             if self._stopping.is_set():
                 return 0
             self._announce(nats_url)
+            web = f"http://{self._display_host()}:{self.port}"
+            data = str(self.data_dir) if self.server is not None and self.data_dir else None
+            if running_up() is None:  # the first `up` stays the one commands find
+                state = UpState(pid=os.getpid(), nats_url=nats_url, web_url=web, data_dir=data)
+                write_up_state(state)
             watchers = [asyncio.create_task(self._watch(part)) for part in self.parts]
             await self._stopping.wait()
             for watcher in watchers:
                 await stop_task(watcher)
+        except BaseException:
+            failed = True  # the error says what happened; "stopped" would read as success
+            raise
         finally:
-            await self._shutdown()
+            clear_up_state(os.getpid())
+            await self._shutdown(quiet=failed)
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.remove_signal_handler(sig)
         return 0
@@ -187,6 +212,53 @@ class Supervisor:
                 f"Cannot listen on {self.host}:{self.port} ({exc.strerror}); pick another "
                 "address with --host/--port."
             ) from exc
+
+    def _check_data_dir(self) -> None:
+        """Refuse to share a JetStream store with another running ``up``.
+
+        Raises:
+            ConfigurationError: another ``switchboard up`` uses the same data directory.
+        """
+        other = running_up()
+        if other is None or other.pid == os.getpid() or self.data_dir is None:
+            return
+        if other.data_dir is not None and Path(other.data_dir) == self.data_dir:
+            raise ConfigurationError(
+                f"switchboard up is already running (pid {other.pid}, {other.web_url}) with the "
+                f"data directory {self.data_dir}; stop it first, or give this one another "
+                "with --data-dir (or --ephemeral)."
+            )
+
+    def _start_embedded(self) -> EmbeddedNatsServer:
+        """The embedded nats-server, on ``nats_port`` when free, else on a free port.
+
+        Raises:
+            ConfigurationError: the server did not start.
+        """
+
+        def server(port: int) -> EmbeddedNatsServer:
+            return EmbeddedNatsServer(
+                binary=self.nats_server_bin, jetstream=True, port=port, store_dir=self.data_dir
+            )
+
+        if self.data_dir is not None:
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+        if self.nats_port > 0:
+            try:
+                bind_socket("127.0.0.1", self.nats_port).close()
+            except OSError:
+                pass  # taken: any free port, said in the banner
+            else:
+                preferred = server(self.nats_port)
+                try:
+                    preferred.start()
+                except ConfigurationError:  # taken in between: any free port
+                    preferred.cleanup()
+                else:
+                    return preferred
+        fallback = server(-1)
+        fallback.start()
+        return fallback
 
     async def _spawn(self, part: Part) -> None:
         await part.child.start()
@@ -209,18 +281,32 @@ class Supervisor:
 
     def _announce(self, nats_url: str) -> None:
         web = f"http://{self._display_host()}:{self.port}"
-        lines = [
-            "",
-            f"Switchboard is up: open {web}/",
-            f"  API docs     {web}/docs",
-            f"  NATS         {without_credentials(nats_url)}"
-            + (" (embedded, JetStream on)" if self.server is not None else ""),
-        ]
+        shown = without_credentials(nats_url)
+        nats = f"  NATS         {shown}"
+        if self.server is not None:
+            moved = self.nats_port > 0 and self.server.port != self.nats_port
+            nats += (
+                f" (embedded, JetStream on; port {self.nats_port} was taken)"
+                if moved
+                else " (embedded, JetStream on)"
+            )
+        lines = ["", f"Switchboard is up: open {web}/", f"  API docs     {web}/docs", nats]
+        if self.server is not None:
+            lines.append(
+                f"  data         {self.data_dir} (history is kept across restarts)"
+                if self.data_dir is not None
+                else "  data         a temporary directory, deleted on exit (--ephemeral)"
+            )
+        if not (self.settings.api_keys or self.settings.api_keys_file):
+            lines.append("  access       local mode (no API keys): loopback only, user 'local'")
         lines += [f"  {p.name:<12} pid {p.pid}, metrics {p.metrics_url}" for p in self.parts]
         lines += [
             "  try:         curl -s -X POST " + web + "/v1/chat -H 'content-type: "
             'application/json\' -d \'{"message": "what is 17*23, and what time is it in '
             "Tokyo?\"}'",
+            '               switchboard ask "what is 17*23?"   (other commands find this '
+            "system by themselves)",
+            f"  NATS CLI:    export NATS_URL={shown}",
             BANNER_END,
             "",
         ]
@@ -249,13 +335,14 @@ class Supervisor:
                 flush=True,
             )
 
-    async def _shutdown(self) -> None:
+    async def _shutdown(self, *, quiet: bool = False) -> None:
         for part in reversed(self.parts):  # bff, orchestrator, agents
             await part.child.stop()
         if self.server is not None:
             await asyncio.to_thread(self.server.cleanup)
             self.server = None
-        print("switchboard: stopped", flush=True)
+        if not quiet:
+            print("switchboard: stopped", flush=True)
 
 
 def up(
@@ -267,13 +354,24 @@ def up(
     nats_server_bin: str | None,
     agents: str,
     overrides: dict[str, str] | None = None,
+    data_dir: Path | None = None,
+    quiet: bool = False,
 ) -> int:
-    """Run the whole system until Ctrl-C / SIGTERM; returns the exit code."""
+    """Run the whole system until Ctrl-C / SIGTERM; returns the exit code.
+
+    ``data_dir``: the embedded server's JetStream store (None: a temporary one).
+    ``quiet`` (no log level was asked for): the supervisor and its parts log warnings
+    and errors only, so the banner is the first thing a person reads.
+    """
     from .logs import configure_logging
     from .part import run_main
 
+    overrides = dict(overrides or {})
+    level = settings.log_level
+    if quiet:
+        level = overrides[env_name("log_level")] = "warning"
     fmt = settings.log_format
-    configure_logging(settings.log_level, json=None if fmt == "auto" else fmt == "json")
+    configure_logging(level, json=None if fmt == "auto" else fmt == "json")
     supervisor = Supervisor(
         settings,
         host=host or settings.http_host,
@@ -282,5 +380,6 @@ def up(
         nats_server_bin=nats_server_bin,
         agents=agents,
         overrides=overrides,
+        data_dir=data_dir,
     )
     return run_main(supervisor.run)

@@ -12,6 +12,7 @@ test can check that the decoder's error names that place.
 from __future__ import annotations
 
 import dataclasses
+import re
 import string
 from typing import Any
 
@@ -84,6 +85,11 @@ def texts(min_size: int = 0, max_size: int = 80) -> st.SearchStrategy[str]:
     return st.text(st.characters(codec="utf-8"), min_size=min_size, max_size=max_size)
 
 
+def questions() -> st.SearchStrategy[str]:
+    """A message: any text that is not only blanks (those are refused like an empty one)."""
+    return texts(min_size=1, max_size=120).filter(lambda text: re.search(r"\S", text) is not None)
+
+
 def finite_floats(**bounds: Any) -> st.SearchStrategy[float]:
     return st.floats(allow_nan=False, allow_infinity=False, **bounds)
 
@@ -129,7 +135,7 @@ MESSAGES: dict[type, st.SearchStrategy[Any]] = {
         ConversationRequest,
         correlation_id=tokens(200),
         user_id=tokens(64),
-        message=texts(min_size=1, max_size=120),
+        message=questions(),
         conversation_id=_optional(tokens(200)),
         timeout_s=_optional(timeouts),
         agents=_optional(st.lists(tokens(), max_size=6)),
@@ -184,7 +190,7 @@ MESSAGES: dict[type, st.SearchStrategy[Any]] = {
     HistoryRequest: st.builds(HistoryRequest, user_id=tokens(64), conversation_id=tokens(200)),
     ChatRequest: st.builds(
         ChatRequest,
-        message=texts(min_size=1, max_size=120),
+        message=questions(),
         conversation_id=_optional(tokens(200)),
         agents=st.lists(tokens(), max_size=6),
         timeout_s=finite_floats(min_value=0, max_value=600),

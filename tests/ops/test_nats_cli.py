@@ -54,7 +54,7 @@ async def test_a_malformed_request_names_the_field(
     assert (msg.headers or {})["Switchboard-Error"] == "bad_request"
     assert json.loads(msg.data)["error"] == {
         "code": "bad_request",
-        "message": "Invalid ConversationRequest: Expected `str`, got `int` - at `$.message`.",
+        "message": "Invalid ConversationRequest: `$.message` must be a string, not an integer.",
     }
 
 
@@ -166,6 +166,8 @@ async def test_cancel_a_conversation(system: OrchestratorService, nats_client: N
     assert (msg.headers or {})["Switchboard-Error"] == "cancelled"
     assert "conv-cli-4 was cancelled" in json.loads(msg.data)["error"]["message"]
     assert json.loads(msg.data)["error"]["code"] == "cancelled"
+    # The request had no Correlation-Id header (nats req sends none): the body's id, not "".
+    assert json.loads(msg.data)["correlation_id"] == "conv-cli-4"
     await eventually(
         lambda: metric("switchboard_endpoint_cancelled_total", endpoint="sleepy") == before + 1
     )

@@ -143,9 +143,11 @@ def _traffic(up: UpProcess) -> None:
             "what is 17*23, and what time is it in Tokyo?",
             "who wrote the odyssey",
             'count the words in "a b c"',
-            "what is 1/0",
         ):
             assert http.post("/v1/chat", json={"message": message}).status_code == 200
+        # An agent's failure, and nothing else answered: a problem, not a 200 (issue 13).
+        failed = http.post("/v1/chat", json={"message": "what is 1/0"})
+        assert (failed.status_code, failed.json()["code"]) == (502, "agent_error")
         assert http.post("/v1/chat", content=b"{bad").status_code == 400
         assert http.get("/v1/agents").status_code == 200
         with http.stream("POST", "/v1/chat/stream", json={"message": "what is 2+2"}) as r:

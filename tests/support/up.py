@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import shutil
 import signal
 import tempfile
 import threading
@@ -54,9 +55,11 @@ class _LoopThread:
 class UpProcess:
     """A running ``switchboard up`` (see the module)."""
 
-    def __init__(self, child: ChildProcess, port: int) -> None:
+    def __init__(self, child: ChildProcess, port: int, home: Path | None = None) -> None:
         self.child = child
         self.port = port
+        #: Its own data and state directories, deleted once it stopped.
+        self._home = home
         self.pids: dict[str, int] = {}
         self.metrics: dict[str, str] = {}
         self.nats_url = ""
@@ -130,6 +133,8 @@ class UpProcess:
         finally:
             self._loop.close()
             self._loop = None
+            if self._home is not None:
+                shutil.rmtree(self._home, ignore_errors=True)
         assert code is not None
         self._code = code
         if was_running and code == -signal.SIGKILL:
@@ -137,12 +142,22 @@ class UpProcess:
         return code
 
 
+def user_dirs(root: Path) -> dict[str, str]:
+    """The environment that gives ``switchboard up`` (and the commands that look for it)
+    the data and state directories under ``root``: its store, and the file it is found by."""
+    return {"XDG_DATA_HOME": str(root / "data"), "XDG_STATE_HOME": str(root / "state")}
+
+
 def start_up(*args: str, env: dict[str, str] | None = None, timeout: float = 60.0) -> UpProcess:
+    """A ``switchboard up`` on a free port; unless ``env`` says otherwise, with data and state
+    directories of its own (each ``up`` has its own store; none is found by the others)."""
     port = free_port()
     fd, log = tempfile.mkstemp(prefix="switchboard-up-", suffix=".log")
     os.close(fd)
+    home = Path(tempfile.mkdtemp(prefix="switchboard-up-home-"))
     full_env = {
         **os.environ,
+        **user_dirs(home),
         "PYTHONPATH": str(ROOT),
         "SWITCHBOARD_LOG_LEVEL": "info",
         "SWITCHBOARD_SHUTDOWN_GRACE": "5",
@@ -161,7 +176,10 @@ def start_up(*args: str, env: dict[str, str] | None = None, timeout: float = 60.
         stop_signal=signal.SIGINT,
         grace=40.0,
     )
-    up = UpProcess(child, port)
+    owned = not {"XDG_DATA_HOME", "XDG_STATE_HOME"} & set(env or {})
+    if not owned:
+        home.rmdir()
+    up = UpProcess(child, port, home if owned else None)
     up.start(timeout)
     return up
 

@@ -27,7 +27,7 @@ except ImportError:  # reported by the ``page`` fixture as a failure
     expect = None  # type: ignore[assignment]
 
 if TYPE_CHECKING:
-    from playwright.async_api import Page, Route
+    from playwright.async_api import Page, Response, Route
 
 ARTIFACTS = ROOT / "artifacts" / "web"
 CHROMIUM_ARGS = [
@@ -132,15 +132,23 @@ async def test_errors_are_shown_in_a_banner(page: Page) -> None:
     banner = page.get_by_test_id("error-banner")
     send = page.get_by_test_id("send")
 
-    # The real server refuses an over-long message with a 400 problem.
-    await _ask(page, "x" * 32_001)
+    # The real server refuses an over-long message with a 400 problem. The page itself no
+    # longer sends one (Send is disabled over the limit), so the body is lengthened on its
+    # way, as an older page or another client would send it.
+    async def lengthened(route: Route) -> None:
+        body = json.loads(route.request.post_data or "{}")
+        await route.continue_(post_data=json.dumps({**body, "message": "x" * 32_001}))
+
+    await page.route("**/v1/chat/stream", lengthened)
+    await _ask(page, "what is 1+1")
     await expect(banner).to_be_visible()
     await expect(page.get_by_test_id("error-title")).to_contain_text("Bad request (400)")
     await expect(page.get_by_test_id("error-detail")).to_contain_text("32000")
     await expect(page.get_by_test_id("turn").first).to_have_attribute("data-state", "error")
     await expect(send).to_be_enabled()
     # The refused question is given back, to be shortened.
-    await expect(page.get_by_label("Your message")).to_have_value("x" * 32_001)
+    await expect(page.get_by_label("Your message")).to_have_value("what is 1+1")
+    await page.unroute("**/v1/chat/stream", lengthened)
 
     # An overloaded orchestrator (503), answered slowly: the button is disabled meanwhile.
     detail = "The orchestrator is restarting; retry shortly."
@@ -252,3 +260,66 @@ async def test_a_large_answer_shows_whole_once_its_reply_comes(page: Page) -> No
     row = turn.locator("[data-testid=step-row][data-agent=text]")
     await expect(row).to_have_attribute("data-status", "done")
     await expect(row).to_contain_text("195 KiB in all")
+
+
+async def test_the_docs_page_renders_the_api_and_can_try_it(page: Page) -> None:
+    # Swagger UI 4 read the OpenAPI 3.1 document as "Unable to render this definition".
+    base = page.url.rstrip("/")
+    offsite: list[str] = []
+    page.on(
+        "request",
+        lambda request: None if request.url.startswith(base) else offsite.append(request.url),
+    )
+    await page.goto(base + "/docs")
+    chat = page.locator(".opblock-post", has=page.locator("[data-path='/v1/chat']"))
+    await expect(chat).to_be_visible()
+    await expect(page.get_by_text("Unable to render this definition")).to_have_count(0)
+    await expect(page.locator(".opblock-get [data-path='/v1/agents']")).to_be_visible()
+
+    await chat.locator(".opblock-summary").click()
+    await chat.get_by_role("button", name="Try it out").click()
+    body = chat.locator("textarea.body-param__text")
+    await body.fill('{"message": "what is 6*7"}')
+    await chat.get_by_role("button", name="Execute").click()
+    response = chat.locator(".live-responses-table .response .response-col_status")
+    await expect(response.first).to_have_text("200")
+    await expect(chat.locator(".live-responses-table .highlight-code").first).to_contain_text("42")
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    await page.screenshot(path=str(ARTIFACTS / "docs.png"), full_page=True)
+    assert offsite == [], f"the docs loaded assets from elsewhere: {offsite}"
+
+
+async def test_history_is_asked_for_only_once_the_conversation_has_started(page: Page) -> None:
+    # Every load asked for the history of a conversation not yet started: a 404 each time.
+    asked: list[int] = []
+
+    async def on_response(response: Response) -> None:
+        if "/v1/conversations/" in response.url:
+            asked.append(response.status)
+
+    page.on("response", on_response)
+    await page.reload()
+    await expect(page.locator("[data-testid=agent][data-agent=calculator]")).to_be_visible()
+    await page.wait_for_load_state("networkidle")
+    assert asked == []
+
+    await _ask(page, "what is 2+3")
+    await expect(page.get_by_test_id("turn").first.get_by_test_id("answer")).to_contain_text("5")
+    await page.reload()
+    await expect(page.get_by_test_id("turn").first.get_by_test_id("answer")).to_contain_text("5")
+    assert asked == [200]
+
+
+async def test_send_is_disabled_while_the_message_is_over_the_limit(page: Page) -> None:
+    send = page.get_by_test_id("send")
+    box = page.get_by_label("Your message")
+    await box.fill("x" * 32_001)
+    await expect(send).to_be_disabled()
+    await expect(page.get_by_test_id("counter")).to_have_text("32,001 / 32,000 characters")
+    await box.press("Enter")  # nor by the keyboard
+    await expect(page.get_by_test_id("turn")).to_have_count(0)
+    # The limit counts characters as the server does (one emoji is one, not two).
+    await box.fill("\N{GRINNING FACE}" * 32_000)
+    await expect(send).to_be_enabled()
+    await box.fill("x" * 32_000)
+    await expect(send).to_be_enabled()
