@@ -23,12 +23,15 @@ import asyncio
 import os
 import signal
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any
 
 import nats
 from nats.aio.msg import Msg
 
-__all__ = ["main"]
+from ..core.tasks import stop_task
+
+__all__ = ["main", "run_fast", "until_stopped"]
 
 PENDING_SIZE = 256 * 1024 * 1024
 
@@ -84,7 +87,15 @@ async def main(role: str, url: str, subject: str, extra: str | None) -> None:
     else:
         raise SystemExit(f"unknown role {role!r}: echo or relay")
     await nc.flush()
+    await until_stopped()
+    await nc.drain()
 
+
+async def until_stopped() -> None:
+    """Say ``ready``; return on SIGTERM/SIGINT or once the parent (the bench) is gone.
+
+    Shared by every baseline and peer process of the bench.
+    """
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -100,9 +111,20 @@ async def main(role: str, url: str, subject: str, extra: str | None) -> None:
 
     watch = loop.create_task(orphan_watch())
     print("ready", flush=True)
-    await stop.wait()
-    watch.cancel()
-    await nc.drain()
+    try:
+        await stop.wait()
+    finally:
+        await stop_task(watch)
+
+
+def run_fast(main: Coroutine[Any, Any, None]) -> None:
+    """Run ``main`` on uvloop, as the bench's baseline processes do."""
+    try:
+        import uvloop
+
+        uvloop.run(main)
+    except ImportError:  # pragma: no cover - uvloop is a dependency on POSIX
+        asyncio.run(main)
 
 
 def _run(argv: list[str]) -> None:
@@ -110,12 +132,7 @@ def _run(argv: list[str]) -> None:
         raise SystemExit(__doc__)
     role, url, subject = argv[:3]
     extra = argv[3] if len(argv) > 3 else None
-    try:
-        import uvloop
-
-        uvloop.run(main(role, url, subject, extra))
-    except ImportError:  # pragma: no cover - uvloop is a dependency on POSIX
-        asyncio.run(main(role, url, subject, extra))
+    run_fast(main(role, url, subject, extra))
 
 
 if __name__ == "__main__":

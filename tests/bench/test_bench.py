@@ -82,6 +82,20 @@ def check_shape(result: dict[str, Any], mode: str) -> None:
     assert result["baseline_p50_ms"] <= result["baseline_p99_ms"]
 
 
+def check_second_side(result: dict[str, Any], side: str, name: str) -> None:
+    """The row's second comparison (a peer, a second baseline) ran, same run, sane numbers."""
+    assert result[side] == name
+    assert result[f"{side}_errors"] == 0, result
+    assert result[f"{side}_rps"] > 0
+    assert 0 < result[f"{side}_p50_ms"] <= result[f"{side}_p90_ms"] <= result[f"{side}_p99_ms"]
+    assert result[f"{side}_ratio"] == pytest.approx(
+        result[f"{side}_rps"] / result["baseline_rps"], rel=0.01
+    )
+    assert result[f"ratio_to_{side}"] == pytest.approx(
+        result["rps"] / result[f"{side}_rps"], rel=0.01
+    )
+
+
 def test_core() -> None:
     results = bench("core", "--requests", "200", "--concurrency", "1,10", "--rounds", "1")
     assert [r["concurrency"] for r in results] == [1, 10]
@@ -100,6 +114,10 @@ def test_engine() -> None:
         for part in ("relay", "echo", "nats", "bench", "total"):
             assert result[f"baseline_cpu_us_{part}"] >= 0
         assert result["cpu_us_total"] > 0
+        check_second_side(result, "peer", "faststream")
+        for part in ("relay", "echo", "nats", "bench"):
+            assert result[f"peer_cpu_us_{part}"] >= 0
+        assert result["peer_cpu_us_total"] > 0
 
 
 def test_e2e_with_the_python_load_generator() -> None:
@@ -313,3 +331,24 @@ async def test_rounds_alternate_which_side_goes_first() -> None:
     assert [r.requests for r in a] == [1, 6, 7]  # each side's runs, in round order
     assert [r.requests for r in b] == [2, 5, 8]
     assert [r.requests for r in c] == [3, 4, 9]
+
+
+def test_a_second_side_gets_its_own_table_row() -> None:
+    import io
+
+    from switchboard.orchestrator.bench.report import print_table
+    from switchboard.orchestrator.bench.stats import second_side
+
+    ours = [Run(requests=4, wall_s=1.0, latencies=[0.001] * 4)]
+    base = [Run(requests=8, wall_s=1.0, latencies=[0.0005] * 8)]
+    peer = [Run(requests=2, wall_s=1.0, latencies=[0.002] * 2)]
+    result = BenchResult.compare(
+        "engine", 10, ours, base, **second_side("peer", "faststream", ours, peer, base)
+    )
+    assert result.extras["ratio_to_peer"] == 2.0
+    assert result.extras["peer_ratio"] == 0.25
+    out = io.StringIO()
+    print_table([result], baseline_name="raw chain", file=out)
+    rows = [line.split() for line in out.getvalue().splitlines()]
+    assert ["faststream", "10", "2", "8", "0.25"] in [row[:5] for row in rows]
+    assert "(engine/peer: 2.00x)" in out.getvalue()
