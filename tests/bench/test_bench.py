@@ -143,6 +143,10 @@ def test_e2e_with_the_python_load_generator() -> None:
         for part in ("bff", "orchestrator", "agent", "nats", "bench", "total"):
             assert result[f"cpu_us_{part}"] >= 0
         assert result["baseline_cpu_us_total"] >= 0
+        check_second_side(result, "front", "asgi-front")
+        for part in ("front", "relay", "echo", "nats", "bench"):
+            assert result[f"front_cpu_us_{part}"] >= 0
+        assert result["front_cpu_us_total"] > 0
 
 
 def test_soak_through_the_bff_with_wrk() -> None:
