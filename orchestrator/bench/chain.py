@@ -9,6 +9,7 @@ payload the system under test gets.
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -19,7 +20,13 @@ from nats.nuid import NUID
 from .processes import python_process
 from .system import together
 
-__all__ = ["RawChain", "bench_connection", "faststream_chain", "raw_chain"]
+__all__ = [
+    "RawChain",
+    "bench_connection",
+    "faststream_available",
+    "faststream_chain",
+    "raw_chain",
+]
 
 #: Big enough that a burst of replies never makes the bench's connection a slow consumer.
 PENDING_SIZE = 256 * 1024 * 1024
@@ -75,6 +82,14 @@ def raw_chain(
 ) -> contextlib.AbstractAsyncContextManager[RawChain]:
     """Start the echo and relay processes (unique subjects); yield the chain to call."""
     return _two_hops("switchboard.orchestrator.bench.relay", "raw", nc, url, delay)
+
+
+def faststream_available() -> bool:
+    """Whether FastStream's NATS broker is installed (the ``bench`` extra): the peer can run."""
+    try:
+        return importlib.util.find_spec("faststream.nats") is not None
+    except ModuleNotFoundError:  # no faststream at all
+        return False
 
 
 def faststream_chain(

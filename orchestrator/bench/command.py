@@ -142,6 +142,8 @@ async def _run(args: argparse.Namespace, settings: Settings) -> Sequence[BenchRe
             conversations=requests,
             delay=args.delay,
             rounds=rounds,
+            through_bff=args.through_bff,
+            generator=args.load_generator,
             subject_prefix=prefix,
             part_env=part_env,
             progress=progress,

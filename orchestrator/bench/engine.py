@@ -37,8 +37,13 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequenc
 
 from ..core.requester import Requester
 from ..core.subjects import Subjects
-from . import peer as faststream
-from .chain import RawChain, bench_connection, faststream_chain, raw_chain
+from .chain import (
+    RawChain,
+    bench_connection,
+    faststream_available,
+    faststream_chain,
+    raw_chain,
+)
 from .conversations import Conversations, sample_payload
 from .core import alternate, drive
 from .cpu import CpuAccount, cpu_summary
@@ -67,7 +72,7 @@ async def run_engine(
     ``peer``: also the FastStream chain (default: when FastStream is installed).
     """
     if peer is None:
-        peer = faststream.available()
+        peer = faststream_available()
         if not peer:
             progress("engine: FastStream is not installed (the bench extra): no peer row")
     top = max(concurrency)

@@ -25,7 +25,8 @@ from typing import Any
 import nats
 import uvicorn
 
-from .relay import PENDING_SIZE, run_fast, until_stopped
+from .relay import PENDING_SIZE
+from .serving import run_fast, until_stopped
 
 __all__ = ["app", "main"]
 

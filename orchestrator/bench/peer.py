@@ -27,21 +27,12 @@ import logging
 import sys
 from typing import Any
 
-from .relay import run_fast, until_stopped
+from .serving import run_fast, until_stopped
 
-__all__ = ["WORKERS", "available", "main"]
+__all__ = ["WORKERS", "main"]
 
 #: Messages each subscriber handles at once (above the bench's highest default concurrency).
 WORKERS = 1_000
-
-
-def available() -> bool:
-    """Whether FastStream's NATS broker can be imported (the ``bench`` extra is installed)."""
-    try:
-        import faststream.nats  # noqa: F401
-    except ImportError:
-        return False
-    return True
 
 
 async def main(role: str, url: str, subject: str, extra: str | None) -> None:

@@ -20,18 +20,15 @@ when their parent (the bench) is gone.
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
 import sys
-from collections.abc import Awaitable, Callable, Coroutine
-from typing import Any
+from collections.abc import Awaitable, Callable
 
 import nats
 from nats.aio.msg import Msg
 
-from ..core.tasks import stop_task
+from .serving import run_fast, until_stopped
 
-__all__ = ["main", "run_fast", "until_stopped"]
+__all__ = ["PENDING_SIZE", "main"]
 
 PENDING_SIZE = 256 * 1024 * 1024
 
@@ -89,42 +86,6 @@ async def main(role: str, url: str, subject: str, extra: str | None) -> None:
     await nc.flush()
     await until_stopped()
     await nc.drain()
-
-
-async def until_stopped() -> None:
-    """Say ``ready``; return on SIGTERM/SIGINT or once the parent (the bench) is gone.
-
-    Shared by every baseline and peer process of the bench.
-    """
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    parent = os.getppid()
-
-    async def orphan_watch() -> None:
-        while True:
-            await asyncio.sleep(1.0)
-            if os.getppid() != parent:
-                stop.set()
-                return
-
-    watch = loop.create_task(orphan_watch())
-    print("ready", flush=True)
-    try:
-        await stop.wait()
-    finally:
-        await stop_task(watch)
-
-
-def run_fast(main: Coroutine[Any, Any, None]) -> None:
-    """Run ``main`` on uvloop, as the bench's baseline processes do."""
-    try:
-        import uvloop
-
-        uvloop.run(main)
-    except ImportError:  # pragma: no cover - uvloop is a dependency on POSIX
-        asyncio.run(main)
 
 
 def _run(argv: list[str]) -> None:

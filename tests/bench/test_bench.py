@@ -197,6 +197,33 @@ def test_llm_latency_runs_slow_conversations_side_by_side() -> None:
     assert 1.0 <= result["wall_s"] < 5.0
     assert result["overhead_s"] == pytest.approx(result["wall_s"] - 1.0, abs=0.002)
     assert 1.0 <= result["baseline_wall_s"] < 5.0
+    assert result["through"] == "nats"
+    check_watched(result, ("orchestrator", "agent"), ("relay", "echo"))
+
+
+def check_watched(result: dict[str, Any], parts: tuple[str, ...], base: tuple[str, ...]) -> None:
+    """Memory per conversation in flight and event-loop lag, read while they were held."""
+    for part in parts:
+        assert result[f"rss_peak_mb_{part}"] > 10, part
+        assert 0 <= result[f"rss_per_conversation_kb_{part}"] < 1024, part
+        assert 0 <= result[f"lag_p50_ms_{part}"] <= result[f"lag_p99_ms_{part}"], part
+        assert result[f"lag_p99_ms_{part}"] <= result[f"lag_max_ms_{part}"] < 1000, part
+    for part in base:
+        assert result[f"baseline_rss_peak_mb_{part}"] > 10, part
+        assert result[f"baseline_rss_per_conversation_kb_{part}"] >= 0, part
+
+
+def test_llm_latency_through_the_bff_against_the_hand_written_front() -> None:
+    (result,) = bench(
+        "llm-latency", "--requests", "60", "--through-bff", "--load-generator", "python"
+    )
+    check_shape(result, "llm-latency")
+    assert result["through"] == "bff"
+    assert result["baseline_name"] == "asgi-front"
+    assert result["load_generator"] == "python"
+    assert 1.0 <= result["wall_s"] < 5.0
+    assert 1.0 <= result["baseline_wall_s"] < 5.0
+    check_watched(result, ("bff", "orchestrator", "agent"), ("front", "relay", "echo"))
 
 
 # -- cleanup -------------------------------------------------------------------------------------
@@ -356,3 +383,23 @@ def test_a_second_side_gets_its_own_table_row() -> None:
     rows = [line.split() for line in out.getvalue().splitlines()]
     assert ["faststream", "10", "2", "8", "0.25"] in [row[:5] for row in rows]
     assert "(engine/peer: 2.00x)" in out.getvalue()
+
+
+def test_watched_samples_are_cut_to_the_measured_runs() -> None:
+    from switchboard.orchestrator.bench.watch import Samples
+
+    samples = Samples(
+        {
+            "orchestrator": [
+                (1.0, 50.0, 1.0),  # idle, before the first run
+                (2.0, 60.0, 1.2),
+                (3.0, 90.0, 41.0),  # in the first run
+                (4.0, 95.0, None),  # between the runs: neither idle nor measured
+                (5.0, 80.0, 11.0),  # in the second run
+            ]
+        }
+    )
+    watched = samples.windows([(2.5, 3.5), (4.5, 5.5)])["orchestrator"]
+    assert watched.rss_mb == [90.0, 80.0]
+    assert watched.idle_probe_ms == [1.0, 1.2]
+    assert watched.lag() == {"lag_p50_ms": 10.0, "lag_p99_ms": 40.0, "lag_max_ms": 40.0}
