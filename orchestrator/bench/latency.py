@@ -21,13 +21,16 @@ While the system holds the conversations, a watcher process
 before the first round, per conversation in flight; ``lag_p50_ms_<part>``,
 ``lag_p99_ms_<part>``, ``lag_max_ms_<part>`` how late its event loop
 answered (probe time over the idle probe time). The baseline's processes
-get the same RSS figures (``baseline_rss_per_conversation_kb_<part>``).
+get the same RSS figures (``baseline_rss_per_conversation_kb_<part>``). Both
+sides also say the CPU each process spent per conversation (``cpu_us_<part>``,
+``baseline_cpu_us_<part>``, as ``engine`` does).
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
+import os
 import statistics
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
@@ -42,6 +45,7 @@ from ..runtime.child import free_port
 from .chain import RawChain, bench_connection, raw_chain
 from .conversations import Conversations, sample_payload
 from .core import alternate, drive
+from .cpu import CpuAccount
 from .e2e import CHAT, user_keys, wait_for_answer
 from .load import Generator, choose_generator, http_load
 from .processes import python_process
@@ -72,10 +76,17 @@ class _Side:
     """One side's processes, and when its measured runs were: for the watcher's samples."""
 
     pids: dict[str, int]
+    common: dict[str, int | None] = field(default_factory=dict)
     rss_before: dict[str, float] = field(default_factory=dict)
     spans: list[tuple[float, float]] = field(default_factory=list)
+    cpu: CpuAccount = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.cpu = CpuAccount({**self.pids, **self.common})
 
     def around(self, run: Callable[[], Awaitable[Run]]) -> Callable[[], Awaitable[Run]]:
+        run = self.cpu.around(run)
+
         async def measured() -> Run:
             if not self.rss_before:  # before the first round: the parts at rest, warmed up
                 for name, pid in self.pids.items():
@@ -89,7 +100,7 @@ class _Side:
         return measured
 
     def extras(self, samples: Samples, conversations: int, prefix: str = "") -> dict[str, Any]:
-        found: dict[str, Any] = {}
+        found: dict[str, Any] = self.cpu.per_request_us(prefix)
         for name, watched in samples.windows(self.spans).items():
             if name not in self.pids:
                 continue
@@ -141,8 +152,9 @@ async def run_llm_latency(
             over: Callable[..., contextlib.AbstractAsyncContextManager[_Bench]] = _over_http
         else:
             over = _over_nats
+        common = {"nats": server.pid, "bench": os.getpid()}
         async with over(
-            nc, server.url, logs, env, n, delay, timeout, subject_prefix, generator
+            nc, server.url, logs, env, n, delay, timeout, subject_prefix, generator, common
         ) as bench:
             await bench.warm_up()
             ours, base = await alternate(
@@ -214,6 +226,7 @@ async def _over_nats(
     timeout: float,
     prefix: str,
     generator: Generator,
+    common: dict[str, int | None],
 ) -> AsyncIterator[_Bench]:
     async with (
         together(
@@ -240,8 +253,8 @@ async def _over_nats(
         }
         async with watch_parts(parts, workdir=logs.path) as samples:
             yield _Bench(
-                ours=_Side({"orchestrator": orchestrator.pid, "agent": agent.pid}),
-                base=_Side(dict(chain.pids)),
+                ours=_Side({"orchestrator": orchestrator.pid, "agent": agent.pid}, common),
+                base=_Side(dict(chain.pids), common),
                 send_ours=functools.partial(drive, talk.sender(), requests=n, concurrency=n),
                 send_base=functools.partial(drive, raw_send, requests=n, concurrency=n),
                 warm_up=warm_up,
@@ -262,6 +275,7 @@ async def _over_http(
     timeout: float,
     prefix: str,
     generator: Generator,
+    common: dict[str, int | None],
 ) -> AsyncIterator[_Bench]:
     tool = choose_generator(generator)
     keys = user_keys(min(n, _USERS))
@@ -309,8 +323,8 @@ async def _over_http(
             }
             async with watch_parts(parts, workdir=logs.path) as samples:
                 yield _Bench(
-                    ours=_Side({name: part.pid for name, part in ours.items()}),
-                    base=_Side(base),
+                    ours=_Side({name: part.pid for name, part in ours.items()}, common),
+                    base=_Side(base, common),
                     send_ours=functools.partial(load, system.url, n),
                     send_base=functools.partial(load, front_url, n),
                     warm_up=warm_up,

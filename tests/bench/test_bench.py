@@ -208,9 +208,13 @@ def check_watched(result: dict[str, Any], parts: tuple[str, ...], base: tuple[st
         assert 0 <= result[f"rss_per_conversation_kb_{part}"] < 1024, part
         assert 0 <= result[f"lag_p50_ms_{part}"] <= result[f"lag_p99_ms_{part}"], part
         assert result[f"lag_p99_ms_{part}"] <= result[f"lag_max_ms_{part}"] < 1000, part
+        assert result[f"cpu_us_{part}"] >= 0, part
     for part in base:
         assert result[f"baseline_rss_peak_mb_{part}"] > 10, part
         assert result[f"baseline_rss_per_conversation_kb_{part}"] >= 0, part
+        assert result[f"baseline_cpu_us_{part}"] >= 0, part
+    assert result["cpu_us_total"] > 0
+    assert result["baseline_cpu_us_total"] > 0
 
 
 def test_llm_latency_through_the_bff_against_the_hand_written_front() -> None:
