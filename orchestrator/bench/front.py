@@ -35,6 +35,7 @@ Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 
 _JSON = (b"content-type", b"application/json")
+_BAD_GATEWAY = b'{"error": "the chain did not answer"}'
 
 
 def _head(status: int, body: bytes) -> dict[str, Any]:
@@ -60,9 +61,9 @@ def app(
         try:
             reply = await request(subject, body, timeout=30)
         except Exception as exc:  # the chain did not answer: a 502, as any front would
-            error = repr(exc).encode()
-            await send(_head(502, error))
-            await send({"type": "http.response.body", "body": error})
+            print(f"front: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
+            await send(_head(502, _BAD_GATEWAY))
+            await send({"type": "http.response.body", "body": _BAD_GATEWAY})
             return
         await send(_head(200, reply.data))
         await send({"type": "http.response.body", "body": reply.data})

@@ -1,4 +1,4 @@
-"""The raw two-hop baseline: plain nats-py processes, no Switchboard code at all.
+"""The raw two-hop baseline: plain nats-py processes, no Switchboard code on the request path.
 
 ``switchboard bench engine | e2e | llm-latency | soak`` compare the system
 with the simplest thing that does the same number of NATS hops: a requester

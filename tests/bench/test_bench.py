@@ -260,11 +260,27 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
-def test_a_stopped_bench_leaves_no_process_behind(sig: signal.Signals) -> None:
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
+
+
+@pytest.mark.parametrize(
+    ("sig", "mode", "extra"),
+    [
+        (signal.SIGINT, "engine", "switchboard.orchestrator.bench.peer"),
+        (signal.SIGTERM, "engine", "switchboard.orchestrator.bench.peer"),
+        (signal.SIGTERM, "e2e", "switchboard.orchestrator.bench.front"),
+    ],
+)
+def test_a_stopped_bench_leaves_no_process_behind(
+    sig: signal.Signals, mode: str, extra: str
+) -> None:
     assert Path("/proc").is_dir(), "this test reads /proc (Linux)"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "switchboard", "bench", "engine", "--requests", "1000000"],
+        [sys.executable, "-m", "switchboard", "bench", mode, "--requests", "1000000"],
         cwd=ROOT,
         env=_env(),
         stdout=subprocess.DEVNULL,
@@ -274,12 +290,16 @@ def test_a_stopped_bench_leaves_no_process_behind(sig: signal.Signals) -> None:
     try:
         assert proc.stderr is not None
         for line in proc.stderr:  # the parts are up and the measurement is under way
-            if line.startswith("engine: up"):
+            if line.startswith(f"{mode}: up"):
                 break
         time.sleep(1.0)
-        # nats-server, agent, orchestrator, echo, relay (and their children, if any)
+        # nats-server, the system's parts, echo, relay, and the peer's (engine: FastStream's
+        # echo and relay) or the second baseline's (e2e: the hand-written front) processes
         children = _children(proc.pid)
-        assert len(children) >= 5, children
+        assert len(children) >= 6, children
+        assert [pid for pid in children if extra in _cmdline(pid)], [
+            _cmdline(pid) for pid in children
+        ]
         proc.send_signal(sig)
         _, err = proc.communicate(timeout=60)
     finally:
