@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
+from nats.aio.client import Client as NATS
 
 from ..core.requester import Requester
 from ..core.subjects import Subjects
@@ -142,26 +143,47 @@ async def run_llm_latency(
         DELAY_ENV: str(delay),
         **(part_env or {}),
     }
-    timeout = max(30.0, 10 * delay + 10)
     async with (
         bench_logs() as logs,
         nats_server(nats_url) as server,
         bench_connection(server.url) as nc,
     ):
-        if through_bff:
-            over: Callable[..., contextlib.AbstractAsyncContextManager[_Bench]] = _over_http
-        else:
-            over = _over_nats
-        common = {"nats": server.pid, "bench": os.getpid()}
-        async with over(
-            nc, server.url, logs, env, n, delay, timeout, subject_prefix, generator, common
-        ) as bench:
+        setup = _Setup(
+            nc=nc,
+            url=server.url,
+            logs=logs,
+            env=env,
+            n=n,
+            delay=delay,
+            timeout=max(30.0, 10 * delay + 10),
+            prefix=subject_prefix,
+            generator=generator,
+            common={"nats": server.pid, "bench": os.getpid()},
+        )
+        over = _over_http if through_bff else _over_nats
+        async with over(setup) as bench:
             await bench.warm_up()
             ours, base = await alternate(
                 rounds, bench.ours.around(bench.send_ours), bench.base.around(bench.send_base)
             )
         # the watcher has stopped: its samples are in
         return [_result(bench, ours, base, n, delay, progress)]
+
+
+@dataclass(frozen=True)
+class _Setup:
+    """What both ways of running (over NATS, through the BFF) are given."""
+
+    nc: NATS
+    url: str
+    logs: BenchLogs
+    env: dict[str, str]
+    n: int
+    delay: float
+    timeout: float
+    prefix: str
+    generator: Generator
+    common: dict[str, int | None]
 
 
 @dataclass
@@ -217,24 +239,17 @@ def _result(
 
 @contextlib.asynccontextmanager
 async def _over_nats(
-    nc: Any,
-    url: str,
-    logs: BenchLogs,
-    env: dict[str, str],
-    n: int,
-    delay: float,
-    timeout: float,
-    prefix: str,
-    generator: Generator,
-    common: dict[str, int | None],
+    setup: _Setup,
 ) -> AsyncIterator[_Bench]:
+    nc, url, logs, env, n = setup.nc, setup.url, setup.logs, setup.env, setup.n
+    delay, timeout, common = setup.delay, setup.timeout, setup.common
     async with (
         together(
             switchboard_part("agent", ["agent", SLEEPER_SPEC], nats_url=url, logs=logs, env=env),
             switchboard_part("orchestrator", ["orchestrator"], nats_url=url, logs=logs, env=env),
             raw_chain(nc, url, delay=delay),
         ) as started,
-        Requester(nc, subjects=Subjects(prefix), max_pending=2 * n + 100) as requester,
+        Requester(nc, subjects=Subjects(setup.prefix), max_pending=2 * n + 100) as requester,
     ):
         agent: Part = started[0]
         orchestrator: Part = started[1]
@@ -266,18 +281,11 @@ async def _over_nats(
 
 @contextlib.asynccontextmanager
 async def _over_http(
-    nc: Any,
-    url: str,
-    logs: BenchLogs,
-    env: dict[str, str],
-    n: int,
-    delay: float,
-    timeout: float,
-    prefix: str,
-    generator: Generator,
-    common: dict[str, int | None],
+    setup: _Setup,
 ) -> AsyncIterator[_Bench]:
-    tool = choose_generator(generator)
+    nc, url, logs, env, n = setup.nc, setup.url, setup.logs, setup.env, setup.n
+    delay, timeout, common = setup.delay, setup.timeout, setup.common
+    tool = choose_generator(setup.generator)
     keys = user_keys(min(n, _USERS))
     key_list = list(keys.values())
     env = {**env, "SWITCHBOARD_API_KEYS": ",".join(f"{u}:{k}" for u, k in keys.items())}

@@ -146,7 +146,7 @@ def test_e2e_with_the_python_load_generator() -> None:
         check_second_side(result, "front", "asgi-front")
         for part in ("front", "relay", "echo", "nats", "bench"):
             assert result[f"front_cpu_us_{part}"] >= 0
-        assert result["front_cpu_us_total"] > 0
+        assert result["front_cpu_us_total"] >= 0  # 10 ms ticks: a short run may read 0
 
 
 def test_soak_through_the_bff_with_wrk() -> None:
@@ -213,8 +213,9 @@ def check_watched(result: dict[str, Any], parts: tuple[str, ...], base: tuple[st
         assert result[f"baseline_rss_peak_mb_{part}"] > 10, part
         assert result[f"baseline_rss_per_conversation_kb_{part}"] >= 0, part
         assert result[f"baseline_cpu_us_{part}"] >= 0, part
-    assert result["cpu_us_total"] > 0
-    assert result["baseline_cpu_us_total"] > 0
+    # CPU is read in 10 ms ticks: a tiny raw run may take less than one in every process
+    assert result["cpu_us_total"] >= 0
+    assert result["baseline_cpu_us_total"] >= 0
 
 
 def test_llm_latency_through_the_bff_against_the_hand_written_front() -> None:
