@@ -185,12 +185,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--load-generator",
         choices=["auto", "wrk", "python"],
         default="auto",
-        help="e2e, soak --through-bff: HTTP load generator (default: wrk when installed)",
+        help="e2e, soak and llm-latency --through-bff: HTTP load generator (default: wrk when "
+        "installed)",
     )
     bench.add_argument(
         "--through-bff",
         action="store_true",
-        help="soak: over HTTP through switchboard up (BFF too) instead of straight to NATS",
+        help="soak, llm-latency: over HTTP through switchboard up (BFF too) instead of straight "
+        "to NATS",
     )
     bench.add_argument("--json", action="store_true", help="print results as JSON")
 

@@ -1,6 +1,7 @@
 """The raw two-hop chain (requester -> relay -> echo, plain nats-py) as a baseline to drive.
 
-See :mod:`switchboard.orchestrator.bench.relay` for the two processes. The requester
+See :mod:`switchboard.orchestrator.bench.relay` for the two processes, and
+:mod:`switchboard.orchestrator.bench.peer` for the same chain in FastStream. The requester
 side is plain ``nc.request`` on the bench's own connection, with the same
 payload the system under test gets.
 """
@@ -8,6 +9,7 @@ payload the system under test gets.
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -18,7 +20,13 @@ from nats.nuid import NUID
 from .processes import python_process
 from .system import together
 
-__all__ = ["RawChain", "bench_connection", "raw_chain"]
+__all__ = [
+    "RawChain",
+    "bench_connection",
+    "faststream_available",
+    "faststream_chain",
+    "raw_chain",
+]
 
 #: Big enough that a burst of replies never makes the bench's connection a slow consumer.
 PENDING_SIZE = 256 * 1024 * 1024
@@ -55,16 +63,42 @@ async def bench_connection(url: str) -> AsyncIterator[NATS]:
 
 
 @contextlib.asynccontextmanager
-async def raw_chain(nc: NATS, url: str, *, delay: float = 0.0) -> AsyncIterator[RawChain]:
-    """Start the echo and relay processes (unique subjects); yield the chain to call."""
+async def _two_hops(
+    module: str, kind: str, nc: NATS, url: str, delay: float
+) -> AsyncIterator[RawChain]:
     token = NUID().next().decode()
-    echo_subject = f"bench.raw.{token}.echo"
-    relay_subject = f"bench.raw.{token}.relay"
+    echo_subject = f"bench.{kind}.{token}.echo"
+    relay_subject = f"bench.{kind}.{token}.relay"
     echo_args = ["echo", url, echo_subject] + ([str(delay)] if delay > 0 else [])
     async with together(
-        python_process("switchboard.orchestrator.bench.relay", *echo_args),
-        python_process(
-            "switchboard.orchestrator.bench.relay", "relay", url, relay_subject, echo_subject
-        ),
+        python_process(module, *echo_args),
+        python_process(module, "relay", url, relay_subject, echo_subject),
     ) as (echo, relay):
         yield RawChain(nc, relay_subject, {"relay": relay.pid, "echo": echo.pid})
+
+
+def raw_chain(
+    nc: NATS, url: str, *, delay: float = 0.0
+) -> contextlib.AbstractAsyncContextManager[RawChain]:
+    """Start the echo and relay processes (unique subjects); yield the chain to call."""
+    return _two_hops("switchboard.orchestrator.bench.relay", "raw", nc, url, delay)
+
+
+def faststream_available() -> bool:
+    """Whether FastStream's NATS broker is installed (the ``bench`` extra): the peer can run."""
+    try:
+        return importlib.util.find_spec("faststream.nats") is not None
+    except ModuleNotFoundError:  # no faststream at all
+        return False
+
+
+def faststream_chain(
+    nc: NATS, url: str, *, delay: float = 0.0
+) -> contextlib.AbstractAsyncContextManager[RawChain]:
+    """The same two hops as FastStream subscribers (:mod:`.peer`); called the same way.
+
+    Raises:
+        ConfigurationError: FastStream is not installed (the ``bench`` extra), so a process
+            exited while starting.
+    """
+    return _two_hops("switchboard.orchestrator.bench.peer", "faststream", nc, url, delay)

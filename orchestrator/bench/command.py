@@ -10,7 +10,10 @@ llm-latency    1,000 conversations at once, the agent waits 1 s            raw c
 soak           100,000 conversations: RSS growth, pending gauges after    raw two-hop chain
 =============  ==========================================================  ==================
 
-Every part runs as its own process against an embedded nats-server started
+``engine`` also drives FastStream's NATS RPC chain as the peer (with the
+``bench`` extra), ``e2e`` a hand-written HTTP front to the raw chain as its
+second baseline; ``llm-latency --through-bff`` goes over HTTP against that
+front. Every part runs as its own process against an embedded nats-server started
 for the run (unless ``--nats-url``); progress goes to stderr, the table (or
 ``--json``) to stdout. Ctrl-C and SIGTERM stop every child process.
 """
@@ -62,7 +65,15 @@ _BENCH_OWNED = frozenset(
     )
 )
 
-_BASELINES = {"core": "raw", "llm-latency": "raw 1s chain"}
+_BASELINES = {"core": "raw"}
+
+
+def _baseline_name(args: argparse.Namespace) -> str:
+    """What the table calls the baseline: llm-latency's is slow, and HTTP with --through-bff."""
+    if args.mode == "llm-latency":
+        slow = f"{args.delay:g}s"
+        return f"front {slow} chain" if args.through_bff else f"raw {slow} chain"
+    return _BASELINES.get(args.mode, "raw chain")
 
 
 def _levels(text: str) -> list[int]:
@@ -142,6 +153,8 @@ async def _run(args: argparse.Namespace, settings: Settings) -> Sequence[BenchRe
             conversations=requests,
             delay=args.delay,
             rounds=rounds,
+            through_bff=args.through_bff,
+            generator=args.load_generator,
             subject_prefix=prefix,
             part_env=part_env,
             progress=progress,
@@ -189,5 +202,5 @@ async def bench(args: argparse.Namespace, settings: Settings) -> int:
     if args.json:
         print_json(results)
     else:
-        print_table(results, baseline_name=_BASELINES.get(args.mode, "raw chain"))
+        print_table(results, baseline_name=_baseline_name(args))
     return 0

@@ -11,8 +11,14 @@ Baseline, same run, same NATS server, same concurrency and request count:
 the raw two-hop nats-py chain (bench -> relay -> echo) driven from the
 bench process. The comparison is deliberately harsh -- the system adds an
 HTTP hop, authentication, JSON validation and a third process -- and shows
-what the whole stack costs over the NATS hops alone. For each concurrency
-level the two alternate over ``rounds`` rounds.
+what the whole stack costs over the NATS hops alone.
+
+Second baseline, same run, same load generator: a hand-written HTTP front
+(:mod:`.front`, a bare ASGI app on uvicorn doing ``nc.request``) to the same
+raw chain -- the same three processes and hops as the system, with nothing
+else. Its numbers are the row's ``front_*`` extras and a second table row
+(``ratio_to_front``: the system's throughput over the front's). For each
+concurrency level the three alternate over ``rounds`` rounds.
 """
 
 from __future__ import annotations
@@ -22,16 +28,19 @@ import functools
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 
 import msgspec
 from nats.nuid import NUID
 
+from ..runtime.child import free_port
 from .chain import RawChain, bench_connection, raw_chain
 from .conversations import BenchError, check_reply, sample_payload
 from .core import alternate, drive
 from .cpu import CpuAccount, cpu_summary
 from .load import Generator, choose_generator, http_load
-from .stats import BenchResult, Run
+from .processes import python_process
+from .stats import BenchResult, Run, second_side
 from .system import (
     UpSystem,
     bench_logs,
@@ -54,8 +63,16 @@ def user_keys(users: int) -> dict[str, str]:
     return {f"bench{i:04d}": f"bench-{token}-{i:04d}" for i in range(users)}
 
 
-async def wait_for_answer(url: str, key: str, body: bytes, *, patience: float = 20.0) -> None:
-    """Wait until one chat request gets a complete answer (the agent is in the catalog)."""
+async def wait_for_answer(
+    url: str, key: str, body: bytes, *, patience: float = 20.0, check: bool = True
+) -> None:
+    """Wait until one chat request gets a complete answer (the agent is in the catalog).
+
+    ``check=False``: any 200 will do (the hand-written front echoes the body back).
+
+    Raises:
+        BenchError: none came within ``patience`` seconds.
+    """
     give_up = time.monotonic() + patience
     last = ""
     while time.monotonic() < give_up:
@@ -68,7 +85,8 @@ async def wait_for_answer(url: str, key: str, body: bytes, *, patience: float = 
                 timeout=10,
             )
             if status == 200:
-                check_reply(data)
+                if check:
+                    check_reply(data)
                 return
             last = f"HTTP {status}: {data[:300]!r}"
         except (OSError, TimeoutError, BenchError) as exc:
@@ -101,7 +119,6 @@ async def run_e2e(
         **(part_env or {}),
     }
     body = msgspec.json.encode({"message": MESSAGE, "agents": [NOOP]})
-    results: list[BenchResult] = []
     async with (
         bench_logs() as logs,
         nats_server(nats_url) as server,
@@ -118,59 +135,110 @@ async def run_e2e(
     ):
         system: UpSystem = started[0]
         chain: RawChain = started[1]
-        raw_send = chain.sender(sample_payload(NOOP))
-        await wait_for_answer(system.url, key_list[0], body)
-        progress(
-            f"e2e: up at {system.url} ("
-            + ", ".join(f"{name} pid {part.pid}" for name, part in system.parts.items())
-            + f"), load from {tool}"
-        )
-
-        async def http(requests: int, level: int) -> Run:
-            load = await http_load(
-                system.url,
-                CHAT,
+        front_port = free_port()
+        front_url = f"http://127.0.0.1:{front_port}"
+        async with python_process(
+            "switchboard.orchestrator.bench.front", server.url, str(front_port), chain.subject
+        ) as front:
+            assert front.pid is not None
+            await wait_for_answer(front_url, key_list[0], body, check=False)
+            await wait_for_answer(system.url, key_list[0], body)
+            progress(
+                f"e2e: up at {system.url} ("
+                + ", ".join(f"{name} pid {part.pid}" for name, part in system.parts.items())
+                + f"), front at {front_url} (pid {front.pid}), load from {tool}"
+            )
+            results = await _measure(
+                system=system,
+                chain=chain,
+                front=(front_url, front.pid),
                 body=body,
                 keys=key_list,
-                requests=requests,
-                connections=level,
-                generator=tool,
-                workdir=logs.path,
-            )
-            if load.run.errors:
-                progress(f"e2e c={level}: {load.run.errors} errors: {load.detail}")
-            return load.run
-
-        common = {"nats": server.pid, "bench": os.getpid()}
-        parts = {("agent" if n == "agents" else n): p.pid for n, p in system.parts.items()}
-        for level in concurrency:
-            warm = min(1_000, requests)
-            await http(warm, level)
-            await drive(raw_send, requests=warm, concurrency=level)
-            ours_cpu = CpuAccount({**parts, **common})
-            base_cpu = CpuAccount({**chain.pids, **common})
-            ours, base = await alternate(
-                rounds,
-                ours_cpu.around(functools.partial(http, requests, level)),
-                base_cpu.around(
-                    functools.partial(drive, raw_send, requests=requests, concurrency=level)
-                ),
-            )
-            result = BenchResult.compare(
-                "e2e",
-                level,
-                ours,
-                base,
-                load_generator=tool,
                 users=len(keys),
-                **ours_cpu.per_request_us(),
-                **base_cpu.per_request_us("baseline_"),
+                tool=tool,
+                workdir=logs.path,
+                nats_pid=server.pid,
+                requests=requests,
+                concurrency=concurrency,
+                rounds=rounds,
+                progress=progress,
             )
-            progress(
-                f"e2e c={level}: HTTP {result.rps:.0f} req/s, raw chain {result.baseline_rps:.0f}"
-                f" req/s, ratio {result.ratio:.2f}, p50 {result.p50_ms:.2f} ms, p99 "
-                f"{result.p99_ms:.2f} ms ({tool})"
-            )
-            progress(cpu_summary(ours_cpu, base_cpu))
-            results.append(result)
+    return results
+
+
+async def _measure(
+    *,
+    system: UpSystem,
+    chain: RawChain,
+    front: tuple[str, int],
+    body: bytes,
+    keys: list[str],
+    users: int,
+    tool: str,
+    workdir: Path,
+    nats_pid: int | None,
+    requests: int,
+    concurrency: Sequence[int],
+    rounds: int,
+    progress: Callable[[str], None],
+) -> list[BenchResult]:
+    """At each level: the system, the raw chain and the front, alternating."""
+    results: list[BenchResult] = []
+    raw_send = chain.sender(sample_payload(NOOP))
+    front_url, front_pid = front
+
+    async def http(requests: int, level: int, url: str = system.url) -> Run:
+        load = await http_load(
+            url,
+            CHAT,
+            body=body,
+            keys=keys,
+            requests=requests,
+            connections=level,
+            generator=tool,
+            workdir=workdir,
+        )
+        if load.run.errors:
+            progress(f"e2e c={level}: {load.run.errors} errors ({url}): {load.detail}")
+        return load.run
+
+    common = {"nats": nats_pid, "bench": os.getpid()}
+    parts = {("agent" if n == "agents" else n): p.pid for n, p in system.parts.items()}
+    for level in concurrency:
+        warm = min(1_000, requests)
+        await http(warm, level)
+        await drive(raw_send, requests=warm, concurrency=level)
+        await http(warm, level, front_url)
+        ours_cpu = CpuAccount({**parts, **common})
+        base_cpu = CpuAccount({**chain.pids, **common})
+        front_cpu = CpuAccount({"front": front_pid, **chain.pids, **common})
+        ours, base, theirs = await alternate(
+            rounds,
+            ours_cpu.around(functools.partial(http, requests, level)),
+            base_cpu.around(
+                functools.partial(drive, raw_send, requests=requests, concurrency=level)
+            ),
+            front_cpu.around(functools.partial(http, requests, level, front_url)),
+        )
+        result = BenchResult.compare(
+            "e2e",
+            level,
+            ours,
+            base,
+            load_generator=tool,
+            users=users,
+            **ours_cpu.per_request_us(),
+            **base_cpu.per_request_us("baseline_"),
+            **second_side("front", "asgi-front", ours, theirs, base),
+            **front_cpu.per_request_us("front_"),
+        )
+        progress(
+            f"e2e c={level}: HTTP {result.rps:.0f} req/s, raw chain {result.baseline_rps:.0f}"
+            f" req/s, ratio {result.ratio:.2f}, p50 {result.p50_ms:.2f} ms, p99 "
+            f"{result.p99_ms:.2f} ms ({tool}); hand-written front "
+            f"{result.extras['front_rps']:.0f} req/s, ratio to it "
+            f"{result.extras['ratio_to_front']:.2f}"
+        )
+        progress(cpu_summary(ours_cpu, base_cpu))
+        results.append(result)
     return results

@@ -16,24 +16,38 @@ heartbeats, progress events, metrics, the correlation tracker. For each
 concurrency level the two alternate over ``rounds`` rounds; throughput is the
 median round, latency percentiles are over every request of every round.
 
+The peer, same run, when FastStream is installed (the ``bench`` extra): the
+same two hops as FastStream subscribers, ``broker.request`` inside the
+relay's (:mod:`.peer`), driven with the same ``nc.request`` and payload.
+The three alternate; the row's ``peer_*`` extras and a second table row
+show it (``ratio_to_peer``: Switchboard's throughput over FastStream's).
+
 Each row also says where the time goes: the CPU each process spent per
 request, ``cpu_us_<part>`` (orchestrator, agent, nats, bench) and
-``baseline_cpu_us_<part>`` (relay, echo, nats, bench), with their totals.
+``baseline_cpu_us_<part>`` (relay, echo, nats, bench), ``peer_cpu_us_<part>``,
+with their totals.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 
 from ..core.requester import Requester
 from ..core.subjects import Subjects
-from .chain import RawChain, bench_connection, raw_chain
+from .chain import (
+    RawChain,
+    bench_connection,
+    faststream_available,
+    faststream_chain,
+    raw_chain,
+)
 from .conversations import Conversations, sample_payload
 from .core import alternate, drive
 from .cpu import CpuAccount, cpu_summary
-from .stats import BenchResult
+from .stats import BenchResult, Run, second_side
 from .system import Part, bench_logs, limits_env, nats_server, switchboard_part, together
 from .workload import NOOP, NOOP_SPEC
 
@@ -50,9 +64,17 @@ async def run_engine(
     rounds: int = 3,
     subject_prefix: str = "ai",
     part_env: Mapping[str, str] | None = None,
+    peer: bool | None = None,
     progress: Callable[[str], None] = lambda _: None,
 ) -> list[BenchResult]:
-    """Measure conversations through real orchestrator + agent processes against the raw chain."""
+    """Measure conversations through real orchestrator + agent processes against the raw chain.
+
+    ``peer``: also the FastStream chain (default: when FastStream is installed).
+    """
+    if peer is None:
+        peer = faststream_available()
+        if not peer:
+            progress("engine: FastStream is not installed (the bench extra): no peer row")
     top = max(concurrency)
     env = {**limits_env(top), "SWITCHBOARD_SUBJECT_PREFIX": subject_prefix, **(part_env or {})}
     results: list[BenchResult] = []
@@ -66,15 +88,18 @@ async def run_engine(
                 "orchestrator", ["orchestrator"], nats_url=server.url, logs=logs, env=env
             ),
             raw_chain(nc, server.url),
+            faststream_chain(nc, server.url) if peer else _nothing(),
         ) as started,
         Requester(nc, subjects=Subjects(subject_prefix), max_pending=8 * top + 100) as requester,
     ):
         agent: Part = started[0]
         orchestrator: Part = started[1]
         chain: RawChain = started[2]
+        peer_chain: RawChain | None = started[3]
         conversations = Conversations(requester, NOOP)
         ours_send = conversations.sender()
         raw_send = chain.sender(sample_payload(NOOP))
+        peer_send = peer_chain.sender(sample_payload(NOOP)) if peer_chain else None
         await conversations.warm_up(min(200, requests), min(10, top))
         progress(
             f"engine: up (agent pid {agent.pid}, orchestrator pid {orchestrator.pid}, "
@@ -87,14 +112,30 @@ async def run_engine(
             await drive(ours_send, requests=warm, concurrency=level)
             ours_cpu = CpuAccount({"orchestrator": orchestrator.pid, "agent": agent.pid, **common})
             base_cpu = CpuAccount({**chain.pids, **common})
-            base, ours = await alternate(
-                rounds,
+            sides: list[Callable[[], Awaitable[Run]]] = [
                 base_cpu.around(
                     functools.partial(drive, raw_send, requests=requests, concurrency=level)
                 ),
                 ours_cpu.around(
                     functools.partial(drive, ours_send, requests=requests, concurrency=level)
                 ),
+            ]
+            peer_cpu = CpuAccount({**(peer_chain.pids if peer_chain else {}), **common})
+            if peer_send is not None:
+                await drive(peer_send, requests=warm, concurrency=level)
+                sides.append(
+                    peer_cpu.around(
+                        functools.partial(drive, peer_send, requests=requests, concurrency=level)
+                    )
+                )
+            base, ours, *theirs = await alternate(rounds, *sides)
+            peer_extras = (
+                {
+                    **second_side("peer", "faststream", ours, theirs[0], base),
+                    **peer_cpu.per_request_us("peer_"),
+                }
+                if theirs
+                else {}
             )
             result = BenchResult.compare(
                 "engine",
@@ -103,6 +144,7 @@ async def run_engine(
                 base,
                 **ours_cpu.per_request_us(),
                 **base_cpu.per_request_us("baseline_"),
+                **peer_extras,
             )
             progress(
                 f"engine c={level}: switchboard {result.rps:.0f} req/s, raw chain "
@@ -111,6 +153,18 @@ async def run_engine(
                 f"{result.errors}"
                 + (f" (first: {conversations.first_error})" if conversations.first_error else "")
             )
+            if peer_extras:
+                progress(
+                    f"engine c={level}: faststream {peer_extras['peer_rps']:.0f} req/s, "
+                    f"switchboard / faststream {peer_extras['ratio_to_peer']:.2f}, errors "
+                    f"{peer_extras['peer_errors']}"
+                )
             progress(cpu_summary(ours_cpu, base_cpu))
             results.append(result)
     return results
+
+
+@contextlib.asynccontextmanager
+async def _nothing() -> AsyncIterator[None]:
+    """A peer that is not there (FastStream is not installed)."""
+    yield None

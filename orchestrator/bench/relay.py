@@ -1,4 +1,4 @@
-"""The raw two-hop baseline: plain nats-py processes, no Switchboard code at all.
+"""The raw two-hop baseline: plain nats-py processes, no Switchboard code on the request path.
 
 ``switchboard bench engine | e2e | llm-latency | soak`` compare the system
 with the simplest thing that does the same number of NATS hops: a requester
@@ -20,15 +20,15 @@ when their parent (the bench) is gone.
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
 import sys
 from collections.abc import Awaitable, Callable
 
 import nats
 from nats.aio.msg import Msg
 
-__all__ = ["main"]
+from .serving import run_fast, until_stopped
+
+__all__ = ["PENDING_SIZE", "main"]
 
 PENDING_SIZE = 256 * 1024 * 1024
 
@@ -84,24 +84,7 @@ async def main(role: str, url: str, subject: str, extra: str | None) -> None:
     else:
         raise SystemExit(f"unknown role {role!r}: echo or relay")
     await nc.flush()
-
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    parent = os.getppid()
-
-    async def orphan_watch() -> None:
-        while True:
-            await asyncio.sleep(1.0)
-            if os.getppid() != parent:
-                stop.set()
-                return
-
-    watch = loop.create_task(orphan_watch())
-    print("ready", flush=True)
-    await stop.wait()
-    watch.cancel()
+    await until_stopped()
     await nc.drain()
 
 
@@ -110,12 +93,7 @@ def _run(argv: list[str]) -> None:
         raise SystemExit(__doc__)
     role, url, subject = argv[:3]
     extra = argv[3] if len(argv) > 3 else None
-    try:
-        import uvloop
-
-        uvloop.run(main(role, url, subject, extra))
-    except ImportError:  # pragma: no cover - uvloop is a dependency on POSIX
-        asyncio.run(main(role, url, subject, extra))
+    run_fast(main(role, url, subject, extra))
 
 
 if __name__ == "__main__":

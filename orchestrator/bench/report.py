@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 from importlib import metadata
 
-from .stats import BenchResult
+from .stats import SECOND_SIDES, BenchResult
 
 __all__ = ["environment", "print_json", "print_table"]
 
@@ -55,6 +55,17 @@ def print_table(results: Sequence[BenchResult], *, baseline_name: str, file=sys.
             f"{r.baseline_p50_ms:>9.3f} {r.baseline_p99_ms:>9.3f} {r.errors:>6}",
             file=file,
         )
+        for side in SECOND_SIDES:  # a peer or a second baseline: its own row, same columns
+            if side in r.extras:
+                x = r.extras
+                print(
+                    f"{'  ' + str(x[side])[:10]:<12} {r.concurrency:>5} {x[side + '_rps']:>9.0f} "
+                    f"{r.baseline_rps:>16.0f} {x[side + '_ratio']:>6.2f} "
+                    f"{x[side + '_p50_ms']:>8.3f} {x[side + '_p90_ms']:>8.3f} "
+                    f"{x[side + '_p99_ms']:>8.3f} {'':>9} {'':>9} {x[side + '_errors']:>6}"
+                    f"   ({r.mode}/{side}: {x['ratio_to_' + side]:.2f}x)",
+                    file=file,
+                )
         if r.extras:
             print("    " + ", ".join(f"{k}={v}" for k, v in r.extras.items()), file=file)
 

@@ -8,7 +8,10 @@ from typing import Any
 
 import msgspec
 
-__all__ = ["BenchResult", "Run", "percentile"]
+__all__ = ["SECOND_SIDES", "BenchResult", "Run", "percentile", "second_side"]
+
+#: The prefixes of a row's second comparison, when it has one (see :func:`second_side`).
+SECOND_SIDES = ("peer", "front")
 
 
 def percentile(sorted_values: Sequence[float], q: float) -> float:
@@ -89,3 +92,27 @@ class BenchResult(msgspec.Struct, kw_only=True):
         extras = data.pop("extras")
         data.update(extras)
         return data  # type: ignore[no-any-return]
+
+
+def second_side(
+    prefix: str, name: str, ours: Sequence[Run], theirs: Sequence[Run], baseline: Sequence[Run]
+) -> dict[str, Any]:
+    """A row's extras for a second system measured in the same rounds (a peer, a front).
+
+    ``{prefix}`` is its name; ``{prefix}_rps`` (median round), ``{prefix}_p50_ms``,
+    ``_p90_ms``, ``_p99_ms`` (over every request), ``{prefix}_errors``;
+    ``ratio_to_{prefix}``, the system under test's throughput over its, and
+    ``{prefix}_ratio``, its throughput over the row's baseline.
+    """
+    mine = BenchResult.compare(prefix, 0, theirs, baseline)
+    rps = statistics.median(run.rps for run in ours) if ours else 0.0
+    return {
+        prefix: name,
+        f"{prefix}_rps": mine.rps,
+        f"{prefix}_p50_ms": mine.p50_ms,
+        f"{prefix}_p90_ms": mine.p90_ms,
+        f"{prefix}_p99_ms": mine.p99_ms,
+        f"{prefix}_errors": mine.errors,
+        f"{prefix}_ratio": mine.ratio,
+        f"ratio_to_{prefix}": round(rps / mine.rps, 3) if mine.rps else 0.0,
+    }

@@ -82,6 +82,20 @@ def check_shape(result: dict[str, Any], mode: str) -> None:
     assert result["baseline_p50_ms"] <= result["baseline_p99_ms"]
 
 
+def check_second_side(result: dict[str, Any], side: str, name: str) -> None:
+    """The row's second comparison (a peer, a second baseline) ran, same run, sane numbers."""
+    assert result[side] == name
+    assert result[f"{side}_errors"] == 0, result
+    assert result[f"{side}_rps"] > 0
+    assert 0 < result[f"{side}_p50_ms"] <= result[f"{side}_p90_ms"] <= result[f"{side}_p99_ms"]
+    assert result[f"{side}_ratio"] == pytest.approx(
+        result[f"{side}_rps"] / result["baseline_rps"], rel=0.01
+    )
+    assert result[f"ratio_to_{side}"] == pytest.approx(
+        result["rps"] / result[f"{side}_rps"], rel=0.01
+    )
+
+
 def test_core() -> None:
     results = bench("core", "--requests", "200", "--concurrency", "1,10", "--rounds", "1")
     assert [r["concurrency"] for r in results] == [1, 10]
@@ -100,6 +114,10 @@ def test_engine() -> None:
         for part in ("relay", "echo", "nats", "bench", "total"):
             assert result[f"baseline_cpu_us_{part}"] >= 0
         assert result["cpu_us_total"] > 0
+        check_second_side(result, "peer", "faststream")
+        for part in ("relay", "echo", "nats", "bench"):
+            assert result[f"peer_cpu_us_{part}"] >= 0
+        assert result["peer_cpu_us_total"] > 0
 
 
 def test_e2e_with_the_python_load_generator() -> None:
@@ -125,6 +143,10 @@ def test_e2e_with_the_python_load_generator() -> None:
         for part in ("bff", "orchestrator", "agent", "nats", "bench", "total"):
             assert result[f"cpu_us_{part}"] >= 0
         assert result["baseline_cpu_us_total"] >= 0
+        check_second_side(result, "front", "asgi-front")
+        for part in ("front", "relay", "echo", "nats", "bench"):
+            assert result[f"front_cpu_us_{part}"] >= 0
+        assert result["front_cpu_us_total"] >= 0  # 10 ms ticks: a short run may read 0
 
 
 def test_soak_through_the_bff_with_wrk() -> None:
@@ -175,6 +197,38 @@ def test_llm_latency_runs_slow_conversations_side_by_side() -> None:
     assert 1.0 <= result["wall_s"] < 5.0
     assert result["overhead_s"] == pytest.approx(result["wall_s"] - 1.0, abs=0.002)
     assert 1.0 <= result["baseline_wall_s"] < 5.0
+    assert result["through"] == "nats"
+    check_watched(result, ("orchestrator", "agent"), ("relay", "echo"))
+
+
+def check_watched(result: dict[str, Any], parts: tuple[str, ...], base: tuple[str, ...]) -> None:
+    """Memory per conversation in flight and event-loop lag, read while they were held."""
+    for part in parts:
+        assert result[f"rss_peak_mb_{part}"] > 10, part
+        assert 0 <= result[f"rss_per_conversation_kb_{part}"] < 1024, part
+        assert 0 <= result[f"lag_p50_ms_{part}"] <= result[f"lag_p99_ms_{part}"], part
+        assert result[f"lag_p99_ms_{part}"] <= result[f"lag_max_ms_{part}"] < 1000, part
+        assert result[f"cpu_us_{part}"] >= 0, part
+    for part in base:
+        assert result[f"baseline_rss_peak_mb_{part}"] > 10, part
+        assert result[f"baseline_rss_per_conversation_kb_{part}"] >= 0, part
+        assert result[f"baseline_cpu_us_{part}"] >= 0, part
+    # CPU is read in 10 ms ticks: a tiny raw run may take less than one in every process
+    assert result["cpu_us_total"] >= 0
+    assert result["baseline_cpu_us_total"] >= 0
+
+
+def test_llm_latency_through_the_bff_against_the_hand_written_front() -> None:
+    (result,) = bench(
+        "llm-latency", "--requests", "60", "--through-bff", "--load-generator", "python"
+    )
+    check_shape(result, "llm-latency")
+    assert result["through"] == "bff"
+    assert result["baseline_name"] == "asgi-front"
+    assert result["load_generator"] == "python"
+    assert 1.0 <= result["wall_s"] < 5.0
+    assert 1.0 <= result["baseline_wall_s"] < 5.0
+    check_watched(result, ("bff", "orchestrator", "agent"), ("front", "relay", "echo"))
 
 
 # -- cleanup -------------------------------------------------------------------------------------
@@ -207,11 +261,27 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
-def test_a_stopped_bench_leaves_no_process_behind(sig: signal.Signals) -> None:
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
+
+
+@pytest.mark.parametrize(
+    ("sig", "mode", "extra"),
+    [
+        (signal.SIGINT, "engine", "switchboard.orchestrator.bench.peer"),
+        (signal.SIGTERM, "engine", "switchboard.orchestrator.bench.peer"),
+        (signal.SIGTERM, "e2e", "switchboard.orchestrator.bench.front"),
+    ],
+)
+def test_a_stopped_bench_leaves_no_process_behind(
+    sig: signal.Signals, mode: str, extra: str
+) -> None:
     assert Path("/proc").is_dir(), "this test reads /proc (Linux)"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "switchboard", "bench", "engine", "--requests", "1000000"],
+        [sys.executable, "-m", "switchboard", "bench", mode, "--requests", "1000000"],
         cwd=ROOT,
         env=_env(),
         stdout=subprocess.DEVNULL,
@@ -221,12 +291,16 @@ def test_a_stopped_bench_leaves_no_process_behind(sig: signal.Signals) -> None:
     try:
         assert proc.stderr is not None
         for line in proc.stderr:  # the parts are up and the measurement is under way
-            if line.startswith("engine: up"):
+            if line.startswith(f"{mode}: up"):
                 break
         time.sleep(1.0)
-        # nats-server, agent, orchestrator, echo, relay (and their children, if any)
+        # nats-server, the system's parts, echo, relay, and the peer's (engine: FastStream's
+        # echo and relay) or the second baseline's (e2e: the hand-written front) processes
         children = _children(proc.pid)
-        assert len(children) >= 5, children
+        assert len(children) >= 6, children
+        assert [pid for pid in children if extra in _cmdline(pid)], [
+            _cmdline(pid) for pid in children
+        ]
         proc.send_signal(sig)
         _, err = proc.communicate(timeout=60)
     finally:
@@ -313,3 +387,44 @@ async def test_rounds_alternate_which_side_goes_first() -> None:
     assert [r.requests for r in a] == [1, 6, 7]  # each side's runs, in round order
     assert [r.requests for r in b] == [2, 5, 8]
     assert [r.requests for r in c] == [3, 4, 9]
+
+
+def test_a_second_side_gets_its_own_table_row() -> None:
+    import io
+
+    from switchboard.orchestrator.bench.report import print_table
+    from switchboard.orchestrator.bench.stats import second_side
+
+    ours = [Run(requests=4, wall_s=1.0, latencies=[0.001] * 4)]
+    base = [Run(requests=8, wall_s=1.0, latencies=[0.0005] * 8)]
+    peer = [Run(requests=2, wall_s=1.0, latencies=[0.002] * 2)]
+    result = BenchResult.compare(
+        "engine", 10, ours, base, **second_side("peer", "faststream", ours, peer, base)
+    )
+    assert result.extras["ratio_to_peer"] == 2.0
+    assert result.extras["peer_ratio"] == 0.25
+    out = io.StringIO()
+    print_table([result], baseline_name="raw chain", file=out)
+    rows = [line.split() for line in out.getvalue().splitlines()]
+    assert ["faststream", "10", "2", "8", "0.25"] in [row[:5] for row in rows]
+    assert "(engine/peer: 2.00x)" in out.getvalue()
+
+
+def test_watched_samples_are_cut_to_the_measured_runs() -> None:
+    from switchboard.orchestrator.bench.watch import Samples
+
+    samples = Samples(
+        {
+            "orchestrator": [
+                (1.0, 50.0, 1.0),  # idle, before the first run
+                (2.0, 60.0, 1.2),
+                (3.0, 90.0, 41.0),  # in the first run
+                (4.0, 95.0, None),  # between the runs: neither idle nor measured
+                (5.0, 80.0, 11.0),  # in the second run
+            ]
+        }
+    )
+    watched = samples.windows([(2.5, 3.5), (4.5, 5.5)])["orchestrator"]
+    assert watched.rss_mb == [90.0, 80.0]
+    assert watched.idle_probe_ms == [1.0, 1.2]
+    assert watched.lag() == {"lag_p50_ms": 10.0, "lag_p99_ms": 40.0, "lag_max_ms": 40.0}
