@@ -32,7 +32,10 @@ from prometheus_client.parser import text_string_to_metric_families
 from switchboard.bff.gateway import Gateway
 from switchboard.orchestrator import Requester
 from switchboard.orchestrator.runtime import ChildProcess, free_port
+from tests.support.agents import LEDGER_ENV
 from tests.support.cluster import nats_cluster
+
+from . import report
 
 __all__ = ["Client", "Deployment", "Part", "Parts", "nats_cluster"]
 
@@ -51,6 +54,8 @@ PART_ENV = {
 }
 
 #: One agent process, labelled "agents", serving every test agent.
+#: Where the test agents note each task they run (see tests/support/agents.py).
+LEDGER_FILE = "work-ledger.txt"
 ALL_AGENTS: Mapping[str, Sequence[str]] = {"agents": ("tests.support.agents:ALL",)}
 
 #: The gauges that must come back to 0 in every part once the load is over.
@@ -184,6 +189,7 @@ class Parts:
             **base,
             "PYTHONPATH": str(ROOT),
             "NATS_URL": nats_url,
+            LEDGER_ENV: str(self.workdir / LEDGER_FILE),
             "SWITCHBOARD_METRICS_PORT": str(free_port()),
             **PART_ENV,
             **extra,
@@ -230,9 +236,11 @@ class Parts:
 @pytest_asyncio.fixture
 async def parts(tmp_path: Path) -> AsyncIterator[Parts]:
     started = Parts(tmp_path)
+    report.LEDGER = tmp_path / LEDGER_FILE  # the Report counts work run twice from it
     try:
         yield started
     finally:
+        report.LEDGER = None
         await started.close()
 
 

@@ -25,6 +25,7 @@ import itertools
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass
+from pathlib import Path
 
 from switchboard.bff.gateway import REPLY_MARGIN, Gateway
 from switchboard.bff.schemas import ChatRequest
@@ -52,6 +53,9 @@ VOCABULARY = frozenset(code.value for code in ErrorCode)
 
 #: ``check(reply, user, correlation_id)``: None, or why the reply is not this user's answer.
 Check = Callable[[ConversationReply, str, str], "str | None"]
+
+#: The scenario's work ledger (set by the ``parts`` fixture): one line per task an agent ran.
+LEDGER: Path | None = None
 
 
 @dataclass
@@ -247,6 +251,7 @@ class Report:
         lines = [
             f"== chaos: {self.name} ==",
             f"requests sent {len(self.outcomes)}: " + (", ".join(parts) or "none"),
+            f"duplicates {self.duplicates()} (conversation steps run more than once); "
             f"wrong-user answers {len(wrong)}; hung {counts['hung']}; "
             f"max overrun past deadline {worst.overrun if worst else 0.0:.3f} s "
             f"(longest request {longest:.2f} s)",
@@ -260,6 +265,16 @@ class Report:
         lines += [f"  wrong: {o.correlation_id}: {o.wrong}" for o in wrong[:5]]
         lines += [f"  {note}" for note in self.notes]
         return "\n".join(lines)
+
+    def duplicates(self) -> int:
+        """Agent work that ran more than once for one conversation step (from the ledger
+        the test agents append to; 0 without one)."""
+        if LEDGER is None or not LEDGER.exists():
+            return 0
+        runs = collections.Counter(
+            tuple(line.split()[:2]) for line in LEDGER.read_text().splitlines() if line
+        )
+        return sum(count - 1 for count in runs.values() if count > 1)
 
     def timeline(self, step: float = 1.0) -> str:
         """Outcomes per ``step`` seconds of start time: ``0s ok=96 | 1s ok=3 timeout=16 ...``."""

@@ -4,9 +4,28 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 
 from switchboard.agents import Agent, TaskContext, agent
 from switchboard.orchestrator import AgentError, AgentTask
+
+#: A file the chaos tests name: every task these agents run appends a line to it, so a
+#: scenario can count work that ran twice (the same conversation step more than once).
+LEDGER_ENV = "TEST_WORK_LEDGER"
+
+
+def _append(path: str, line: str) -> None:
+    with open(path, "a", encoding="utf-8") as ledger:  # one small write: atomic with O_APPEND
+        ledger.write(line)
+
+
+async def ran(task: AgentTask, agent_name: str) -> None:
+    """Note in the ledger (when the test named one) that ``agent_name`` ran ``task``."""
+    path = os.environ.get(LEDGER_ENV)
+    if path:
+        await asyncio.to_thread(
+            _append, path, f"{task.correlation_id} {task.task_id} {agent_name}\n"
+        )
 
 
 @agent(
@@ -16,6 +35,7 @@ from switchboard.orchestrator import AgentError, AgentTask
     patterns=(r"\bsleep\b",),
 )
 async def sleepy(task: AgentTask, ctx: TaskContext) -> str:
+    await ran(task, "sleepy")
     await ctx.progress("sleeping")
     await asyncio.sleep(float(task.instruction.split()[-1]))
     return f"slept {task.instruction.split()[-1]}"
@@ -39,6 +59,7 @@ async def broken(task: AgentTask, ctx: TaskContext) -> str:
 
 @agent("whoami", "Answers with the user and correlation id of the task.", keywords=("whoami",))
 async def whoami(task: AgentTask, ctx: TaskContext) -> dict[str, str | None]:
+    await ran(task, "whoami")
     return {
         "user": task.user_id,
         "correlation_id": task.correlation_id,
