@@ -72,7 +72,7 @@ from .errors import (
 )
 from .headers import Kind
 from .kv import KVBucket, Revision
-from .options import RequestOptions
+from .options import RequestOptions, new_request_id
 from .progress import (
     AnsweredDetail,
     AnsweredEvent,
@@ -88,6 +88,7 @@ from .progress import (
     decode_event,
     encode_event,
 )
+from .replay import ReplayWindow, StoredReply, replay_key
 from .requester import Requester
 from .stream import EventStream
 from .subjects import Subjects, is_safe_token, new_correlation_id, safe_token
@@ -150,6 +151,7 @@ __all__ = [
     "PlannedEvent",
     "ProgressEvent",
     "RemoteError",
+    "ReplayWindow",
     "ReplyStream",
     "Request",
     "RequestError",
@@ -171,6 +173,7 @@ __all__ = [
     "StepStartedDetail",
     "StepStartedEvent",
     "StepStatus",
+    "StoredReply",
     "Subjects",
     "SwitchboardError",
     "TimeoutPhase",
@@ -190,7 +193,9 @@ __all__ = [
     "map_nats_errors",
     "metrics",
     "new_correlation_id",
+    "new_request_id",
     "remote_error",
+    "replay_key",
     "reply_deadline",
     "safe_token",
     "stop_in_order",

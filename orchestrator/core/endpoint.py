@@ -19,6 +19,10 @@ messages on the reply subject when the requester asked for them
 (``Switchboard-Heartbeat``), and it listens on ``ai.cancel.*`` so a requester
 that gave up can cancel the handler (remote cancellation).
 
+A request that carries ``Switchboard-Request-Id`` runs once however often it
+arrives (see :mod:`.replay`): a retry of work in hand is attached to it, a retry
+of work done lately gets the stored final reply.
+
 ``stop(grace)`` stops taking work, lets in-flight handlers finish within the
 grace period and answers the rest (and anything still queued) with
 ``shutting_down``.
@@ -29,6 +33,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import itertools
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, TypeVar
@@ -42,16 +47,18 @@ from .codec import DEFAULT_MAX_PAYLOAD, decode, encode
 from .connection import map_nats_errors
 from .deadline import Deadline
 from .envelopes import ErrorInfo, ErrorReply
-from .errors import DecodeError, ErrorCode, SwitchboardError
+from .errors import RETRYABLE_CODES, DecodeError, ErrorCode, SwitchboardError
 from .metrics import (
     CANCEL_NOTICES,
     ENDPOINT_CANCELLED,
+    ENDPOINT_DEDUPLICATED,
     ENDPOINT_DURATION,
     ENDPOINT_EXPIRED,
     ENDPOINT_IN_FLIGHT,
     ENDPOINT_REJECTED,
     ENDPOINT_REQUESTS,
 )
+from .replay import InFlight, ReplayWindow, replay_key
 from .subjects import Subjects
 from .tasks import stop_task, uninterrupted
 
@@ -161,6 +168,10 @@ class Endpoint:
     ``name`` labels metrics and logs (an agent name, ``orchestrator``);
     ``default_timeout`` is the deadline of requests that carry no
     ``Switchboard-Timeout`` header (e.g. from ``nats req``).
+    ``replay_max_entries`` and ``replay_max_bytes`` bound the final replies kept
+    for retries; ``retry_grace`` is how long work whose requester gave up on it as
+    "not accepted in time" goes on, waiting for the retry to attach, before it is
+    cancelled.
     """
 
     def __init__(
@@ -181,6 +192,9 @@ class Endpoint:
         description: str = "",
         metadata: Mapping[str, str] | None = None,
         heartbeat_tick: float = 0.2,
+        replay_max_entries: int = 10_000,
+        replay_max_bytes: int = 64 * 1024 * 1024,
+        retry_grace: float = 2.0,
     ) -> None:
         if max_concurrency < 1:
             raise ValueError("max_concurrency must be at least 1")
@@ -209,6 +223,10 @@ class Endpoint:
         self._by_reply: dict[str, asyncio.Task[None]] = {}
         self._backlog: collections.deque[tuple[Msg, Deadline | None]] = collections.deque()
         self._ticker: asyncio.Task[None] | None = None
+        self._replay: ReplayWindow[Request] = ReplayWindow(
+            max_entries=replay_max_entries, max_bytes=replay_max_bytes
+        )
+        self.retry_grace = retry_grace
         self._requests_ok = ENDPOINT_REQUESTS.labels(self.name, "ok")
         self._duration = ENDPOINT_DURATION.labels(self.name)
         ENDPOINT_IN_FLIGHT.track(self)
@@ -325,6 +343,8 @@ class Endpoint:
                     timeout_ms=raw_deadline,
                 )
                 return
+        if await self._deduplicate(msg, deadline):
+            return
         if len(msg.data) > self.max_payload:
             await self._reject(
                 msg,
@@ -348,12 +368,17 @@ class Endpoint:
 
     def _start(self, msg: Msg, deadline: Deadline | None) -> None:
         request = Request(self, msg, deadline or Deadline.after(self.default_timeout))
+        if self._attach(request):  # its first attempt started while it was queued
+            return
         self.stats.num_requests += 1
         task = asyncio.get_running_loop().create_task(self._run(request))
         self._tasks[task] = request
         if request.reply:
             self._by_reply[request.reply] = task
         task.add_done_callback(self._finished)
+        key = replay_key(request.headers)
+        if key is not None:
+            self._replay.begin(key, request)
         heartbeat = _milliseconds(request.headers.get(h.HEARTBEAT))
         if heartbeat is not None and request.reply:
             request.heartbeat = max(0.01, heartbeat)
@@ -402,6 +427,7 @@ class Endpoint:
         code = None if request.error is None else request.error.code
         # Counted by what was sent: an answer too large for NATS went out as a too_large error.
         code = await self._send(request, data, h.Kind.FINAL, error=code)
+        await self._answer_attached(request, data, code)
         if code is None:
             self._requests_ok.inc()
         else:
@@ -413,6 +439,9 @@ class Endpoint:
         request = self._tasks.pop(task)
         if request.reply:
             self._by_reply.pop(request.reply, None)
+        key = replay_key(request.headers)
+        if key is not None:
+            self._replay.end(key, request)
         # A slot is free: start queued work, skipping what expired while it waited.
         while self._backlog and len(self._tasks) < self.max_concurrency and not self._stopping:
             msg, deadline = self._backlog.popleft()
@@ -507,7 +536,11 @@ class Endpoint:
         while True:
             await asyncio.sleep(self._heartbeat_tick)
             now = time.monotonic()
-            beating = [r for r in self._tasks.values() if r.heartbeat is not None]
+            beating = [
+                r
+                for r in itertools.chain(self._tasks.values(), self._replay.attached())
+                if r.heartbeat is not None
+            ]
             if not beating:
                 return
             for request in beating:
@@ -532,6 +565,8 @@ class Endpoint:
         try:
             correlation_id = msg.subject.rsplit(".", 1)[-1]
             reply = msg.headers.get(h.REPLY_TO_CANCEL) if msg.headers else None
+            if reply and self._detach(reply, msg.headers or {}):
+                return
             if reply:
                 task = self._by_reply.get(reply)
                 targets = [task] if task is not None else []
@@ -570,6 +605,107 @@ class Endpoint:
             self._backlog.remove(entry)
         return [msg for msg, _deadline in hit]
 
+    # -- retries: one run per request id (see replay.py) ---------------------------------------
+
+    async def _deduplicate(self, msg: Msg, deadline: Deadline | None) -> bool:
+        """Answer a retry without running it: replay the stored reply, or attach it.
+
+        Returns whether the request was taken care of (False: run it as usual).
+        """
+        key = replay_key(msg.headers)
+        if key is None:
+            return False
+        stored = self._replay.replay(key)
+        request = Request(self, msg, deadline or Deadline.after(self.default_timeout))
+        if stored is not None:
+            ENDPOINT_DEDUPLICATED.labels(self.name, "replayed").inc()
+            log.info(
+                "retry answered from the replay window",
+                endpoint=self.name,
+                correlation_id=request.correlation_id,
+            )
+            await self._send(request, stored.data, h.Kind.FINAL, error=stored.error)
+            return True
+        if not self._attach(request):
+            return False
+        if request.heartbeat is not None:
+            # At once: its requester has already waited once for an ``accepted``.
+            request.accepted_sent = True
+            request.next_beat = time.monotonic() + request.heartbeat
+            await self._send(request, b"", h.Kind.ACCEPTED)
+        return True
+
+    def _attach(self, request: Request) -> bool:
+        """Attach ``request`` to the running attempt with its id; False when there is none."""
+        key = replay_key(request.headers)
+        entry = None if key is None else self._replay.running(key)
+        if entry is None:
+            return False
+        entry.attached.append(request)
+        entry.disarm()
+        ENDPOINT_DEDUPLICATED.labels(self.name, "attached").inc()
+        log.info(
+            "retry attached to the attempt in flight",
+            endpoint=self.name,
+            correlation_id=request.correlation_id,
+        )
+        heartbeat = _milliseconds(request.headers.get(h.HEARTBEAT))
+        if heartbeat is not None and request.reply:
+            request.heartbeat = max(0.01, heartbeat)
+            self._ensure_ticker()
+        return True
+
+    async def _answer_attached(self, request: Request, data: bytes, code: str | None) -> None:
+        """The first attempt has its final reply: keep it for replay, send it to the retries."""
+        key = replay_key(request.headers)
+        if key is None:
+            return
+        if code not in RETRYABLE_CODES:  # a refusal did nothing: the retry may do it
+            self._replay.store(key, data, code, request.deadline)
+        entry = self._replay.end(key, request)
+        if entry is None:
+            return
+        for retry in entry.attached:
+            retry.heartbeat = None
+            await self._send(retry, data, h.Kind.FINAL, error=code)
+
+    def _detach(self, reply: str, headers: Mapping[str, str]) -> bool:
+        """A cancel notice for one attempt of a request with an id; False: cancel as usual.
+
+        The work goes on while another attempt waits for it. A notice that carries the
+        request id says its requester gave up as "not accepted in time" and may retry:
+        the work goes on for ``retry_grace`` seconds for that retry to attach.
+        """
+        found = self._replay.find_waiter(reply, _reply_of)
+        if found is None:
+            return False
+        entry, request = found
+        request.heartbeat = None  # nobody listens there any more
+        if request is not entry.primary:
+            entry.attached.remove(request)
+        elif entry.attached:
+            entry.primary_gone = True
+        elif headers.get(h.REQUEST_ID):
+            entry.primary_gone = True
+            entry.orphan_timer = asyncio.get_running_loop().call_later(
+                self.retry_grace, self._cancel_orphan, entry
+            )
+            return True
+        else:
+            return False
+        if entry.waiters == 0:
+            self._cancel_orphan(entry)
+        return True
+
+    def _cancel_orphan(self, entry: InFlight[Request]) -> None:
+        """Nobody waits for this work any more: cancel it (as a requester's cancel would)."""
+        entry.orphan_timer = None
+        task = self._by_reply.get(entry.primary.reply)
+        if task is None or task.done() or entry.waiters:
+            return
+        self._tasks[task].cancel_reason = _REMOTE
+        task.cancel()
+
     def gauge_values(self, gauge: str) -> Iterable[tuple[tuple[str, ...], float]]:
         return [((self.name,), float(len(self._tasks)))]
 
@@ -579,6 +715,10 @@ class Endpoint:
             f"<Endpoint {self.name} {self.subject} queue={self.queue!r} {state} "
             f"in_flight={len(self._tasks)}/{self.max_concurrency}>"
         )
+
+
+def _reply_of(request: Request) -> str:
+    return request.reply
 
 
 def _milliseconds(value: str | None) -> float | None:
