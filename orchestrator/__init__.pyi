@@ -1,6 +1,7 @@
 """The public names of ``orchestrator`` (loaded lazily: see ``__init__.py``)."""
 
 from . import metrics
+from .claims import CLAIM_TTL, RequestClaims
 from .core import (
     DEFAULT_MAX_PAYLOAD,
     MAX_MESSAGE_CHARS,
@@ -139,6 +140,7 @@ from .runtime import (
 from .service import OrchestratorService
 
 __all__ = [
+    "CLAIM_TTL",
     "DEFAULT_MAX_PAYLOAD",
     "ENV_SUPERVISOR",
     "GC_THRESHOLDS",
@@ -213,6 +215,7 @@ __all__ = [
     "ReplayWindow",
     "ReplyStream",
     "Request",
+    "RequestClaims",
     "RequestError",
     "RequestOptions",
     "RequestTimeoutError",

@@ -2,8 +2,29 @@
 
 from __future__ import annotations
 
-from switchboard.orchestrator import ConversationClient, OrchestratorService, Requester
+import asyncio
+
+import pytest
+from nats.aio.client import Client as NATS
+
+from switchboard.orchestrator import (
+    ConversationClient,
+    ConversationReply,
+    ConversationRequest,
+    KVBucket,
+    OrchestratorService,
+    RemoteError,
+    RequestClaims,
+    Requester,
+    RequestOptions,
+    Settings,
+    new_correlation_id,
+    new_request_id,
+    reply_deadline,
+)
 from tests.helpers import metric
+from tests.support.agents import ALL as TEST_AGENTS
+from tests.support.system import agents_running, orchestrator_running
 
 
 async def test_a_conversation_retried_after_not_accepted_in_time_runs_and_is_saved_once(
@@ -27,3 +48,80 @@ async def test_a_conversation_retried_after_not_accepted_in_time_runs_and_is_sav
     )
     history = await client.history("tester", "retried", correlation_id="conv-tester-h1")
     assert [turn.message for turn in history.turns] == ["sleep 0.5"]
+
+
+async def test_a_retry_on_another_replica_does_not_run_the_conversation_again(
+    settings: Settings, requester: Requester
+) -> None:
+    """Attempts of one request spread over two replicas: one claims it in JetStream and
+    runs it; the other waits for its stored reply. (20 attempts: all on one replica
+    has a chance of 2**-19.)"""
+    sleepy_ok = metric("switchboard_endpoint_requests_total", endpoint="sleepy", outcome="ok")
+    replayed = metric("switchboard_claims_total", outcome="replayed")
+    correlation_id = new_correlation_id("tester")
+    request = ConversationRequest(
+        correlation_id=correlation_id,
+        user_id="tester",
+        message="sleep 0.5",
+        conversation_id="two-replicas",
+        timeout_s=10,
+    )
+    options = RequestOptions(request_id=new_request_id())
+    deadline = reply_deadline(10)
+    async with (
+        agents_running(settings, *TEST_AGENTS),
+        orchestrator_running(settings) as first,
+        orchestrator_running(settings) as second,
+    ):
+        replies = await asyncio.gather(
+            *(
+                requester.call(
+                    requester.subjects.converse,
+                    request,
+                    ConversationReply,
+                    correlation_id=correlation_id,
+                    deadline=deadline,
+                    options=options,
+                )
+                for _ in range(20)
+            )
+        )
+        assert first.converse.stats.num_requests == second.converse.stats.num_requests == 1
+        history = await ConversationClient(requester).history(
+            "tester", "two-replicas", correlation_id="conv-tester-h2"
+        )
+    assert {reply.answer for reply in replies} == {replies[0].answer}
+    assert all(reply.error is None for reply in replies)
+    assert metric("switchboard_endpoint_requests_total", endpoint="sleepy", outcome="ok") == (
+        sleepy_ok + 1
+    )
+    assert metric("switchboard_claims_total", outcome="replayed") == replayed + 1
+    assert [turn.message for turn in history.turns] == ["sleep 0.5"]
+
+
+async def test_a_request_whose_claimer_died_gets_a_clear_error_not_a_second_run(
+    system: OrchestratorService, settings: Settings, requester: Requester, nats_client: NATS
+) -> None:
+    """A replica claimed the request, then died before answering: the retry on this one
+    runs nothing and says why at the deadline."""
+    correlation_id, request_id = new_correlation_id("tester"), new_request_id()
+    claims = KVBucket(nats_client, f"{settings.history_bucket}-claims")
+    await claims.open()
+    assert await claims.create(RequestClaims.key(correlation_id, request_id), b"running")
+    sleepy_ok = metric("switchboard_endpoint_requests_total", endpoint="sleepy", outcome="ok")
+    with pytest.raises(RemoteError) as caught:
+        await requester.call(
+            requester.subjects.converse,
+            ConversationRequest(
+                correlation_id=correlation_id, user_id="tester", message="sleep 0.1", timeout_s=1
+            ),
+            ConversationReply,
+            correlation_id=correlation_id,
+            deadline=reply_deadline(1),
+            options=RequestOptions(request_id=request_id),
+        )
+    assert caught.value.code.value == "timeout"
+    assert "another orchestrator replica" in str(caught.value)
+    assert metric("switchboard_endpoint_requests_total", endpoint="sleepy", outcome="ok") == (
+        sleepy_ok
+    )
