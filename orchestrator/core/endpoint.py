@@ -58,7 +58,7 @@ from .metrics import (
     ENDPOINT_REJECTED,
     ENDPOINT_REQUESTS,
 )
-from .replay import InFlight, ReplayWindow, replay_key
+from .replay import InFlight, ReplayWindow, StoredReply, replay_key
 from .subjects import Subjects
 from .tasks import stop_task, uninterrupted
 
@@ -368,7 +368,7 @@ class Endpoint:
 
     def _start(self, msg: Msg, deadline: Deadline | None) -> None:
         request = Request(self, msg, deadline or Deadline.after(self.default_timeout))
-        if self._attach(request):  # its first attempt started while it was queued
+        if self._dequeued_retry(request):
             return
         self.stats.num_requests += 1
         task = asyncio.get_running_loop().create_task(self._run(request))
@@ -634,6 +634,27 @@ class Endpoint:
             request.next_beat = time.monotonic() + request.heartbeat
             await self._send(request, b"", h.Kind.ACCEPTED)
         return True
+
+    def _dequeued_retry(self, request: Request) -> bool:
+        """A retry that waited in the backlog while its first attempt ran: attach or replay.
+
+        Returns whether it was taken care of (False: run it).
+        """
+        if self._attach(request):
+            return True
+        key = replay_key(request.headers)
+        stored = None if key is None else self._replay.replay(key)
+        if stored is None:
+            return False
+        ENDPOINT_DEDUPLICATED.labels(self.name, "replayed").inc()
+        # Owned like any request's task: stop() waits for it, _finished() forgets it.
+        task = asyncio.get_running_loop().create_task(self._replay_to(request, stored))
+        self._tasks[task] = request
+        task.add_done_callback(self._finished)
+        return True
+
+    async def _replay_to(self, request: Request, stored: StoredReply) -> None:
+        await self._send(request, stored.data, h.Kind.FINAL, error=stored.error)
 
     def _attach(self, request: Request) -> bool:
         """Attach ``request`` to the running attempt with its id; False when there is none."""

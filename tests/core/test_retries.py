@@ -261,3 +261,40 @@ async def test_a_refusal_is_not_replayed_the_retry_runs(requester: Requester, se
     with pytest.raises(RemoteError):
         await send()
     assert (await send()).data == b"done"
+
+
+async def test_a_retry_queued_behind_its_first_attempt_gets_the_stored_reply(
+    requester: Requester, serve: Serve
+) -> None:
+    """Both attempts waited in the backlog (the worker at capacity); the first ran."""
+    release = asyncio.Event()
+    runs: list[bytes] = []
+
+    async def handler(request: Request) -> bytes:
+        runs.append(request.data)
+        if request.data == b"blocker":
+            await release.wait()
+        return b"answer to " + request.data
+
+    await serve(handler, max_concurrency=1)
+    blocker = asyncio.create_task(
+        requester.request("svc.test", b"blocker", correlation_id="c-b", deadline=Deadline.after(10))
+    )
+    await eventually(lambda: runs == [b"blocker"])
+    attempts = [
+        asyncio.create_task(
+            requester.request(
+                "svc.test",
+                b"once",
+                correlation_id="c-11",
+                deadline=Deadline.after(10),
+                options=attempt("r-11"),
+            )
+        )
+        for _ in range(2)
+    ]
+    await asyncio.sleep(0.1)  # both queued
+    release.set()
+    await blocker
+    assert [(await a).data for a in attempts] == [b"answer to once"] * 2
+    assert runs == [b"blocker", b"once"]
