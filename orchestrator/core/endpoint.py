@@ -58,7 +58,7 @@ from .metrics import (
     ENDPOINT_REJECTED,
     ENDPOINT_REQUESTS,
 )
-from .replay import InFlight, ReplayWindow, StoredReply, replay_key
+from .replay import InFlight, ReplayKey, ReplayWindow, replay_key
 from .subjects import Subjects
 from .tasks import stop_task, uninterrupted
 
@@ -378,7 +378,7 @@ class Endpoint:
         task.add_done_callback(self._finished)
         key = replay_key(request.headers)
         if key is not None:
-            self._replay.begin(key, request)
+            self._replay.begin(key, request, request.reply)
         heartbeat = _milliseconds(request.headers.get(h.HEARTBEAT))
         if heartbeat is not None and request.reply:
             request.heartbeat = max(0.01, heartbeat)
@@ -441,7 +441,7 @@ class Endpoint:
             self._by_reply.pop(request.reply, None)
         key = replay_key(request.headers)
         if key is not None:
-            self._replay.end(key, request)
+            self._replay.end(key, request, _reply_of)
         # A slot is free: start queued work, skipping what expired while it waited.
         while self._backlog and len(self._tasks) < self.max_concurrency and not self._stopping:
             msg, deadline = self._backlog.popleft()
@@ -615,18 +615,12 @@ class Endpoint:
         key = replay_key(msg.headers)
         if key is None:
             return False
-        stored = self._replay.replay(key)
         request = Request(self, msg, deadline or Deadline.after(self.default_timeout))
-        if stored is not None:
-            ENDPOINT_DEDUPLICATED.labels(self.name, "replayed").inc()
-            log.info(
-                "retry answered from the replay window",
-                endpoint=self.name,
-                correlation_id=request.correlation_id,
-            )
-            await self._send(request, stored.data, h.Kind.FINAL, error=stored.error)
+        answer = self._retry_answer(key, request)
+        if answer is not None:
+            await self._answer_retry(request, *answer)
             return True
-        if not self._attach(request):
+        if not self._attach(key, request):
             return False
         if request.heartbeat is not None:
             # At once: its requester has already waited once for an ``accepted``.
@@ -640,30 +634,54 @@ class Endpoint:
 
         Returns whether it was taken care of (False: run it).
         """
-        if self._attach(request):
-            return True
         key = replay_key(request.headers)
-        stored = None if key is None else self._replay.replay(key)
-        if stored is None:
+        if key is None:
             return False
-        ENDPOINT_DEDUPLICATED.labels(self.name, "replayed").inc()
+        answer = self._retry_answer(key, request)
+        if answer is None:
+            return self._attach(key, request)
         # Owned like any request's task: stop() waits for it, _finished() forgets it.
-        task = asyncio.get_running_loop().create_task(self._replay_to(request, stored))
+        task = asyncio.get_running_loop().create_task(self._answer_retry(request, *answer))
         self._tasks[task] = request
         task.add_done_callback(self._finished)
         return True
 
-    async def _replay_to(self, request: Request, stored: StoredReply) -> None:
-        await self._send(request, stored.data, h.Kind.FINAL, error=stored.error)
+    def _retry_answer(self, key: ReplayKey, request: Request) -> tuple[bytes, str | None] | None:
+        """The final reply a retry gets without running: stored, or bad_request for an id
+        reused with another payload; None: attach it or run it."""
+        stored = self._replay.replay(key)
+        running = self._replay.running(key)
+        if stored is not None:
+            same = stored.request_hash == hash(request.data)
+        elif running is not None:
+            same = running.primary.data == request.data
+        else:
+            return None
+        if not same:
+            ENDPOINT_REJECTED.labels(self.name, ErrorCode.BAD_REQUEST.value).inc()
+            request.error = ErrorInfo(
+                ErrorCode.BAD_REQUEST,
+                f"Request id {key[1]} of {request.correlation_id} was already used for a "
+                "different request; give each request its own id.",
+            )
+            return self._error_payload(request, request.error), request.error.code
+        if stored is None:
+            return None
+        ENDPOINT_DEDUPLICATED.labels(self.name, "replayed").inc()
+        log.info(
+            "retry answered from the replay window",
+            endpoint=self.name,
+            correlation_id=request.correlation_id,
+        )
+        return stored.data, stored.error
 
-    def _attach(self, request: Request) -> bool:
+    async def _answer_retry(self, request: Request, data: bytes, error: str | None) -> None:
+        await self._send(request, data, h.Kind.FINAL, error=error)
+
+    def _attach(self, key: ReplayKey, request: Request) -> bool:
         """Attach ``request`` to the running attempt with its id; False when there is none."""
-        key = replay_key(request.headers)
-        entry = None if key is None else self._replay.running(key)
-        if entry is None:
+        if self._replay.attach(key, request, request.reply) is None:
             return False
-        entry.attached.append(request)
-        entry.disarm()
         ENDPOINT_DEDUPLICATED.labels(self.name, "attached").inc()
         log.info(
             "retry attached to the attempt in flight",
@@ -682,8 +700,8 @@ class Endpoint:
         if key is None:
             return
         if code not in RETRYABLE_CODES:  # a refusal did nothing: the retry may do it
-            self._replay.store(key, data, code, request.deadline)
-        entry = self._replay.end(key, request)
+            self._replay.store(key, data, code, request.deadline, request=request.data)
+        entry = self._replay.end(key, request, _reply_of)
         if entry is None:
             return
         for retry in entry.attached:
@@ -697,25 +715,20 @@ class Endpoint:
         request id says its requester gave up as "not accepted in time" and may retry:
         the work goes on for ``retry_grace`` seconds for that retry to attach.
         """
-        found = self._replay.find_waiter(reply, _reply_of)
+        found = self._replay.detach(reply)
         if found is None:
             return False
         entry, request = found
         request.heartbeat = None  # nobody listens there any more
-        if request is not entry.primary:
-            entry.attached.remove(request)
-        elif entry.attached:
-            entry.primary_gone = True
-        elif headers.get(h.REQUEST_ID):
-            entry.primary_gone = True
+        if request is entry.primary and not entry.attached:
+            if not headers.get(h.REQUEST_ID):
+                return False  # cancelled as any request is
             entry.orphan_timer = asyncio.get_running_loop().call_later(
                 self.retry_grace, self._cancel_orphan, entry
             )
-            return True
-        else:
-            return False
-        if entry.waiters == 0:
+        elif entry.waiters == 0:
             self._cancel_orphan(entry)
+        CANCEL_NOTICES.labels("received").inc()
         return True
 
     def _cancel_orphan(self, entry: InFlight[Request]) -> None:

@@ -55,12 +55,14 @@ def replay_key(headers: Mapping[str, str] | None) -> ReplayKey | None:
 class StoredReply:
     """A final reply kept for replay: its payload and error code (None: not an error)."""
 
-    __slots__ = ("data", "error", "expires")
+    __slots__ = ("data", "error", "expires", "request_hash")
 
-    def __init__(self, data: bytes, error: str | None, expires: float) -> None:
+    def __init__(self, data: bytes, error: str | None, expires: float, request_hash: int) -> None:
         self.data = data
         self.error = error
         self.expires = expires  # time.monotonic()
+        #: hash() of the request's payload: a retry is the same request, byte for byte.
+        self.request_hash = request_hash
 
     def __repr__(self) -> str:
         return f"<StoredReply {len(self.data)} bytes error={self.error!r}>"
@@ -106,6 +108,8 @@ class ReplayWindow(Generic[R]):
         self.max_entries = max_entries
         self.max_bytes = max_bytes
         self._running: dict[ReplayKey, InFlight[R]] = {}
+        # reply subject -> the run it waits for (cancel notices name reply subjects)
+        self._waiting: dict[str, tuple[ReplayKey, R]] = {}
         self._done: collections.OrderedDict[ReplayKey, StoredReply] = collections.OrderedDict()
         self._bytes = 0
 
@@ -114,17 +118,45 @@ class ReplayWindow(Generic[R]):
     def running(self, key: ReplayKey) -> InFlight[R] | None:
         return self._running.get(key)
 
-    def begin(self, key: ReplayKey, request: R) -> None:
-        """``request`` (the first attempt) starts running."""
+    def begin(self, key: ReplayKey, request: R, reply: str) -> None:
+        """``request`` (the first attempt, answered on ``reply``) starts running."""
         self._running[key] = InFlight(request)
+        if reply:
+            self._waiting[reply] = (key, request)
 
-    def end(self, key: ReplayKey, request: R) -> InFlight[R] | None:
+    def attach(self, key: ReplayKey, request: R, reply: str) -> InFlight[R] | None:
+        """Attach the retry ``request`` to the run of ``key``; None when nothing runs."""
+        entry = self._running.get(key)
+        if entry is None:
+            return None
+        entry.attached.append(request)
+        entry.disarm()
+        if reply:
+            self._waiting[reply] = (key, request)
+        return entry
+
+    def detach(self, reply: str) -> tuple[InFlight[R], R] | None:
+        """Who waits on ``reply`` (the first attempt or a retry), no longer waiting there."""
+        found = self._waiting.pop(reply, None)
+        if found is None:
+            return None
+        key, request = found
+        entry = self._running[key]
+        if request is entry.primary:
+            entry.primary_gone = True
+        else:
+            entry.attached.remove(request)
+        return entry, request
+
+    def end(self, key: ReplayKey, request: R, reply_of: Callable[[R], str]) -> InFlight[R] | None:
         """The run of ``request`` is over: forget it; returns its entry (attached retries)."""
         entry = self._running.get(key)
         if entry is None or entry.primary is not request:
             return None
         del self._running[key]
         entry.disarm()
+        for waiter in (entry.primary, *entry.attached):
+            self._waiting.pop(reply_of(waiter), None)
         return entry
 
     def attached(self) -> Iterator[R]:
@@ -132,27 +164,29 @@ class ReplayWindow(Generic[R]):
         for entry in self._running.values():
             yield from entry.attached
 
-    def find_waiter(self, reply: str, reply_of: Callable[[R], str]) -> tuple[InFlight[R], R] | None:
-        """The entry and request whose reply subject is ``reply`` (first attempt or retry)."""
-        for entry in self._running.values():
-            if reply_of(entry.primary) == reply:
-                return entry, entry.primary
-            for request in entry.attached:
-                if reply_of(request) == reply:
-                    return entry, request
-        return None
-
     # -- done ---------------------------------------------------------------------------------
 
-    def store(self, key: ReplayKey, data: bytes, error: str | None, deadline: Deadline) -> None:
-        """Keep the final reply of ``key`` until ``deadline`` plus the reply margin."""
+    def store(
+        self,
+        key: ReplayKey,
+        data: bytes,
+        error: str | None,
+        deadline: Deadline,
+        *,
+        request: bytes = b"",
+    ) -> None:
+        """Keep the final reply of ``key`` until ``deadline`` plus the reply margin.
+
+        ``request``: the request's payload (a retry's must be the same).
+        """
         if len(data) > self.max_bytes or self.max_entries == 0:
             return
         old = self._done.pop(key, None)
         if old is not None:
             self._bytes -= len(old.data)
         now = time.monotonic()
-        self._done[key] = StoredReply(data, error, now + deadline.remaining() + REPLY_MARGIN)
+        expires = now + deadline.remaining() + REPLY_MARGIN
+        self._done[key] = StoredReply(data, error, expires, hash(request))
         self._bytes += len(data)
         self._evict(now)
 

@@ -298,3 +298,25 @@ async def test_a_retry_queued_behind_its_first_attempt_gets_the_stored_reply(
     await blocker
     assert [(await a).data for a in attempts] == [b"answer to once"] * 2
     assert runs == [b"blocker", b"once"]
+
+
+async def test_a_request_id_reused_for_another_request_is_a_bad_request(
+    requester: Requester, serve: Serve
+) -> None:
+    handler = Counting()
+    await serve(handler)
+    first = await requester.request(
+        "svc.test", b"one", correlation_id="c-12", deadline=Deadline.after(10), options=attempt("r")
+    )
+    assert first.data == b"run 1"
+    with pytest.raises(RemoteError) as caught:
+        await requester.request(
+            "svc.test",
+            b"two",
+            correlation_id="c-12",
+            deadline=Deadline.after(10),
+            options=attempt("r"),
+        )
+    assert caught.value.code.value == "bad_request"
+    assert "already used for a different request" in str(caught.value)
+    assert handler.runs == 1
