@@ -122,9 +122,15 @@ class RequestClaims:
         return True
 
     @staticmethod
-    def key(correlation_id: str, request_id: str) -> str:
-        """The KV key of one request (ids may hold characters KV keys may not)."""
-        return _kv_key(correlation_id, request_id)
+    def key(correlation_id: str, request_id: str, payload: bytes) -> str:
+        """The KV key of one request: a digest of its ids and its payload.
+
+        Ids may hold characters KV keys may not; and an id reused for another request
+        (another payload) names another key, so it never gets that other one's answer.
+        """
+        digest = hashlib.sha256(f"{correlation_id}\0{request_id}\0".encode())
+        digest.update(payload)
+        return digest.hexdigest()
 
     def middleware(self, inner: Handler) -> Handler:
         """A layer that runs ``inner`` only on the replica that claims the request's id."""
@@ -133,7 +139,7 @@ class RequestClaims:
             key = replay_key(request.headers)
             if key is None or not await self._ensure_open():
                 return await inner(request)
-            return await self.run(request, inner, _kv_key(*key))
+            return await self.run(request, inner, self.key(*key, request.data))
 
         return claimed
 
@@ -209,11 +215,6 @@ class RequestClaims:
             await self._kv.delete(key)
         except RequestError as exc:
             log.warning("claim not released; retries wait for the deadline", error=str(exc))
-
-
-def _kv_key(correlation_id: str, request_id: str) -> str:
-    """A KV-safe key for one request: ids may hold characters KV keys may not."""
-    return hashlib.sha256(f"{correlation_id}\0{request_id}".encode()).hexdigest()
 
 
 def _decode(value: bytes) -> _Done | None:

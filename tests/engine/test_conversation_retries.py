@@ -18,6 +18,7 @@ from switchboard.orchestrator import (
     Requester,
     RequestOptions,
     Settings,
+    encode,
     new_correlation_id,
     new_request_id,
     reply_deadline,
@@ -105,16 +106,18 @@ async def test_a_request_whose_claimer_died_gets_a_clear_error_not_a_second_run(
     """A replica claimed the request, then died before answering: the retry on this one
     runs nothing and says why at the deadline."""
     correlation_id, request_id = new_correlation_id("tester"), new_request_id()
+    request = ConversationRequest(
+        correlation_id=correlation_id, user_id="tester", message="sleep 0.1", timeout_s=1
+    )
     claims = KVBucket(nats_client, f"{settings.history_bucket}-claims")
     await claims.open()
-    assert await claims.create(RequestClaims.key(correlation_id, request_id), b"running")
+    key = RequestClaims.key(correlation_id, request_id, encode(request))
+    assert await claims.create(key, b"running")
     sleepy_ok = metric("switchboard_endpoint_requests_total", endpoint="sleepy", outcome="ok")
     with pytest.raises(RemoteError) as caught:
         await requester.call(
             requester.subjects.converse,
-            ConversationRequest(
-                correlation_id=correlation_id, user_id="tester", message="sleep 0.1", timeout_s=1
-            ),
+            request,
             ConversationReply,
             correlation_id=correlation_id,
             deadline=reply_deadline(1),
