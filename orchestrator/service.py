@@ -109,6 +109,9 @@ class OrchestratorService:
             default_timeout=settings.conversation_timeout + REPLY_MARGIN,
             error_body=_conversation_error,
             middleware=[self.claims.middleware],
+            # A conversation given up as not accepted in time runs on: wherever its retry
+            # lands, the claim makes it wait for this run's answer instead of a second run.
+            retry_grace=None,
             **common,  # type: ignore[arg-type]
         )
         self.agents_endpoint = Endpoint(

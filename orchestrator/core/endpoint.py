@@ -171,7 +171,7 @@ class Endpoint:
     ``replay_max_entries`` and ``replay_max_bytes`` bound the final replies kept
     for retries; ``retry_grace`` is how long work whose requester gave up on it as
     "not accepted in time" goes on, waiting for the retry to attach, before it is
-    cancelled.
+    cancelled (None: it runs to its deadline, for a retry that may come anywhere).
     """
 
     def __init__(
@@ -194,7 +194,7 @@ class Endpoint:
         heartbeat_tick: float = 0.2,
         replay_max_entries: int = 10_000,
         replay_max_bytes: int = 64 * 1024 * 1024,
-        retry_grace: float = 2.0,
+        retry_grace: float | None = 2.0,
     ) -> None:
         if max_concurrency < 1:
             raise ValueError("max_concurrency must be at least 1")
@@ -723,9 +723,10 @@ class Endpoint:
         if request is entry.primary and not entry.attached:
             if not headers.get(h.REQUEST_ID):
                 return False  # cancelled as any request is
-            entry.orphan_timer = asyncio.get_running_loop().call_later(
-                self.retry_grace, self._cancel_orphan, entry
-            )
+            if self.retry_grace is not None:
+                entry.orphan_timer = asyncio.get_running_loop().call_later(
+                    self.retry_grace, self._cancel_orphan, entry
+                )
         elif entry.waiters == 0:
             self._cancel_orphan(entry)
         CANCEL_NOTICES.labels("received").inc()

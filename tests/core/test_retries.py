@@ -320,3 +320,28 @@ async def test_a_request_id_reused_for_another_request_is_a_bad_request(
     assert caught.value.code.value == "bad_request"
     assert "already used for a different request" in str(caught.value)
     assert handler.runs == 1
+
+
+async def test_without_a_retry_grace_work_given_up_runs_on_and_a_late_retry_gets_its_answer(
+    requester: Requester, serve: Serve
+) -> None:
+    handler = Counting(asyncio.Event())
+    await serve(handler, heartbeat_tick=0.3, retry_grace=None)
+    deadline = Deadline.after(10)
+    with pytest.raises(RequestTimeoutError):
+        await requester.request(
+            "svc.test",
+            b"",
+            correlation_id="c-13",
+            deadline=deadline,
+            options=attempt("r-13", heartbeat=0.1, accept_timeout=0.05),
+        )
+    await asyncio.sleep(0.5)  # past any grace: nobody waits, the work goes on
+    assert handler.release is not None
+    handler.release.set()
+    await asyncio.sleep(0.1)
+    late = await requester.request(
+        "svc.test", b"", correlation_id="c-13", deadline=deadline, options=attempt("r-13")
+    )
+    assert late.data == b"run 1"
+    assert handler.runs == 1
