@@ -441,7 +441,7 @@ class Endpoint:
             self._by_reply.pop(request.reply, None)
         key = replay_key(request.headers)
         if key is not None:
-            self._replay.end(key, request, _reply_of)
+            self._rerun_attached(key, request)
         # A slot is free: start queued work, skipping what expired while it waited.
         while self._backlog and len(self._tasks) < self.max_concurrency and not self._stopping:
             msg, deadline = self._backlog.popleft()
@@ -693,6 +693,21 @@ class Endpoint:
             request.heartbeat = max(0.01, heartbeat)
             self._ensure_ticker()
         return True
+
+    def _rerun_attached(self, key: ReplayKey, request: Request) -> None:
+        """The run of ``request`` is over; retries still attached to it (it was cancelled for
+        its own requester just as they attached) get a run of their own: one runs, the
+        others attach to it."""
+        entry = self._replay.end(key, request, _reply_of)
+        if entry is None or not entry.attached or self._stopping:
+            return
+        log.info(
+            "first attempt cancelled as a retry attached: running the retry",
+            endpoint=self.name,
+            correlation_id=request.correlation_id,
+        )
+        for retry in entry.attached:
+            self._start(retry.msg, retry.deadline)
 
     async def _answer_attached(self, request: Request, data: bytes, code: str | None) -> None:
         """The first attempt has its final reply: keep it for replay, send it to the retries."""

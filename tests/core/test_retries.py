@@ -345,3 +345,37 @@ async def test_without_a_retry_grace_work_given_up_runs_on_and_a_late_retry_gets
     )
     assert late.data == b"run 1"
     assert handler.runs == 1
+
+
+async def test_a_retry_that_attached_as_its_first_attempt_was_cancelled_still_gets_an_answer(
+    requester: Requester, serve: Serve
+) -> None:
+    """The first attempt's requester gave up (a plain cancel notice) just before the retry
+    arrived: the work was already being cancelled, so the retry runs it itself."""
+    runs = 0
+    cancelling = asyncio.Event()
+
+    async def handler(request: Request) -> bytes:
+        nonlocal runs
+        runs += 1
+        run = runs
+        try:
+            if run == 1:
+                await asyncio.sleep(30)
+        except asyncio.CancelledError:
+            cancelling.set()
+            await asyncio.sleep(0.3)  # slow to stop: the retry attaches meanwhile
+            raise
+        return f"run {run}".encode()
+
+    await serve(handler)
+    send = lambda: requester.request(  # noqa: E731
+        "svc.test", b"", correlation_id="c-14", deadline=Deadline.after(10), options=attempt("r-14")
+    )
+    first = asyncio.create_task(send())
+    await eventually(lambda: runs == 1)
+    first.cancel()  # its requester gives up: the notice carries no request id
+    with pytest.raises(asyncio.CancelledError):
+        await first
+    await asyncio.wait_for(cancelling.wait(), 5)
+    assert (await send()).data == b"run 2"
