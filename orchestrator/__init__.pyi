@@ -1,7 +1,7 @@
 """The public names of ``orchestrator`` (loaded lazily: see ``__init__.py``)."""
 
 from . import metrics
-from .claims import CLAIM_TTL, RequestClaims
+from .claims import CLAIM_BUDGET, CLAIM_LAPSE, CLAIM_RENEW, CLAIM_TTL, RequestClaims
 from .core import (
     DEFAULT_MAX_PAYLOAD,
     MAX_MESSAGE_CHARS,
@@ -140,6 +140,9 @@ from .runtime import (
 from .service import OrchestratorService
 
 __all__ = [
+    "CLAIM_BUDGET",
+    "CLAIM_LAPSE",
+    "CLAIM_RENEW",
     "CLAIM_TTL",
     "DEFAULT_MAX_PAYLOAD",
     "ENV_SUPERVISOR",

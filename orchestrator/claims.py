@@ -1,19 +1,27 @@
-"""One run per conversation request across orchestrator replicas: a JetStream KV claim.
+"""One run per conversation request across orchestrator replicas: a JetStream KV lease.
 
 The endpoint's replay window (``core/replay.py``) stops a retry from running a
 conversation twice on one replica. A retry that a queue group hands to
 *another* replica is stopped here, through the one thing replicas share:
 NATS. The first replica to see a request id creates its key in a KV bucket
 (a create is compare-and-set on "no such key": exactly one replica wins the
-claim), runs the conversation, and creates ``<key>.done`` with the final
-reply. A replica that loses the claim runs nothing: it polls until the reply
-is there and answers with it (replayed), or, if the claimer stops without
-one (it died, or was stopped: its claim is never answered), answers a clear
-``timeout`` error at the request's work deadline.
+claim), runs the conversation, renews the claim every :data:`CLAIM_RENEW`
+seconds while it runs (a compare-and-set on the revision it holds), and
+finally replaces it with the final reply (compare-and-set again). A replica
+that loses the claim runs nothing: it polls the key until the reply is there
+and answers with it (replayed).
 
-* Cost: one KV create per conversation that carries a request id, and one
-  write of its reply; requests without an id (``nats req`` by hand) cost
-  nothing.
+A claim is a lease, as a task is in Temporal: a claimer that stops renewing
+(it died, or froze -- SIGSTOP, a VM stall) loses it. A waiting replica that
+sees the same revision for :data:`CLAIM_LAPSE` seconds takes the claim over
+(compare-and-set on the stale revision: one replica wins) and runs the
+conversation itself. The old claimer, if it wakes, finds its revision gone at
+its next write: it stores nothing, so the answer its waiters get is the new
+claimer's.
+
+* Cost: one KV create per conversation that carries a request id, one write
+  of its reply, and one renewal per :data:`CLAIM_RENEW` seconds of a longer
+  conversation; requests without an id (``nats req`` by hand) cost nothing.
 * Lifetime: each entry lives the request's time left plus the reply margin
   (a per-message TTL), so every retry of a request, which is sent within its
   budget, finds its claim and its reply, and nothing is kept longer; the
@@ -24,31 +32,37 @@ one (it died, or was stopped: its claim is never answered), answers a clear
   unexpected error, deletes its claim: the work did not complete, and a retry
   may run it again. Errors from the vocabulary (bad_request ...) are answers,
   stored and replayed like any reply.
-* JetStream unavailable: the claim is skipped (logged) and the conversation
-  runs, as before this existed -- memory and dedup are worth a little, never
-  the answer.
+* No answer by the work deadline (every claimer died): a clear ``timeout``
+  error, never a second run past the budget.
+* JetStream unavailable or slow: each claim operation has
+  :data:`CLAIM_BUDGET`; past it the conversation runs unclaimed (logged), as
+  before claims existed, and so do the conversations of the next few seconds
+  (one timeout per outage, not one per conversation) -- dedup is worth a
+  little time, never the answer. A replica already waiting for another's
+  claim keeps waiting through such errors.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import time
 
 import msgspec
 import structlog
 from nats.aio.client import Client as NATS
 
 from .core.codec import encode
-from .core.deadline import REPLY_MARGIN, work_deadline
+from .core.deadline import REPLY_MARGIN, Deadline, work_deadline
 from .core.endpoint import ErrorBody, Handler, Request
 from .core.envelopes import ErrorInfo
-from .core.errors import RequestError, RequestTimeoutError, SwitchboardError
-from .core.kv import KVBucket
+from .core.errors import RequestTimeoutError, SwitchboardError
+from .core.kv import KVBucket, Revision
 from .core.replay import replay_key
-from .core.tasks import uninterrupted
+from .core.tasks import stop_task, uninterrupted
 from .metrics import CLAIMS
 
-__all__ = ["CLAIM_TTL", "RequestClaims"]
+__all__ = ["CLAIM_BUDGET", "CLAIM_LAPSE", "CLAIM_RENEW", "CLAIM_TTL", "RequestClaims"]
 
 log = structlog.get_logger("switchboard.claims")
 
@@ -56,22 +70,32 @@ log = structlog.get_logger("switchboard.claims")
 #: conversation may ask for (``timeout_s``), plus the reply margin twice.
 CLAIM_TTL = 3600.0 + 2 * REPLY_MARGIN  # 3600: the bound of envelopes.Timeout
 
+#: Most time one claim operation (create, get, delete) may take, in seconds: a claim is worth
+#: a little time, never the answer (as conversation memory is).
+CLAIM_BUDGET = 0.5
+#: After JetStream failed a claim, conversations run unclaimed this long (seconds).
+_BACK_OFF = 5.0
+
+#: A claimer renews its claim this often while it runs (seconds).
+CLAIM_RENEW = 1.0
+#: A claim not renewed for this long is taken over by a replica waiting for it (seconds).
+CLAIM_LAPSE = 3 * CLAIM_RENEW
+
 #: Polling of a claim held by another replica: first and longest pause (seconds).
 _POLL_FIRST = 0.05
-_POLL_MAX = 1.0
+_POLL_MAX = 0.5
 
 
 class _Done(msgspec.Struct, kw_only=True, omit_defaults=True):
-    """The final reply of a claimed request, under ``<key>.done``."""
+    """The final reply of a claimed request, in place of its claim."""
 
     reply: msgspec.Raw
     error: str | None = None
     message: str = ""
 
 
-#: The claim's own value: who holds it is all the key says.
+#: A claim's value while its request runs (renewals write it again: a new revision).
 _RUNNING = b"running"
-_DONE = ".done"
 _decode_done = msgspec.json.Decoder(_Done).decode
 
 
@@ -103,23 +127,19 @@ class RequestClaims:
         )
         self._open = False
         self._error_body = error_body
+        self._down_until = 0.0
 
     async def start(self) -> None:
         """Open (or create) the bucket; without it, requests run unclaimed (logged)."""
-        await self._ensure_open()
+        await self._ensure_open(None)
 
     async def stop(self, grace: float = 0.0) -> None:
         return None
 
-    async def _ensure_open(self) -> bool:
-        if not self._open:
-            try:
-                await self._kv.open()
-            except SwitchboardError as exc:
-                log.warning("request claims unavailable; retries may run twice", error=str(exc))
-                return False
-            self._open = True
-        return True
+    @property
+    def available(self) -> bool:
+        """False for a while after JetStream failed a claim: requests then run unclaimed."""
+        return time.monotonic() >= self._down_until
 
     @staticmethod
     def key(correlation_id: str, request_id: str, payload: bytes) -> str:
@@ -137,7 +157,10 @@ class RequestClaims:
 
         async def claimed(request: Request) -> bytes:
             key = replay_key(request.headers)
-            if key is None or not await self._ensure_open():
+            if key is None:
+                return await inner(request)
+            if not (self.available and await self._ensure_open(request.deadline)):
+                CLAIMS.labels("unclaimed").inc()
                 return await inner(request)
             return await self.run(request, inner, self.key(*key, request.data))
 
@@ -150,27 +173,37 @@ class RequestClaims:
             RequestTimeoutError: another replica holds the claim and gave no reply by the
                 request's work deadline.
         """
-        # Kept while any attempt of the request may still be waiting for it.
-        ttl = request.deadline.remaining() + REPLY_MARGIN
         deadline = work_deadline(request.deadline)
         delay = _POLL_FIRST
+        first = True
+        seen: tuple[Revision, float] | None = None  # the claim's revision, and since when
         while True:
             try:
-                claimed = await self._kv.create(key, _RUNNING, ttl=ttl) is not None
-                found = None if claimed else await self._kv.get(key + _DONE)
-            except SwitchboardError as exc:
-                log.warning("request claim failed; running unclaimed", error=str(exc))
-                return await inner(request)
-            if claimed:
+                async with asyncio.timeout(_budget(deadline)):
+                    revision = await self._kv.create(key, _RUNNING, ttl=_ttl(request))
+                    found = None if revision is not None else await self._kv.get(key)
+            except (SwitchboardError, TimeoutError) as exc:
+                if first:  # JetStream cannot claim: answer anyway, as before claims existed
+                    self._failed("request claim failed; running unclaimed", exc)
+                    CLAIMS.labels("unclaimed").inc()
+                    return await inner(request)
+                # Following another replica's claim: it may still answer; keep waiting.
+                revision, found = None, None
+            first = False
+            if revision is not None:
                 CLAIMS.labels("claimed").inc()
-                return await self._run_claimed(request, inner, key, ttl)
-            done = None if found is None else _decode(found[0])
-            if done is not None:
-                CLAIMS.labels("replayed").inc()
-                log.info("conversation answered by another replica: replayed")
-                if done.error is not None:
-                    request.error = ErrorInfo(done.error, done.message)
-                return bytes(done.reply)
+                return await self._run_claimed(request, inner, key, revision)
+            if found is not None:
+                value, revision = found
+                if value != _RUNNING:
+                    return self._replay(request, value)
+                now = time.monotonic()
+                if seen is None or seen[0] != revision:
+                    seen = (revision, now)
+                elif now - seen[1] >= CLAIM_LAPSE:
+                    taken = await self._take_over(request, key, revision)
+                    if taken is not None:
+                        return await self._run_claimed(request, inner, key, taken)
             # Running elsewhere (if its claimer lets it go, the next create claims it).
             if deadline.remaining() <= delay:
                 CLAIMS.labels("orphaned").inc()
@@ -184,37 +217,141 @@ class RequestClaims:
             await asyncio.sleep(delay)
             delay = min(delay * 2, _POLL_MAX)
 
-    async def _run_claimed(self, request: Request, inner: Handler, key: str, ttl: float) -> bytes:
+    def _replay(self, request: Request, value: bytes) -> bytes:
+        done = _decode(value)
+        if done is None:
+            raise RequestTimeoutError(  # cannot happen: only this module writes claims
+                f"Request {request.correlation_id} has an unreadable stored reply.",
+                subject=request.subject,
+                correlation_id=request.correlation_id,
+            )
+        CLAIMS.labels("replayed").inc()
+        log.info("conversation answered by another replica: replayed")
+        if done.error is not None:
+            request.error = ErrorInfo(done.error, done.message)
+        return bytes(done.reply)
+
+    async def _take_over(self, request: Request, key: str, stale: Revision) -> Revision | None:
+        """The claimer stopped renewing: claim it from ``stale`` (one replica wins)."""
         try:
-            data = await inner(request)
+            async with asyncio.timeout(_budget(request.deadline)):
+                revision = await self._kv.swap(key, _RUNNING, stale, ttl=_ttl(request))
+        except (SwitchboardError, TimeoutError) as exc:
+            log.debug("claim not taken over", error=str(exc) or type(exc).__name__)
+            return None
+        if revision is not None:
+            CLAIMS.labels("taken_over").inc()
+            log.warning(
+                "claim taken over: its replica stopped renewing it (died or froze)",
+                lapse=CLAIM_LAPSE,
+            )
+        return revision
+
+    async def _run_claimed(
+        self, request: Request, inner: Handler, key: str, revision: Revision
+    ) -> bytes:
+        lease = _Lease(revision)
+        renewing = asyncio.get_running_loop().create_task(self._renew(request, key, lease))
+        try:
+            try:
+                data = await inner(request)
+            finally:
+                await stop_task(renewing)
         except SwitchboardError as exc:  # an answer (bad_request ...): kept for the retries
             info = ErrorInfo(exc.code.value, str(exc))  # what the endpoint's error layer sends
-            await self._store(key, ttl, self._error_body(request, info), info)
+            await self._store(request, key, lease, self._error_body(request, info), info)
             raise
         except BaseException:
             # Not completed (cancelled, crashed): a retry may run it again.
-            await uninterrupted(self._release(key))
+            await uninterrupted(self._release(request, key, lease))
             raise
-        await self._store(key, ttl, data, None)
+        await self._store(request, key, lease, data, None)
         return data
 
-    async def _store(self, key: str, ttl: float, data: bytes, error: ErrorInfo | None) -> None:
+    async def _renew(self, request: Request, key: str, lease: _Lease) -> None:
+        """Write the claim again every CLAIM_RENEW s; stop when another replica took it."""
+        while lease.revision is not None:
+            await asyncio.sleep(CLAIM_RENEW)
+            try:
+                async with asyncio.timeout(_budget(request.deadline)):
+                    lease.revision = await self._kv.swap(
+                        key, _RUNNING, lease.revision, ttl=_ttl(request)
+                    )
+            except (SwitchboardError, TimeoutError) as exc:  # try again at the next beat
+                log.debug("claim not renewed", error=str(exc) or type(exc).__name__)
+                continue
+            if lease.revision is None:
+                log.warning("claim lost: another replica took it over; its answer is stored")
+
+    async def _store(
+        self,
+        request: Request,
+        key: str,
+        lease: _Lease,
+        data: bytes,
+        error: ErrorInfo | None,
+    ) -> None:
+        if lease.revision is None:
+            return  # taken over: the new claimer's answer is the one kept
         done = _Done(reply=msgspec.Raw(data))
         if error is not None:
             done.error, done.message = error.code, error.message
         try:
-            stored = await self._kv.create(key + _DONE, encode(done), ttl=ttl) is not None
-        except RequestError as exc:
-            stored = False
-            log.warning("reply not stored with its claim", error=str(exc))
-        if not stored:  # too large, or the bucket failed: free the claim rather than hold it
-            await self._release(key)
+            async with asyncio.timeout(_budget(request.deadline)):
+                stored = await self._kv.swap(key, encode(done), lease.revision, ttl=_ttl(request))
+        except (SwitchboardError, TimeoutError) as exc:
+            self._failed("reply not stored with its claim", exc)
+            stored = None
+            await self._release(request, key, lease)  # too large, or failed: let it go
+        if stored is None:
+            lease.revision = None
 
-    async def _release(self, key: str) -> None:
+    async def _release(self, request: Request, key: str, lease: _Lease) -> None:
+        if lease.revision is None:
+            return
         try:
-            await self._kv.delete(key)
-        except RequestError as exc:
-            log.warning("claim not released; retries wait for the deadline", error=str(exc))
+            async with asyncio.timeout(_budget(request.deadline)):
+                await self._kv.delete(key, lease.revision)
+        except (SwitchboardError, TimeoutError) as exc:
+            self._failed("claim not released; its retries wait for their deadline", exc)
+        lease.revision = None
+
+    async def _ensure_open(self, deadline: Deadline | None) -> bool:
+        if self._open:
+            return True
+        try:
+            async with asyncio.timeout(None if deadline is None else _budget(deadline)):
+                await self._kv.open()
+        except (SwitchboardError, TimeoutError) as exc:
+            self._failed("request claims unavailable; retries may run twice", exc)
+            return False
+        self._open = True
+        return True
+
+    def _failed(self, what: str, exc: BaseException) -> None:
+        """JetStream failed a claim: log it, and run unclaimed for a while (one timeout per
+        :data:`_BACK_OFF` seconds of an outage, not one per conversation)."""
+        self._down_until = time.monotonic() + _BACK_OFF
+        log.warning(what, error=str(exc) or type(exc).__name__, retry_in=_BACK_OFF)
+
+
+class _Lease:
+    """The revision of a claim this replica holds; None once it is not (any more)."""
+
+    __slots__ = ("revision",)
+
+    def __init__(self, revision: Revision) -> None:
+        self.revision: Revision | None = revision
+
+
+def _ttl(request: Request) -> float:
+    """An entry's own lifetime: while any attempt of its request may still be waiting."""
+    return request.deadline.remaining() + REPLY_MARGIN
+
+
+def _budget(deadline: Deadline) -> float:
+    """Time one claim operation may take: a healthy JetStream answers in a millisecond."""
+    return max(0.02, min(CLAIM_BUDGET, deadline.remaining() * 0.1))
 
 
 def _decode(value: bytes) -> _Done | None:

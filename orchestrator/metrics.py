@@ -69,7 +69,8 @@ CLAIMS = Counter(
     "switchboard_claims_total",
     "Conversation requests with a request id, by what their JetStream claim did: claimed "
     "(this replica ran it), replayed (another replica's stored reply), orphaned (the "
-    "claimer gave no reply by the deadline).",
+    "claimer gave no reply by the deadline), taken_over (its claimer stopped renewing: run "
+    "here), unclaimed (JetStream failed: run anyway).",
     ["outcome"],
 )
 STEP_RETRIES = Counter(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import nats.errors
+import nats.js.api
 import nats.js.errors
 import structlog
 from nats.aio.client import Client as NATS
@@ -149,16 +150,50 @@ class KVBucket:
         except (nats.errors.Error, nats.js.errors.Error) as exc:
             raise RequestError(f"Writing {key} to {self.name} failed: {exc}.") from exc
 
-    async def delete(self, key: str) -> None:
-        """Delete ``key`` (a missing key is no error).
+    async def swap(
+        self, key: str, value: bytes, revision: Revision, *, ttl: float | None = None
+    ) -> Revision | None:
+        """Write ``value`` if ``key`` is still at ``revision`` (compare-and-set), with an
+        optional TTL of its own (see :meth:`create`); the new revision, or None when someone
+        else wrote (or deleted) it first.
+
+        Raises:
+            RequestError: the bucket refused the write.
+        """
+        headers = {nats.js.api.Header.EXPECTED_LAST_SUBJECT_SEQUENCE.value: str(revision)}
+        msg_ttl = None if ttl is None else max(1, math.ceil(ttl))
+        try:
+            ack = await self._nc.jetstream().publish(
+                f"$KV.{self.name}.{key}", value, headers=headers, msg_ttl=msg_ttl
+            )
+        except nats.js.errors.APIError as exc:
+            if exc.err_code in _WRONG_LAST_SEQUENCE:
+                return None
+            raise RequestError(f"Writing {key} to {self.name} failed: {exc}.") from exc
+        except (nats.errors.Error, nats.js.errors.Error) as exc:
+            raise RequestError(f"Writing {key} to {self.name} failed: {exc}.") from exc
+        return int(ack.seq)
+
+    async def delete(self, key: str, revision: Revision | None = None) -> bool:
+        """Delete ``key`` (a missing key is no error); with ``revision``, only if it is still
+        at that revision. Returns False when it was not (someone else wrote it since).
 
         Raises:
             RequestError: the bucket refused the delete.
         """
         try:
-            await self._bucket.delete(key)
+            await self._bucket.delete(key, last=revision)
+        except nats.js.errors.APIError as exc:
+            if exc.err_code in _WRONG_LAST_SEQUENCE:
+                return False
+            raise RequestError(f"Deleting {key} from {self.name} failed: {exc}.") from exc
         except (nats.errors.Error, nats.js.errors.Error) as exc:
             raise RequestError(f"Deleting {key} from {self.name} failed: {exc}.") from exc
+        return True
+
+
+#: JetStream's error codes for "the subject's last sequence is not the one expected".
+_WRONG_LAST_SEQUENCE = frozenset({10071, 10164})
 
 
 def _reason(exc: Exception) -> str:

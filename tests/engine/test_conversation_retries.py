@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 from nats.aio.client import Client as NATS
 
 from switchboard.orchestrator import (
+    CLAIM_LAPSE,
     ConversationClient,
     ConversationReply,
     ConversationRequest,
@@ -128,3 +130,41 @@ async def test_a_request_whose_claimer_died_gets_a_clear_error_not_a_second_run(
     assert metric("switchboard_endpoint_requests_total", endpoint="sleepy", outcome="ok") == (
         sleepy_ok
     )
+
+
+async def test_a_claim_its_replica_stopped_renewing_is_taken_over_and_answered_once(
+    system: OrchestratorService, settings: Settings, requester: Requester, nats_client: NATS
+) -> None:
+    """A replica claimed the request and froze (or died) at once: after CLAIM_LAPSE without
+    a renewal, the replica that has the retry takes the claim over and answers."""
+    correlation_id, request_id = new_correlation_id("tester"), new_request_id()
+    request = ConversationRequest(
+        correlation_id=correlation_id, user_id="tester", message="sleep 0.1", timeout_s=10
+    )
+    claims = KVBucket(nats_client, f"{settings.history_bucket}-claims")
+    await claims.open()
+    key = RequestClaims.key(correlation_id, request_id, encode(request))
+    stale = await claims.create(key, b"running")
+    assert stale is not None
+    taken = metric("switchboard_claims_total", outcome="taken_over")
+    sleepy_ok = metric("switchboard_endpoint_requests_total", endpoint="sleepy", outcome="ok")
+    started = time.monotonic()
+    reply = await requester.call(
+        requester.subjects.converse,
+        request,
+        ConversationReply,
+        correlation_id=correlation_id,
+        deadline=reply_deadline(10),
+        options=RequestOptions(request_id=request_id),
+    )
+    assert reply.error is None and not reply.partial
+    assert time.monotonic() - started >= CLAIM_LAPSE
+    assert metric("switchboard_claims_total", outcome="taken_over") == taken + 1
+    assert metric("switchboard_endpoint_requests_total", endpoint="sleepy", outcome="ok") == (
+        sleepy_ok + 1
+    )
+    # The old claimer, waking, cannot write over the new one's answer (fenced by revision).
+    assert await claims.swap(key, b"late answer", stale) is None
+    assert not await claims.delete(key, stale)
+    found = await claims.get(key)
+    assert found is not None and found[0] != b"late answer"
