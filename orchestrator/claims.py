@@ -45,6 +45,7 @@ claimer's.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import time
 
@@ -59,7 +60,7 @@ from .core.envelopes import ErrorInfo
 from .core.errors import RequestTimeoutError, SwitchboardError
 from .core.kv import KVBucket, Revision
 from .core.replay import replay_key
-from .core.tasks import stop_task, uninterrupted
+from .core.tasks import uninterrupted
 from .metrics import CLAIMS
 
 __all__ = ["CLAIM_BUDGET", "CLAIM_LAPSE", "CLAIM_RENEW", "CLAIM_TTL", "RequestClaims"]
@@ -256,7 +257,11 @@ class RequestClaims:
             try:
                 data = await inner(request)
             finally:
-                await stop_task(renewing)
+                # Never cancelled mid-write: a nats-py publish cut short can leave what this
+                # connection sends next unflushed (the reply itself), and a renewal that lands
+                # unseen would fence out our own answer. It ends after its current write.
+                lease.done.set()
+                await uninterrupted(renewing)
         except SwitchboardError as exc:  # an answer (bad_request ...): kept for the retries
             info = ErrorInfo(exc.code.value, str(exc))  # what the endpoint's error layer sends
             await self._store(request, key, lease, self._error_body(request, info), info)
@@ -271,7 +276,11 @@ class RequestClaims:
     async def _renew(self, request: Request, key: str, lease: _Lease) -> None:
         """Write the claim again every CLAIM_RENEW s; stop when another replica took it."""
         while lease.revision is not None:
-            await asyncio.sleep(CLAIM_RENEW)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(CLAIM_RENEW):
+                    await lease.done.wait()
+            if lease.done.is_set():
+                return
             try:
                 async with asyncio.timeout(_budget(request.deadline)):
                     lease.revision = await self._kv.swap(
@@ -338,10 +347,12 @@ class RequestClaims:
 class _Lease:
     """The revision of a claim this replica holds; None once it is not (any more)."""
 
-    __slots__ = ("revision",)
+    __slots__ = ("done", "revision")
 
     def __init__(self, revision: Revision) -> None:
         self.revision: Revision | None = revision
+        #: Set when the run is over: the renewals stop (after a write in progress).
+        self.done = asyncio.Event()
 
 
 def _ttl(request: Request) -> float:

@@ -10,6 +10,7 @@ from nats.aio.client import Client as NATS
 
 from switchboard.orchestrator import (
     CLAIM_LAPSE,
+    CLAIM_RENEW,
     ConversationClient,
     ConversationReply,
     ConversationRequest,
@@ -168,3 +169,18 @@ async def test_a_claim_its_replica_stopped_renewing_is_taken_over_and_answered_o
     assert not await claims.delete(key, stale)
     found = await claims.get(key)
     assert found is not None and found[0] != b"late answer"
+
+
+async def test_conversations_that_end_as_their_claim_is_renewed_are_answered_at_once(
+    system: OrchestratorService, requester: Requester
+) -> None:
+    """A renewal in flight when the conversation ends is let finish, never cut short: a
+    nats-py publish cancelled half-way can leave the reply behind it unsent."""
+    client = ConversationClient(requester, heartbeat=0.5, accept_timeout=5.0)
+    started = time.monotonic()
+    for _ in range(3):
+        replies = await asyncio.gather(
+            *(client.ask(f"sleep {CLAIM_RENEW}", user_id=f"u{n}", timeout=30) for n in range(8))
+        )
+        assert all(reply.error is None for reply in replies)
+    assert time.monotonic() - started < 3 * (CLAIM_RENEW + 2.0)
