@@ -17,7 +17,9 @@ sees the same revision for :data:`CLAIM_LAPSE` seconds takes the claim over
 (compare-and-set on the stale revision: one replica wins) and runs the
 conversation itself. The old claimer, if it wakes, finds its revision gone at
 its next write: it stores nothing, so the answer its waiters get is the new
-claimer's.
+claimer's. A claimer that wakes to find it missed its renewals for as long
+as the lapse lets the claim go at once: its run was cut off from its agents
+meanwhile, and a waiting replica runs it afresh.
 
 * Cost: one KV create per conversation that carries a request id, one write
   of its reply, and one renewal per :data:`CLAIM_RENEW` seconds of a longer
@@ -281,11 +283,20 @@ class RequestClaims:
                     await lease.done.wait()
             if lease.done.is_set():
                 return
+            if time.monotonic() - lease.renewed_at >= CLAIM_LAPSE:
+                # This replica stalled (froze, or its loop was blocked) as long as another
+                # waits before taking the claim over: its run was cut off from its agents
+                # meanwhile. Let the claim go, so a waiting replica runs it afresh at once.
+                log.warning("claim let go: this replica stalled past the claim's lapse")
+                CLAIMS.labels("let_go").inc()
+                await self._release(request, key, lease)
+                return
             try:
                 async with asyncio.timeout(_budget(request.deadline)):
                     lease.revision = await self._kv.swap(
                         key, _RUNNING, lease.revision, ttl=_ttl(request)
                     )
+                    lease.renewed_at = time.monotonic()
             except (SwitchboardError, TimeoutError) as exc:  # try again at the next beat
                 log.debug("claim not renewed", error=str(exc) or type(exc).__name__)
                 continue
@@ -347,10 +358,11 @@ class RequestClaims:
 class _Lease:
     """The revision of a claim this replica holds; None once it is not (any more)."""
 
-    __slots__ = ("done", "revision")
+    __slots__ = ("done", "renewed_at", "revision")
 
     def __init__(self, revision: Revision) -> None:
         self.revision: Revision | None = revision
+        self.renewed_at = time.monotonic()
         #: Set when the run is over: the renewals stop (after a write in progress).
         self.done = asyncio.Event()
 

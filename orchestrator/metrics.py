@@ -70,7 +70,8 @@ CLAIMS = Counter(
     "Conversation requests with a request id, by what their JetStream claim did: claimed "
     "(this replica ran it), replayed (another replica's stored reply), orphaned (the "
     "claimer gave no reply by the deadline), taken_over (its claimer stopped renewing: run "
-    "here), unclaimed (JetStream failed: run anyway).",
+    "here), let_go (this replica stalled past the lapse and let its claim go), unclaimed "
+    "(JetStream failed: run anyway).",
     ["outcome"],
 )
 STEP_RETRIES = Counter(
