@@ -1,6 +1,14 @@
 """The public names of ``orchestrator`` (loaded lazily: see ``__init__.py``)."""
 
 from . import metrics
+from .claims import (
+    CLAIM_BUDGET,
+    CLAIM_LAPSE,
+    CLAIM_RENEW,
+    CLAIM_TTL,
+    REPLAY_MAX_BYTES,
+    RequestClaims,
+)
 from .core import (
     DEFAULT_MAX_INFLIGHT_BYTES,
     DEFAULT_MAX_PAYLOAD,
@@ -63,6 +71,7 @@ from .core import (
     Preview,
     ProgressEvent,
     RemoteError,
+    ReplayWindow,
     ReplyStream,
     Request,
     Requester,
@@ -84,6 +93,7 @@ from .core import (
     StepStartedDetail,
     StepStartedEvent,
     StepStatus,
+    StoredReply,
     Subjects,
     SwitchboardError,
     TimeoutPhase,
@@ -104,8 +114,10 @@ from .core import (
     map_nats_errors,
     max_answer_bytes,
     new_correlation_id,
+    new_request_id,
     preview,
     remote_error,
+    replay_key,
     reply_deadline,
     reply_reserve,
     safe_token,
@@ -151,6 +163,10 @@ from .runtime import (
 from .service import OrchestratorService
 
 __all__ = [
+    "CLAIM_BUDGET",
+    "CLAIM_LAPSE",
+    "CLAIM_RENEW",
+    "CLAIM_TTL",
     "DEFAULT_MAX_INFLIGHT_BYTES",
     "DEFAULT_MAX_PAYLOAD",
     "ENV_SUPERVISOR",
@@ -159,6 +175,7 @@ __all__ = [
     "MAX_ANSWER_BYTES",
     "MAX_MESSAGE_CHARS",
     "PREVIEW_BYTES",
+    "REPLAY_MAX_BYTES",
     "REPLY_MARGIN",
     "ROLE_AGENT",
     "ROLE_KEY",
@@ -228,8 +245,10 @@ __all__ = [
     "QuietServer",
     "ReadinessCheck",
     "RemoteError",
+    "ReplayWindow",
     "ReplyStream",
     "Request",
+    "RequestClaims",
     "RequestError",
     "RequestOptions",
     "RequestTimeoutError",
@@ -251,6 +270,7 @@ __all__ = [
     "StepStartedDetail",
     "StepStartedEvent",
     "StepStatus",
+    "StoredReply",
     "Subjects",
     "SwitchboardError",
     "TimeoutPhase",
@@ -285,8 +305,10 @@ __all__ = [
     "metrics",
     "nats_options",
     "new_correlation_id",
+    "new_request_id",
     "preview",
     "remote_error",
+    "replay_key",
     "reply_deadline",
     "reply_reserve",
     "run_main",

@@ -13,6 +13,7 @@ from .core import metrics as core_metrics
 from .core.metrics import LATENCY_BUCKETS, LiveGauge, LoopHistogram
 
 __all__ = [
+    "CLAIMS",
     "CONVERSATIONS",
     "CONVERSATION_DURATION",
     "HISTORY_FAILURES",
@@ -63,6 +64,16 @@ HISTORY_FAILURES = Counter(
     "switchboard_history_failures_total",
     "Conversation memory loads or saves that failed or ran out of time (the answer went on).",
     ["operation"],
+)
+CLAIMS = Counter(
+    "switchboard_claims_total",
+    "Conversation requests with a request id, by what their JetStream claim did: claimed "
+    "(this replica ran it), replayed (another replica's stored reply), orphaned (the "
+    "claimer gave no reply by the deadline), taken_over (its claimer stopped renewing: run "
+    "here), let_go (this replica stalled past the lapse and let its claim go), unclaimed "
+    "(JetStream failed: run anyway), too_large_to_store (answered; the reply was too large "
+    "to keep for a retry, which would run it again).",
+    ["outcome"],
 )
 STEP_RETRIES = Counter(
     "switchboard_step_retries_total",

@@ -10,7 +10,9 @@ subject                        does
 =============================  ============================================
 
 All three are served in queue group ``ai-orchestrator`` by every replica;
-the service keeps no per-conversation state of its own.
+the service keeps no per-conversation state of its own. A conversation
+request that carries a request id is claimed in JetStream first, so a retry
+that lands on another replica is not run again (``claims.py``).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from collections.abc import Collection
 import structlog
 from nats.aio.client import Client as NATS
 
+from .claims import RequestClaims
 from .core.catalog import ROLE_KEY, AgentCatalog
 from .core.codec import encode
 from .core.conversation import ConversationReply, ConversationRequest, HistoryReply, HistoryRequest
@@ -68,6 +71,14 @@ class OrchestratorService:
             max_turns=settings.history_turns,
             replicas=settings.history_replicas,
         )
+        # A retry that lands on another replica finds the request claimed (see claims.py).
+        self.claims = RequestClaims(
+            nc,
+            bucket=f"{settings.history_bucket}-claims",
+            replicas=settings.history_replicas,
+            max_value_size=settings.max_payload + 4096,
+            error_body=_conversation_error,
+        )
         self.engine = ConversationEngine(
             catalog=self.catalog,
             executor=Executor(
@@ -101,6 +112,10 @@ class OrchestratorService:
             # A request with no deadline of its own gets conversation_timeout of work.
             default_timeout=settings.conversation_timeout + REPLY_MARGIN,
             error_body=_conversation_error,
+            middleware=[self.claims.middleware],
+            # A conversation given up as not accepted in time runs on: wherever its retry
+            # lands, the claim makes it wait for this run's answer instead of a second run.
+            retry_grace=None,
             **common,  # type: ignore[arg-type]
         )
         self.agents_endpoint = Endpoint(
@@ -136,6 +151,7 @@ class OrchestratorService:
 
     async def start(self) -> None:
         await self.history.start()
+        await self.claims.start()
         await self.catalog.start()
         for endpoint in self.endpoints:
             await endpoint.start()

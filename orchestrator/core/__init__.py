@@ -81,7 +81,7 @@ from .errors import (
 )
 from .headers import Kind
 from .kv import KVBucket, Revision
-from .options import RequestOptions
+from .options import RequestOptions, new_request_id
 from .progress import (
     AnsweredDetail,
     AnsweredEvent,
@@ -97,6 +97,7 @@ from .progress import (
     decode_event,
     encode_event,
 )
+from .replay import ReplayWindow, StoredReply, replay_key
 from .requester import Requester
 from .sizes import (
     MAX_ANSWER_BYTES,
@@ -174,6 +175,7 @@ __all__ = [
     "Preview",
     "ProgressEvent",
     "RemoteError",
+    "ReplayWindow",
     "ReplyStream",
     "Request",
     "RequestError",
@@ -195,6 +197,7 @@ __all__ = [
     "StepStartedDetail",
     "StepStartedEvent",
     "StepStatus",
+    "StoredReply",
     "Subjects",
     "SwitchboardError",
     "TimeoutPhase",
@@ -216,8 +219,10 @@ __all__ = [
     "max_answer_bytes",
     "metrics",
     "new_correlation_id",
+    "new_request_id",
     "preview",
     "remote_error",
+    "replay_key",
     "reply_deadline",
     "reply_reserve",
     "safe_token",

@@ -18,7 +18,7 @@ from .catalog import AgentInfo
 from .conversation import ConversationReply, ConversationRequest, HistoryReply, HistoryRequest
 from .deadline import Deadline, reply_deadline
 from .errors import SwitchboardError
-from .options import RequestOptions
+from .options import RequestOptions, new_request_id
 from .requester import Requester
 from .stream import EventStream
 from .subjects import new_correlation_id
@@ -58,7 +58,9 @@ class ConversationClient:
     replica that died or froze is noticed in seconds; ``accept_timeout`` then bounds the
     wait for one to take the request. :meth:`ask` sends a request again, up to
     ``retries`` times while a second is left, when it was refused without being worked
-    on (no responders, overloaded, shutting down, not accepted in time).
+    on (no responders, overloaded, shutting down, not accepted in time); every
+    attempt carries the same request id, so one that was in fact delivered is
+    not run twice.
     :meth:`stream` never retries: its events may already be on the screen.
     """
 
@@ -103,6 +105,9 @@ class ConversationClient:
         request, deadline = self._request(
             message, user_id, correlation_id, conversation_id, agents, timeout
         )
+        # One id for every attempt: an orchestrator that has the first attempt in hand (or
+        # answered it lately) attaches the retry to it instead of running it twice.
+        options = self.options.attempt_of(new_request_id())
         attempt = 0
         while True:
             try:
@@ -112,7 +117,7 @@ class ConversationClient:
                     ConversationReply,
                     correlation_id=request.correlation_id,
                     deadline=deadline,
-                    options=self.options,
+                    options=options,
                 )
             except SwitchboardError as exc:
                 attempt += 1

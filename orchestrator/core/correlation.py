@@ -215,10 +215,12 @@ class PendingRequest:
         "future",
         "last_seen",
         "registered_at",
+        "request_id",
         "silence_timeout",
         "stream",
         "subject",
         "target",
+        "timed_out",
         "timer",
         "token",
         "wall_deadline",
@@ -250,6 +252,10 @@ class PendingRequest:
         self.timer: asyncio.TimerHandle | None = None
         self.future: asyncio.Future[Msg] | None = None
         self.stream: ReplyStream | None = None
+        #: The request's ``Switchboard-Request-Id`` (set by the requester), if any.
+        self.request_id: str | None = None
+        #: Which deadline ended it, when one did.
+        self.timed_out: TimeoutPhase | None = None
 
     def __repr__(self) -> str:
         return (
@@ -604,6 +610,7 @@ class CorrelationTracker:
             phase=phase,
         )
         CORRELATION_TIMEOUTS.labels(entry.target, phase.value).inc()
+        entry.timed_out = phase
         self._remove(entry)
         self._remember(entry.token)
         self._observe(entry, "timeout")

@@ -21,6 +21,10 @@ messages on the reply subject when the requester asked for them
 (``Switchboard-Heartbeat``), and it listens on ``ai.cancel.*`` so a requester
 that gave up can cancel the handler (remote cancellation).
 
+A request that carries ``Switchboard-Request-Id`` runs once however often it
+arrives (see :mod:`.replay`): a retry of work in hand is attached to it, a retry
+of work done lately gets the stored final reply.
+
 ``stop(grace)`` stops taking work, lets in-flight handlers finish within the
 grace period and answers the rest (and anything still queued) with
 ``shutting_down``.
@@ -31,6 +35,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import itertools
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, TypeVar
@@ -44,16 +49,18 @@ from .codec import DEFAULT_MAX_PAYLOAD, decode, encode
 from .connection import map_nats_errors
 from .deadline import Deadline
 from .envelopes import ErrorInfo, ErrorReply
-from .errors import DecodeError, ErrorCode, SwitchboardError
+from .errors import RETRYABLE_CODES, DecodeError, ErrorCode, SwitchboardError
 from .metrics import (
     CANCEL_NOTICES,
     ENDPOINT_CANCELLED,
+    ENDPOINT_DEDUPLICATED,
     ENDPOINT_DURATION,
     ENDPOINT_EXPIRED,
     ENDPOINT_IN_FLIGHT,
     ENDPOINT_REJECTED,
     ENDPOINT_REQUESTS,
 )
+from .replay import InFlight, ReplayKey, ReplayWindow, replay_key
 from .sizes import SERVER_MAX_PENDING
 from .subjects import Subjects
 from .tasks import stop_task, uninterrupted
@@ -185,6 +192,10 @@ class Endpoint:
     ``name`` labels metrics and logs (an agent name, ``orchestrator``);
     ``default_timeout`` is the deadline of requests that carry no
     ``Switchboard-Timeout`` header (e.g. from ``nats req``).
+    ``replay_max_entries`` and ``replay_max_bytes`` bound the final replies kept
+    for retries; ``retry_grace`` is how long work whose requester gave up on it as
+    "not accepted in time" goes on, waiting for the retry to attach, before it is
+    cancelled (None: it runs to its deadline, for a retry that may come anywhere).
     """
 
     def __init__(
@@ -206,6 +217,9 @@ class Endpoint:
         description: str = "",
         metadata: Mapping[str, str] | None = None,
         heartbeat_tick: float = 0.2,
+        replay_max_entries: int = 10_000,
+        replay_max_bytes: int = 64 * 1024 * 1024,
+        retry_grace: float | None = 2.0,
     ) -> None:
         if max_concurrency < 1:
             raise ValueError("max_concurrency must be at least 1")
@@ -241,6 +255,10 @@ class Endpoint:
         self._given_up: collections.OrderedDict[str, None] = collections.OrderedDict()
         self._backlog: collections.deque[tuple[Msg, Deadline | None]] = collections.deque()
         self._ticker: asyncio.Task[None] | None = None
+        self._replay: ReplayWindow[Request] = ReplayWindow(
+            max_entries=replay_max_entries, max_bytes=replay_max_bytes
+        )
+        self.retry_grace = retry_grace
         self._requests_ok = ENDPOINT_REQUESTS.labels(self.name, "ok")
         self._duration = ENDPOINT_DURATION.labels(self.name)
         ENDPOINT_IN_FLIGHT.track(self)
@@ -395,6 +413,8 @@ class Endpoint:
                     timeout_ms=raw_deadline,
                 )
                 return
+        if await self._deduplicate(msg, deadline):
+            return
         if len(msg.data) > self.max_payload:
             await self._reject(
                 msg,
@@ -440,12 +460,17 @@ class Endpoint:
 
     def _start(self, msg: Msg, deadline: Deadline | None) -> None:
         request = Request(self, msg, deadline or Deadline.after(self.default_timeout))
+        if self._dequeued_retry(request):
+            return
         self.stats.num_requests += 1
         task = asyncio.get_running_loop().create_task(self._run(request))
         self._tasks[task] = request
         if request.reply:
             self._by_reply[request.reply] = task
         task.add_done_callback(self._finished)
+        key = replay_key(request.headers)
+        if key is not None:
+            self._replay.begin(key, request, request.reply)
         heartbeat = _milliseconds(request.headers.get(h.HEARTBEAT))
         if heartbeat is not None and request.reply:
             request.heartbeat = max(0.01, heartbeat)
@@ -496,6 +521,7 @@ class Endpoint:
         code = None if request.error is None else request.error.code
         # Counted by what was sent: an answer too large for NATS went out as a too_large error.
         code = await self._send(request, data, h.Kind.FINAL, error=code)
+        await self._answer_attached(request, data, code)
         if code is None:
             self._requests_ok.inc()
         else:
@@ -507,6 +533,9 @@ class Endpoint:
         request = self._tasks.pop(task)
         if request.reply:
             self._by_reply.pop(request.reply, None)
+        key = replay_key(request.headers)
+        if key is not None:
+            self._rerun_attached(key, request)
         # A slot is free: start queued work, skipping what expired while it waited.
         while self._backlog and len(self._tasks) < self.max_concurrency and not self._stopping:
             msg, deadline = self._backlog.popleft()
@@ -601,7 +630,11 @@ class Endpoint:
         while True:
             await asyncio.sleep(self._heartbeat_tick)
             now = time.monotonic()
-            beating = [r for r in self._tasks.values() if r.heartbeat is not None]
+            beating = [
+                r
+                for r in itertools.chain(self._tasks.values(), self._replay.attached())
+                if r.heartbeat is not None
+            ]
             if not beating:
                 return
             for request in beating:
@@ -626,6 +659,8 @@ class Endpoint:
         try:
             correlation_id = msg.subject.rsplit(".", 1)[-1]
             reply = msg.headers.get(h.REPLY_TO_CANCEL) if msg.headers else None
+            if reply and self._detach(reply, msg.headers or {}):
+                return
             if reply:
                 task = self._by_reply.get(reply)
                 targets = [task] if task is not None else []
@@ -668,6 +703,157 @@ class Endpoint:
             self._backlog.remove(entry)
         return [msg for msg, _deadline in hit]
 
+    # -- retries: one run per request id (see replay.py) ---------------------------------------
+
+    async def _deduplicate(self, msg: Msg, deadline: Deadline | None) -> bool:
+        """Answer a retry without running it: replay the stored reply, or attach it.
+
+        Returns whether the request was taken care of (False: run it as usual).
+        """
+        key = replay_key(msg.headers)
+        if key is None:
+            return False
+        request = Request(self, msg, deadline or Deadline.after(self.default_timeout))
+        answer = self._retry_answer(key, request)
+        if answer is not None:
+            await self._answer_retry(request, *answer)
+            return True
+        if not self._attach(key, request):
+            return False
+        if request.heartbeat is not None:
+            # At once: its requester has already waited once for an ``accepted``.
+            request.accepted_sent = True
+            request.next_beat = time.monotonic() + request.heartbeat
+            await self._send(request, b"", h.Kind.ACCEPTED)
+        return True
+
+    def _dequeued_retry(self, request: Request) -> bool:
+        """A retry that waited in the backlog while its first attempt ran: attach or replay.
+
+        Returns whether it was taken care of (False: run it).
+        """
+        key = replay_key(request.headers)
+        if key is None:
+            return False
+        answer = self._retry_answer(key, request)
+        if answer is None:
+            return self._attach(key, request)
+        # Owned like any request's task: stop() waits for it, _finished() forgets it.
+        task = asyncio.get_running_loop().create_task(self._answer_retry(request, *answer))
+        self._tasks[task] = request
+        task.add_done_callback(self._finished)
+        return True
+
+    def _retry_answer(self, key: ReplayKey, request: Request) -> tuple[bytes, str | None] | None:
+        """The final reply a retry gets without running: stored, or bad_request for an id
+        reused with another payload; None: attach it or run it."""
+        stored = self._replay.replay(key)
+        running = self._replay.running(key)
+        if stored is not None:
+            same = stored.request_hash == hash(request.data)
+        elif running is not None:
+            same = running.primary.data == request.data
+        else:
+            return None
+        if not same:
+            ENDPOINT_REJECTED.labels(self.name, ErrorCode.BAD_REQUEST.value).inc()
+            request.error = ErrorInfo(
+                ErrorCode.BAD_REQUEST,
+                f"Request id {key[1]} of {request.correlation_id} was already used for a "
+                "different request; give each request its own id.",
+            )
+            return self._error_payload(request, request.error), request.error.code
+        if stored is None:
+            return None
+        ENDPOINT_DEDUPLICATED.labels(self.name, "replayed").inc()
+        log.info(
+            "retry answered from the replay window",
+            endpoint=self.name,
+            correlation_id=request.correlation_id,
+        )
+        return stored.data, stored.error
+
+    async def _answer_retry(self, request: Request, data: bytes, error: str | None) -> None:
+        await self._send(request, data, h.Kind.FINAL, error=error)
+
+    def _attach(self, key: ReplayKey, request: Request) -> bool:
+        """Attach ``request`` to the running attempt with its id; False when there is none."""
+        if self._replay.attach(key, request, request.reply) is None:
+            return False
+        ENDPOINT_DEDUPLICATED.labels(self.name, "attached").inc()
+        log.info(
+            "retry attached to the attempt in flight",
+            endpoint=self.name,
+            correlation_id=request.correlation_id,
+        )
+        heartbeat = _milliseconds(request.headers.get(h.HEARTBEAT))
+        if heartbeat is not None and request.reply:
+            request.heartbeat = max(0.01, heartbeat)
+            self._ensure_ticker()
+        return True
+
+    def _rerun_attached(self, key: ReplayKey, request: Request) -> None:
+        """The run of ``request`` is over; retries still attached to it (it was cancelled for
+        its own requester just as they attached) get a run of their own: one runs, the
+        others attach to it."""
+        entry = self._replay.end(key, request, _reply_of)
+        if entry is None or not entry.attached or self._stopping:
+            return
+        log.info(
+            "first attempt cancelled as a retry attached: running the retry",
+            endpoint=self.name,
+            correlation_id=request.correlation_id,
+        )
+        for retry in entry.attached:
+            self._start(retry.msg, retry.deadline)
+
+    async def _answer_attached(self, request: Request, data: bytes, code: str | None) -> None:
+        """The first attempt has its final reply: keep it for replay, send it to the retries."""
+        key = replay_key(request.headers)
+        if key is None:
+            return
+        if code not in RETRYABLE_CODES:  # a refusal did nothing: the retry may do it
+            self._replay.store(key, data, code, request.deadline, request=request.data)
+        entry = self._replay.end(key, request, _reply_of)
+        if entry is None:
+            return
+        for retry in entry.attached:
+            retry.heartbeat = None
+            await self._send(retry, data, h.Kind.FINAL, error=code)
+
+    def _detach(self, reply: str, headers: Mapping[str, str]) -> bool:
+        """A cancel notice for one attempt of a request with an id; False: cancel as usual.
+
+        The work goes on while another attempt waits for it. A notice that carries the
+        request id says its requester gave up as "not accepted in time" and may retry:
+        the work goes on for ``retry_grace`` seconds for that retry to attach.
+        """
+        found = self._replay.detach(reply)
+        if found is None:
+            return False
+        entry, request = found
+        request.heartbeat = None  # nobody listens there any more
+        if request is entry.primary and not entry.attached:
+            if not headers.get(h.REQUEST_ID):
+                return False  # cancelled as any request is
+            if self.retry_grace is not None:
+                entry.orphan_timer = asyncio.get_running_loop().call_later(
+                    self.retry_grace, self._cancel_orphan, entry
+                )
+        elif entry.waiters == 0:
+            self._cancel_orphan(entry)
+        CANCEL_NOTICES.labels("received").inc()
+        return True
+
+    def _cancel_orphan(self, entry: InFlight[Request]) -> None:
+        """Nobody waits for this work any more: cancel it (as a requester's cancel would)."""
+        entry.orphan_timer = None
+        task = self._by_reply.get(entry.primary.reply)
+        if task is None or task.done() or entry.waiters:
+            return
+        self._tasks[task].cancel_reason = _REMOTE
+        task.cancel()
+
     def gauge_values(self, gauge: str) -> Iterable[tuple[tuple[str, ...], float]]:
         return [((self.name,), float(len(self._tasks)))]
 
@@ -677,6 +863,10 @@ class Endpoint:
             f"<Endpoint {self.name} {self.subject} queue={self.queue!r} {state} "
             f"in_flight={len(self._tasks)}/{self.max_concurrency}>"
         )
+
+
+def _reply_of(request: Request) -> str:
+    return request.reply
 
 
 def _milliseconds(value: str | None) -> float | None:

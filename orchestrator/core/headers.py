@@ -14,6 +14,7 @@ __all__ = [
     "NO_RESPONDERS_STATUS",
     "PROGRESS",
     "REPLY_TO_CANCEL",
+    "REQUEST_ID",
     "TIMEOUT",
     "Kind",
 ]
@@ -34,6 +35,10 @@ HEARTBEAT: Final = "Switchboard-Heartbeat"
 PROGRESS: Final = "Switchboard-Progress"
 #: On cancel notices: the reply subject of the one request to cancel.
 REPLY_TO_CANCEL: Final = "Switchboard-Cancel-Reply"
+#: On requests that may be sent again: one id per logical request, the same on every
+#: attempt, so a worker that has it in hand (or answered it lately) attaches the retry to
+#: that work instead of doing it twice.
+REQUEST_ID: Final = "Switchboard-Request-Id"
 
 #: Header nats-server sets on status messages, and the no-responders status.
 NATS_STATUS: Final = "Status"

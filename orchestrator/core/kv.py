@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import math
+
 import nats.errors
+import nats.js.api
 import nats.js.errors
 import structlog
 from nats.aio.client import Client as NATS
@@ -29,8 +32,10 @@ class KVBucket:
         ttl: float | None = None,
         max_value_size: int = 1024 * 1024,
         replicas: int = 1,
+        description: str = "Switchboard conversation history",
     ) -> None:
         self._nc = nc
+        self.description = description
         self.name = name
         self.ttl = ttl
         self.replicas = replicas
@@ -57,7 +62,7 @@ class KVBucket:
                 ttl=self.ttl,
                 max_value_size=self.max_value_size,
                 replicas=self.replicas,
-                description="Switchboard conversation history",
+                description=self.description,
             )
         except nats.js.errors.APIError as exc:  # the server refused this bucket
             raise ConfigurationError(
@@ -114,6 +119,81 @@ class KVBucket:
         except (nats.errors.Error, nats.js.errors.Error) as exc:
             raise RequestError(f"Writing {key} to {self.name} failed: {exc}.") from exc
         return True
+
+    async def create(
+        self, key: str, value: bytes, *, ttl: float | None = None, again: bool = True
+    ) -> Revision | None:
+        """Write ``value`` if ``key`` does not exist (a claim); its revision, or None if taken.
+
+        ``ttl``: the entry's own lifetime in seconds (whole seconds, at least 1; JetStream's
+        per-message TTL), shorter than the bucket's. A bucket that is gone is created again,
+        and the write tried once more.
+
+        Raises:
+            RequestError: the bucket refused the write.
+        """
+        try:
+            msg_ttl = None if ttl is None else max(1, math.ceil(ttl))
+            return int(await self._bucket.create(key, value, msg_ttl=msg_ttl))
+        except nats.js.errors.KeyWrongLastSequenceError:
+            return None
+        except nats.js.errors.NoStreamResponseError as exc:
+            if not again:
+                raise RequestError(f"Writing {key} to {self.name} failed: no stream.") from exc
+            log.warning("KV bucket was gone: creating it again", bucket=self.name)
+            await self._create(self._nc.jetstream())
+            return await self.create(key, value, ttl=ttl, again=False)
+        except nats.js.errors.APIError as exc:
+            if "wrong last sequence" in str(exc).lower() or "key exists" in str(exc).lower():
+                return None
+            raise RequestError(f"Writing {key} to {self.name} failed: {exc}.") from exc
+        except (nats.errors.Error, nats.js.errors.Error) as exc:
+            raise RequestError(f"Writing {key} to {self.name} failed: {exc}.") from exc
+
+    async def swap(
+        self, key: str, value: bytes, revision: Revision, *, ttl: float | None = None
+    ) -> Revision | None:
+        """Write ``value`` if ``key`` is still at ``revision`` (compare-and-set), with an
+        optional TTL of its own (see :meth:`create`); the new revision, or None when someone
+        else wrote (or deleted) it first.
+
+        Raises:
+            RequestError: the bucket refused the write.
+        """
+        headers = {nats.js.api.Header.EXPECTED_LAST_SUBJECT_SEQUENCE.value: str(revision)}
+        msg_ttl = None if ttl is None else max(1, math.ceil(ttl))
+        try:
+            ack = await self._nc.jetstream().publish(
+                f"$KV.{self.name}.{key}", value, headers=headers, msg_ttl=msg_ttl
+            )
+        except nats.js.errors.APIError as exc:
+            if exc.err_code in _WRONG_LAST_SEQUENCE:
+                return None
+            raise RequestError(f"Writing {key} to {self.name} failed: {exc}.") from exc
+        except (nats.errors.Error, nats.js.errors.Error) as exc:
+            raise RequestError(f"Writing {key} to {self.name} failed: {exc}.") from exc
+        return int(ack.seq)
+
+    async def delete(self, key: str, revision: Revision | None = None) -> bool:
+        """Delete ``key`` (a missing key is no error); with ``revision``, only if it is still
+        at that revision. Returns False when it was not (someone else wrote it since).
+
+        Raises:
+            RequestError: the bucket refused the delete.
+        """
+        try:
+            await self._bucket.delete(key, last=revision)
+        except nats.js.errors.APIError as exc:
+            if exc.err_code in _WRONG_LAST_SEQUENCE:
+                return False
+            raise RequestError(f"Deleting {key} from {self.name} failed: {exc}.") from exc
+        except (nats.errors.Error, nats.js.errors.Error) as exc:
+            raise RequestError(f"Deleting {key} from {self.name} failed: {exc}.") from exc
+        return True
+
+
+#: JetStream's error codes for "the subject's last sequence is not the one expected".
+_WRONG_LAST_SEQUENCE = frozenset({10071, 10164})
 
 
 def _reason(exc: Exception) -> str:

@@ -34,6 +34,7 @@ __all__ = [
     "CORRELATION_STRAY",
     "CORRELATION_TIMEOUTS",
     "ENDPOINT_CANCELLED",
+    "ENDPOINT_DEDUPLICATED",
     "ENDPOINT_DURATION",
     "ENDPOINT_EXPIRED",
     "ENDPOINT_IN_FLIGHT",
@@ -275,6 +276,12 @@ ENDPOINT_CANCELLED = Counter(
     "Requests cancelled (their requester gave up, or the whole conversation was cancelled): "
     "running handlers and requests still queued.",
     ["endpoint"],
+)
+ENDPOINT_DEDUPLICATED = Counter(
+    "switchboard_endpoint_deduplicated_total",
+    "Retries of a request (same Switchboard-Request-Id) that ran nothing: attached to the "
+    "attempt in flight, or answered from the replay window (replayed).",
+    ["endpoint", "how"],
 )
 
 

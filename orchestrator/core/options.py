@@ -9,10 +9,12 @@ BFF to the orchestrator) builds its options once.
 
 from __future__ import annotations
 
+import dataclasses
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-__all__ = ["RequestOptions"]
+__all__ = ["RequestOptions", "new_request_id"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -25,7 +27,10 @@ class RequestOptions:
     heartbeat at that interval; with it, ``accept_timeout`` bounds the wait
     for a worker to take the request and ``silence_timeout`` (default three
     heartbeats) notices a worker that went quiet, both long before the
-    deadline.
+    deadline. ``request_id`` names the logical request: a caller that may send it
+    again passes the same id on every attempt (``Switchboard-Request-Id``), and the
+    worker attaches a retry to the first attempt's work instead of running it twice
+    (see :func:`new_request_id`).
     """
 
     target: str | None = None
@@ -33,6 +38,16 @@ class RequestOptions:
     accept_timeout: float | None = None
     heartbeat: float | None = None
     silence_timeout: float | None = None
+    request_id: str | None = None
+
+    def attempt_of(self, request_id: str) -> RequestOptions:
+        """These options for the attempts of one logical request (same id on each)."""
+        return dataclasses.replace(self, request_id=request_id)
+
+
+def new_request_id() -> str:
+    """A fresh request id: 128 random bits, a subject- and KV-key-safe token."""
+    return uuid.uuid4().hex
 
 
 #: The options of a request that sets none.

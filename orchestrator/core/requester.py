@@ -26,7 +26,7 @@ from .connection import ConnectionEvents
 from .consumer import GlobalMessageConsumer
 from .correlation import CorrelationTracker, PendingInfo, PendingRequest, ReplyStream, remote_error
 from .deadline import MAX_SECONDS, Deadline
-from .errors import PayloadTooLargeError
+from .errors import PayloadTooLargeError, TimeoutPhase
 from .metrics import CANCEL_NOTICES
 from .options import DEFAULT_OPTIONS, RequestOptions
 from .stream import EventStream, OpenStream
@@ -88,7 +88,7 @@ class Requester:
             probe_interval=probe_interval,
         )
         self._prefix = self.consumer.prefix
-        self._cancels: collections.deque[tuple[str, str]] = collections.deque()
+        self._cancels: collections.deque[tuple[str, str, str | None]] = collections.deque()
         self._max_cancel_backlog = max_cancel_backlog
         self._cancel_wake = asyncio.Event()
         self._cancel_task: asyncio.Task[None] | None = None
@@ -349,6 +349,8 @@ class Requester:
             hdrs[h.HEARTBEAT] = str(max(1, int(heartbeat * 1000)))
         if stream:
             hdrs[h.PROGRESS] = "1"
+        if options.request_id is not None:
+            hdrs[h.REQUEST_ID] = options.request_id
         if options.headers:
             hdrs.update(options.headers)
         block = self._block(hdrs, data, subject=subject, cid=correlation_id, request=True)
@@ -363,6 +365,7 @@ class Requester:
             silence_timeout=silence_timeout,
             stream=stream,
         )
+        entry.request_id = options.request_id
         try:
             await wire.publish(
                 self._nc,
@@ -409,7 +412,12 @@ class Requester:
         if len(self._cancels) >= self._max_cancel_backlog:
             CANCEL_NOTICES.labels("dropped").inc()
             return
-        self._cancels.append((entry.correlation_id, self._prefix + entry.token))
+        # Given up as not accepted in time, a request with an id may be sent again: the
+        # notice says so (its id), and a worker that did take it keeps the work a while
+        # for the retry to attach to, instead of throwing it away.
+        unaccepted = entry.timed_out is TimeoutPhase.NOT_ACCEPTED
+        retry_may_follow = entry.request_id if unaccepted else None
+        self._cancels.append((entry.correlation_id, self._prefix + entry.token, retry_may_follow))
         self._cancel_wake.set()
 
     async def _send_cancels(self) -> None:
@@ -420,16 +428,16 @@ class Requester:
 
     async def _flush_cancels(self) -> None:
         while self._cancels:
-            correlation_id, reply = self._cancels.popleft()
+            correlation_id, reply, request_id = self._cancels.popleft()
             if self._nc.is_closed or self._nc.is_draining_pubs:
                 self._cancels.clear()
                 return
+            hdrs = {h.CORRELATION_ID: correlation_id, h.REPLY_TO_CANCEL: reply}
+            if request_id is not None:
+                hdrs[h.REQUEST_ID] = request_id
             try:
                 await wire.publish(
-                    self._nc,
-                    self.subjects.cancel(correlation_id),
-                    b"",
-                    wire.header_block({h.CORRELATION_ID: correlation_id, h.REPLY_TO_CANCEL: reply}),
+                    self._nc, self.subjects.cancel(correlation_id), b"", wire.header_block(hdrs)
                 )
             except Exception as exc:  # best effort: the worker's deadline still holds
                 log.debug("cancel notice not sent", error=str(exc))

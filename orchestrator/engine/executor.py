@@ -26,7 +26,7 @@ from ..core.conversation import Plan, PlanStep, StepResult
 from ..core.deadline import Deadline
 from ..core.envelopes import AgentResult, AgentTask, ErrorInfo
 from ..core.errors import RequestError, SwitchboardError
-from ..core.options import RequestOptions
+from ..core.options import RequestOptions, new_request_id
 from ..core.progress import StepFinishedDetail, StepStartedDetail
 from ..core.requester import Requester
 from ..core.sizes import preview
@@ -161,6 +161,13 @@ class Executor:
         subject = self.subjects.agent(step.agent)
         started = time.perf_counter()
         attempts = 0
+        # One id for every attempt of this step: an agent that has the first attempt in
+        # hand (or answered it lately) attaches a retry to it instead of running it twice.
+        options = RequestOptions(
+            heartbeat=self.heartbeat,
+            accept_timeout=self.accept_timeout,
+            request_id=new_request_id(),
+        )
         await events.emit(
             "step_started",
             step=step.id,
@@ -171,7 +178,7 @@ class Executor:
             attempts += 1
             try:
                 result = await self._call(
-                    subject, task, correlation_id, step_deadline, step, events
+                    subject, task, correlation_id, step_deadline, step, events, options
                 )
             except SwitchboardError as exc:
                 backoff = min(0.05 * 2 ** (attempts - 1), 1.0)
@@ -226,8 +233,8 @@ class Executor:
         deadline: Deadline,
         step: PlanStep,
         events: EventSink,
+        options: RequestOptions,
     ) -> AgentResult:
-        options = RequestOptions(heartbeat=self.heartbeat, accept_timeout=self.accept_timeout)
         async with self.requester.stream(
             subject,
             task,

@@ -29,6 +29,8 @@ from switchboard.orchestrator.core import (
     Deadline,
     NoRespondersError,
     Requester,
+    RequestOptions,
+    new_request_id,
 )
 from switchboard.orchestrator.runtime import EmbeddedNatsServer, free_port
 from tests.helpers import metric
@@ -120,6 +122,8 @@ async def test_a_normal_run_under_the_shipped_permissions_logs_no_warning(
                     ConversationReply,
                     correlation_id=f"conv-bff-{n}",
                     deadline=Deadline.after(10),
+                    # as the BFF's ConversationClient sends them: claimed in JetStream KV
+                    options=RequestOptions(request_id=new_request_id()),
                 )
 
             for _ in range(300):  # until both parts are up and the agent is discovered

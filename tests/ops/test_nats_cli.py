@@ -25,6 +25,7 @@ def test_the_guide_shows_the_commands_tested_here() -> None:
         "nats pub ai.cancel.conv-cli-4 ''",
         "nats kv get switchboard-history cli.notes --raw",
         "nats req ai.orchestrator.history",
+        "nats req ai.orchestrator.converse -H Switchboard-Request-Id:r1",
     ):
         assert command in GUIDE
 
@@ -45,6 +46,29 @@ async def test_ask_the_orchestrator_directly(
     ]
     assert reply["partial"] is False
     assert reply["error"] is None
+
+
+async def test_a_request_sent_twice_with_its_id_is_answered_once(
+    system: OrchestratorService, nats_client: NATS
+) -> None:
+    replayed = metric(
+        "switchboard_endpoint_deduplicated_total", endpoint="orchestrator", how="replayed"
+    )
+    replies = [
+        await nats_client.request(
+            "ai.orchestrator.converse",
+            b'{"correlation_id":"conv-cli-5","user_id":"cli","message":"what is 2+2?"}',
+            timeout=20,
+            headers={"Switchboard-Request-Id": "r1"},
+        )
+        for _ in range(2)
+    ]
+    assert replies[0].data == replies[1].data
+    assert json.loads(replies[0].data)["answer"] == "2 + 2 = 4"
+    assert (
+        metric("switchboard_endpoint_deduplicated_total", endpoint="orchestrator", how="replayed")
+        == replayed + 1
+    )
 
 
 async def test_a_malformed_request_names_the_field(
