@@ -28,7 +28,7 @@ from .core.codec import encode
 from .core.conversation import ConversationReply, ConversationRequest, HistoryReply, HistoryRequest
 from .core.deadline import REPLY_MARGIN, work_deadline
 from .core.discovery import ServiceResponder
-from .core.endpoint import Endpoint, Request
+from .core.endpoint import RETRY_GRACE, Endpoint, Request
 from .core.envelopes import ErrorInfo
 from .core.errors import SwitchboardError
 from .core.requester import Requester
@@ -71,13 +71,18 @@ class OrchestratorService:
             max_turns=settings.history_turns,
             replicas=settings.history_replicas,
         )
-        # A retry that lands on another replica finds the request claimed (see claims.py).
-        self.claims = RequestClaims(
-            nc,
-            bucket=f"{settings.history_bucket}-claims",
-            replicas=settings.history_replicas,
-            max_value_size=settings.max_payload + 4096,
-            error_body=_conversation_error,
+        # With several replicas, a retry that lands on another one finds the request claimed
+        # (see claims.py); one replica attaches retries in process either way.
+        self.claims = (
+            RequestClaims(
+                nc,
+                bucket=f"{settings.history_bucket}-claims",
+                replicas=settings.history_replicas,
+                max_value_size=settings.max_payload + 4096,
+                error_body=_conversation_error,
+            )
+            if settings.replica_claims
+            else None
         )
         self.engine = ConversationEngine(
             catalog=self.catalog,
@@ -112,10 +117,11 @@ class OrchestratorService:
             # A request with no deadline of its own gets conversation_timeout of work.
             default_timeout=settings.conversation_timeout + REPLY_MARGIN,
             error_body=_conversation_error,
-            middleware=[self.claims.middleware],
-            # A conversation given up as not accepted in time runs on: wherever its retry
-            # lands, the claim makes it wait for this run's answer instead of a second run.
-            retry_grace=None,
+            middleware=[self.claims.middleware] if self.claims else [],
+            # With claims, a conversation given up as not accepted in time runs on: wherever
+            # its retry lands, the claim makes it wait for this run's answer instead of a
+            # second run. Without, it waits the usual grace for its retry to attach here.
+            retry_grace=None if self.claims else RETRY_GRACE,
             **common,  # type: ignore[arg-type]
         )
         self.agents_endpoint = Endpoint(
@@ -151,7 +157,8 @@ class OrchestratorService:
 
     async def start(self) -> None:
         await self.history.start()
-        await self.claims.start()
+        if self.claims is not None:
+            await self.claims.start()
         await self.catalog.start()
         for endpoint in self.endpoints:
             await endpoint.start()

@@ -99,6 +99,8 @@ _REMOTE = "remote"  # the requester gave up: nobody waits for a reply
 _OPERATOR = "operator"  # the whole conversation was cancelled: tell the requester
 _SHUTDOWN = "shutdown"
 
+#: Seconds work given up as not accepted in time runs on, for its retry to attach to it.
+RETRY_GRACE = 2.0
 #: Seconds a handler cancelled at shutdown has to end before it is left behind.
 CUT_SHORT_S = 1.0
 #: Reply subjects of given-up requests remembered in case the request is read after its
@@ -219,7 +221,7 @@ class Endpoint:
         heartbeat_tick: float = 0.2,
         replay_max_entries: int = 10_000,
         replay_max_bytes: int = 64 * 1024 * 1024,
-        retry_grace: float | None = 2.0,
+        retry_grace: float | None = RETRY_GRACE,
     ) -> None:
         if max_concurrency < 1:
             raise ValueError("max_concurrency must be at least 1")

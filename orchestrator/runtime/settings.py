@@ -130,6 +130,15 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
         ),
     ] = "switchboard-history"
     history_turns: Annotated[int, _d("Turns kept per conversation.", ge=1, le=1000)] = 20
+    replica_claims: Annotated[
+        bool,
+        _d(
+            "Claim each conversation that carries a request id in JetStream KV (<history "
+            "bucket>-claims), so a retry that lands on another orchestrator replica is "
+            "answered, not run again. Two JetStream writes per conversation: turn it on when "
+            "several orchestrator replicas run (the Kubernetes manifests do)."
+        ),
+    ] = False
     history_replicas: Annotated[
         int,
         _d(

@@ -26,10 +26,9 @@ pytestmark = pytest.mark.slow
 
 #: Messages published per conversation of one calculator step, and why (README).
 BUDGET = {
-    # request, the agent's task, the agent's result, the reply: what a raw relay sends;
-    # + a request id's claim in JetStream KV and the reply stored with it, so a retry on
-    # another replica is not run again (ConversationClient.ask and the BFF's JSON chat)
-    "plain": 6,
+    # request, the agent's task, the agent's result, the reply: what a raw relay sends
+    # (+2 with SWITCHBOARD_REPLICA_CLAIMS: the claim of its request id and the stored reply)
+    "plain": 4,
     # + the progress the requester asked for: planned, step_started, step_finished, answered
     "streamed": 8,
     # + those four events on ai.events.<id> for watchers, asked for with "watch": true

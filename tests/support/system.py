@@ -53,6 +53,8 @@ def make_settings(nats_url: str, **overrides: Any) -> Settings:
         "conversation_timeout": 20.0,
         "shutdown_grace": 2.0,
         "log_level": "warning",
+        # As deployed with replicas (the Kubernetes manifests): retries claimed across them.
+        "replica_claims": True,
     }
     values.update(overrides)
     return Settings(**values)
