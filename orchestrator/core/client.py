@@ -17,7 +17,7 @@ import math
 from .catalog import AgentInfo
 from .conversation import ConversationReply, ConversationRequest, HistoryReply, HistoryRequest
 from .deadline import Deadline, reply_deadline
-from .errors import SwitchboardError
+from .errors import NoRespondersError, RequestTimeoutError, SwitchboardError, TimeoutPhase
 from .options import RequestOptions, new_request_id
 from .requester import Requester
 from .stream import EventStream
@@ -27,8 +27,10 @@ __all__ = ["ConversationClient"]
 
 #: A retry is worth sending only with at least this much of the deadline left (seconds).
 _RETRY_LEFT = 1.0
-#: Pause before the retry: long enough for a restarting replica to drop out of the group.
+#: Pause before the first retry: long enough for a restarting replica to drop out of the
+#: group; each further pause is twice the last, up to the most.
 _RETRY_PAUSE = 0.1
+_RETRY_PAUSE_MAX = 2.0
 
 
 class ConversationClient:
@@ -58,10 +60,14 @@ class ConversationClient:
     replica that died or froze is noticed in seconds; ``accept_timeout`` then bounds the
     wait for one to take the request. :meth:`ask` sends a request again, up to
     ``retries`` times while a second is left, when it was refused without being worked
-    on (no responders, overloaded, shutting down, not accepted in time); every
-    attempt carries the same request id, so one that was in fact delivered is
-    not run twice.
-    :meth:`stream` never retries: its events may already be on the screen.
+    on (overloaded, shutting down, not accepted in time); every attempt carries the
+    same request id, so one that was in fact delivered is not run twice. With
+    ``retries`` at all (the default), no responders is tried again with growing
+    pauses (0.1 s doubling to 2 s) while a second is left: the orchestrators may be
+    subscribing again after NATS came back. A replica that went silent mid-way
+    (died) gets its conversation cancelled everywhere, and the question is asked
+    once more, as new work. :meth:`stream` never retries: its events may already be
+    on the screen.
     """
 
     def __init__(
@@ -109,6 +115,8 @@ class ConversationClient:
         # answered it lately) attaches the retry to it instead of running it twice.
         options = self.options.attempt_of(new_request_id())
         attempt = 0
+        pause = _RETRY_PAUSE
+        replaced = False
         while True:
             try:
                 return await self.requester.call(
@@ -119,13 +127,42 @@ class ConversationClient:
                     deadline=deadline,
                     options=options,
                 )
+            except NoRespondersError:
+                # Nothing ran. Right after NATS comes back, the requests it buffered go out
+                # before the orchestrators have subscribed again: wait for them, backing off,
+                # while the budget lasts (not counted against ``retries``).
+                if self.retries == 0 or deadline.remaining() <= _RETRY_LEFT + pause:
+                    raise
+            except RequestTimeoutError as exc:
+                silent = exc.phase is TimeoutPhase.SILENT
+                if silent and self.retries and not replaced and deadline.remaining() > _RETRY_LEFT:
+                    # The replica that took it died (or froze) mid-conversation: its
+                    # heartbeats stopped. Cancel what it started -- its agents' work would
+                    # run on for nobody -- then ask again, as new work, on one that lives.
+                    replaced = True
+                    await self._cancel_conversation(request.correlation_id)
+                    options = self.options.attempt_of(new_request_id())
+                    continue
+                attempt += 1
+                if attempt > self.retries or not exc.retryable:
+                    raise
+                if deadline.remaining() <= _RETRY_LEFT:
+                    raise
             except SwitchboardError as exc:
                 attempt += 1
                 if attempt > self.retries or not exc.retryable:
                     raise
                 if deadline.remaining() <= _RETRY_LEFT:
                     raise
-            await asyncio.sleep(_RETRY_PAUSE)
+            await asyncio.sleep(pause)
+            pause = min(2 * pause, _RETRY_PAUSE_MAX)
+
+    async def _cancel_conversation(self, correlation_id: str) -> None:
+        """A conversation-wide cancel notice: every worker drops that conversation's work."""
+        with contextlib.suppress(SwitchboardError):  # best effort: the retry goes on
+            await self.requester.publish(
+                self.subjects.cancel(correlation_id), b"", correlation_id=correlation_id
+            )
 
     def stream(
         self,

@@ -51,6 +51,8 @@ PART_ENV = {
     "SWITCHBOARD_ACCEPT_TIMEOUT": "2",
     "SWITCHBOARD_STEP_RETRIES": "2",
     "SWITCHBOARD_SHUTDOWN_GRACE": "3",
+    # Several orchestrator replicas, as deployed: a retry on another one is not run again.
+    "SWITCHBOARD_REPLICA_CLAIMS": "true",
 }
 
 #: One agent process, labelled "agents", serving every test agent.
