@@ -16,7 +16,8 @@ async def python_process(
 ) -> AsyncIterator[ChildProcess]:
     """Run ``python -m module args...``; yield once it printed a line "ready".
 
-    Stopped with SIGTERM, then SIGKILL after 10 s.
+    Stopped with SIGTERM, then SIGKILL after 2 s: a load process has nothing to finish, and
+    a stopped bench must end quickly whatever the load left in flight.
 
     Raises:
         ConfigurationError: it exited first, or printed no "ready" in ``ready_timeout`` s.
@@ -28,7 +29,7 @@ async def python_process(
         pipe=True,
         ready_line=r"^\s*ready\s*$",
         ready_timeout=ready_timeout,
-        grace=10.0,
+        grace=2.0,
     )
     async with child:
         yield child

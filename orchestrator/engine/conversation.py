@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 
 import structlog
 
-from ..core.catalog import AgentCatalog
+from ..core.catalog import AgentCatalog, AgentInfo
 from ..core.codec import DEFAULT_MAX_PAYLOAD
 from ..core.conversation import ConversationReply, ConversationRequest, ConversationTurn, Plan
 from ..core.deadline import Deadline
@@ -77,6 +77,25 @@ class ConversationEngine:
             CONVERSATIONS.labels(outcome).inc()
             CONVERSATION_DURATION.observe(time.perf_counter() - started)
 
+    async def _await_agents(
+        self,
+        request: ConversationRequest,
+        deadline: Deadline,
+        agents: Mapping[str, AgentInfo],
+        missing: list[str],
+    ) -> tuple[Mapping[str, AgentInfo], list[str]]:
+        """Give discovery a moment when agents are missing: right after NATS comes back the
+        agents reconnect after this replica, and the first question must not be refused."""
+        give_up = min(AGENT_WAIT_S, deadline.remaining() / 4)
+        waited = 0.0
+        while (missing or not agents) and waited < give_up:
+            await asyncio.sleep(AGENT_POLL_S)
+            waited += AGENT_POLL_S
+            await self.catalog.refresh()
+            agents = await self.catalog.get(request.agents)
+            missing = sorted(set(request.agents or ()) - set(agents))
+        return agents, missing
+
     async def _converse(
         self, request: ConversationRequest, deadline: Deadline, events: EventSink
     ) -> ConversationReply:
@@ -84,6 +103,8 @@ class ConversationEngine:
         history = await self._load_history(request, deadline)
         agents = await self.catalog.get(request.agents)
         missing = sorted(set(request.agents or ()) - set(agents))
+        if missing or not agents:
+            agents, missing = await self._await_agents(request, deadline, agents, missing)
         if missing:
             running = ", ".join(sorted(self.catalog.agents)) or "none"
             raise PlanError(
@@ -188,6 +209,10 @@ class ConversationEngine:
 
 #: Most time conversation memory may take, per load or save.
 HISTORY_BUDGET = 2.0
+#: Most seconds a conversation waits for agents it needs to appear in the catalog (a quarter
+#: of its budget at most), and how often it looks again.
+AGENT_WAIT_S = 2.0
+AGENT_POLL_S = 0.25
 
 
 def _history_budget(deadline: Deadline) -> float:

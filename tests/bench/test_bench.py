@@ -307,6 +307,8 @@ def test_a_stopped_bench_leaves_no_process_behind(
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+        if proc.stderr is not None:
+            proc.stderr.close()  # a pipe left open fails a later test as an unraisable warning
     assert proc.returncode in (130, 143, -sig), err
     give_up = time.monotonic() + 10
     while any(_alive(pid) for pid in children) and time.monotonic() < give_up:
