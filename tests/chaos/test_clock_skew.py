@@ -11,9 +11,11 @@ is the budget it was given.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import textwrap
@@ -71,15 +73,21 @@ async def skewed(
     if skew is not None:
         command = ["faketime", "-f", skew, *command]
     log = (tmp_path / f"{args[0]}-{skew}.log").open("wb")
+    # faketime runs the command as its child: a session of their own, so both are stopped
     process = await asyncio.create_subprocess_exec(
-        *command, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT
+        *command,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
     try:
         yield process
     finally:
-        if process.returncode is None:
-            process.terminate()
-            await asyncio.wait_for(process.wait(), 30)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
+        await asyncio.wait_for(process.wait(), 30)
         log.close()
 
 
