@@ -268,6 +268,10 @@ def _cmdline(pid: int) -> str:
         return ""
 
 
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.mark.parametrize(
     ("sig", "mode", "extra"),
     [
@@ -287,6 +291,9 @@ def test_a_stopped_bench_leaves_no_process_behind(
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
+        # Ctrl-C as at a terminal: a suite started in the background (CI) inherits SIGINT
+        # ignored, and so would the bench, which then never sees the Ctrl-C this test sends.
+        preexec_fn=_default_sigint,
     )
     try:
         assert proc.stderr is not None
