@@ -9,7 +9,7 @@ header, and the receiver turns it back into a deadline on its own clock the
 moment it reads the message (gRPC's ``grpc-timeout`` does the same). Clocks of
 different machines are never compared: a part whose wall clock is minutes off
 can neither expire nor stretch anyone's work. Wall-clock time appears only
-where a person reads it (:meth:`Deadline.wall_time`, event timestamps).
+where a person reads it (event timestamps).
 """
 
 from __future__ import annotations
@@ -94,10 +94,6 @@ class Deadline:
         if not ms <= MAX_SECONDS * 1000:  # also NaN
             raise ValueError(f"A deadline {self.remaining()!r} s away cannot be sent.")
         return str(int(ms)) if ms > 0 else "0"
-
-    def wall_time(self) -> float:
-        """When this deadline passes, as unix time: for people to read, never to decide on."""
-        return time.time() + self.remaining()
 
     def remaining(self) -> float:
         """Seconds left (negative once passed)."""
