@@ -91,6 +91,7 @@ __all__ = ["CorrelationTracker", "PendingInfo", "PendingRequest", "ReplyStream",
 log = structlog.get_logger("switchboard.correlation")
 
 _FINAL: Final = h.Kind.FINAL.value
+_BEAT_KINDS: Final = frozenset((h.Kind.ACCEPTED.value, h.Kind.HEARTBEAT.value))
 _TOKEN_BATCH: Final = 256
 _PROGRESS: Final = h.Kind.PROGRESS.value
 
@@ -375,11 +376,14 @@ class CorrelationTracker:
 
     def route(self, token: str, msg: Msg) -> None:
         """Deliver ``msg`` (received on this token's reply subject) to its waiter."""
+        hdrs = msg.headers
+        if hdrs and hdrs.get(h.BEATS) == h.BATCH and hdrs.get(h.KIND) in _BEAT_KINDS:
+            self._beats(msg.data)  # whichever of them it was sent to
+            return
         entry = self._entries.get(token)
         if entry is None:
             self._stray(token)
             return
-        hdrs = msg.headers
         kind = _FINAL
         if hdrs:
             if hdrs.get(h.NATS_STATUS) == h.NO_RESPONDERS_STATUS:
@@ -395,7 +399,21 @@ class CorrelationTracker:
             elif entry.stream is not None:
                 entry.stream._finish(msg)
             return
-        # accepted / heartbeat / progress: the request is in a worker's hands.
+        self._alive(entry)
+        if kind == _PROGRESS and entry.stream is not None:
+            entry.stream._push(msg)
+
+    def _beats(self, data: bytes) -> None:
+        """A batch of beats: every request it names is in a worker's hands (names of requests
+        that ended meanwhile, or of another process's, are ignored)."""
+        entries = self._entries
+        for token in data.decode("ascii", "replace").split():
+            entry = entries.get(token)
+            if entry is not None:
+                self._alive(entry)
+
+    def _alive(self, entry: PendingRequest) -> None:
+        """accepted / heartbeat / progress: the request is in a worker's hands."""
         if entry.silence_timeout is not None:
             loop = self._loop
             assert loop is not None
@@ -408,8 +426,6 @@ class CorrelationTracker:
                     min(entry.deadline, now + entry.silence_timeout), self._on_timer, entry
                 )
         entry.accepted = True
-        if kind == _PROGRESS and entry.stream is not None:
-            entry.stream._push(msg)
 
     # -- ending entries -----------------------------------------------------------------------
 

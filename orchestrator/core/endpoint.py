@@ -106,6 +106,9 @@ CUT_SHORT_S = 1.0
 #: Reply subjects of given-up requests remembered in case the request is read after its
 #: cancel notice (every endpoint hears every cancel notice: most are other workers').
 MAX_GIVEN_UP = 10_000
+#: Most requests one batched beat names (16-character tokens: about 70 KB).
+MAX_BEAT_BATCH = 4096
+_BEAT_BATCH_BLOCK = wire.header_block({h.KIND: h.Kind.HEARTBEAT.value, h.BEATS: h.BATCH})
 
 
 class Request:
@@ -114,6 +117,7 @@ class Request:
     __slots__ = (
         "_endpoint",
         "accepted_sent",
+        "batch_beats",
         "cancel_reason",
         "correlation_id",
         "data",
@@ -140,6 +144,8 @@ class Request:
         self.deadline = deadline
         self.wants_progress = self.headers.get(h.PROGRESS) == "1"
         self.heartbeat: float | None = None
+        #: The requester reads beats batched with its other requests' (``h.BEATS``).
+        self.batch_beats = self.headers.get(h.BEATS) == h.BATCH
         self.accepted_sent = False
         self.next_beat = 0.0
         #: Set by the error layer: the reply is an error reply with this code.
@@ -628,7 +634,11 @@ class Endpoint:
             )
 
     async def _tick(self) -> None:
-        """Send ``accepted`` then ``heartbeat`` messages for requests that asked for them."""
+        """Send ``accepted`` then ``heartbeat`` messages for requests that asked for them.
+
+        Requests whose requester reads batches (``h.BEATS``) get one message per requester
+        per tick (:meth:`_beat_batch`); the others one each, as the NATS CLI expects.
+        """
         while True:
             await asyncio.sleep(self._heartbeat_tick)
             now = time.monotonic()
@@ -639,7 +649,11 @@ class Endpoint:
             ]
             if not beating:
                 return
+            batches: dict[str, list[Request]] = {}
             for request in beating:
+                if request.batch_beats:
+                    batches.setdefault(request.reply.rpartition(".")[0], []).append(request)
+                    continue
                 if request.heartbeat is None:
                     continue  # finished while an earlier beat of this round was sent
                 if not request.accepted_sent:
@@ -649,6 +663,43 @@ class Endpoint:
                 elif now >= request.next_beat:
                     request.next_beat = now + request.heartbeat
                     await self._send(request, b"", h.Kind.HEARTBEAT)
+            for group in batches.values():
+                await self._beat_batch(group, now)
+
+    async def _beat_batch(self, group: list[Request], now: float) -> None:
+        """One beat for the requests of one requester, when any of them is due.
+
+        The requests at least half way to their next beat ride along (their beat is
+        reset), so a steady stream of requests costs one message per tick, not one per
+        request per interval. The batch goes to the reply subject of one of them that is
+        still running (nothing is sent on a subject after its final reply), in chunks of
+        :data:`MAX_BEAT_BATCH` names.
+        """
+        if not any(
+            r.heartbeat is not None and (not r.accepted_sent or now >= r.next_beat) for r in group
+        ):
+            return
+        members = [
+            r
+            for r in group
+            if r.heartbeat is not None
+            and (not r.accepted_sent or now >= r.next_beat - r.heartbeat / 2)
+        ]
+        for start in range(0, len(members), MAX_BEAT_BATCH):
+            chunk = [r for r in members[start : start + MAX_BEAT_BATCH] if r.heartbeat]
+            if not chunk:
+                continue  # finished while the chunk before was sent
+            for request in chunk:
+                assert request.heartbeat is not None
+                request.accepted_sent = True
+                request.next_beat = now + request.heartbeat
+            names = " ".join(r.reply.rpartition(".")[2] for r in chunk)
+            try:
+                await wire.publish(
+                    self._nc, chunk[0].reply, names.encode("ascii"), _BEAT_BATCH_BLOCK
+                )
+            except Exception as exc:  # the requesters may time out; nothing else to do
+                log.warning("beat not sent", endpoint=self.name, error=type(exc).__name__)
 
     async def _on_cancel(self, msg: Msg) -> None:
         """``ai.cancel.<correlation_id>``: cancel one request, or all of that conversation.

@@ -6,6 +6,8 @@ import enum
 from typing import Final
 
 __all__ = [
+    "BATCH",
+    "BEATS",
     "CORRELATION_ID",
     "ERROR",
     "HEARTBEAT",
@@ -31,6 +33,13 @@ KIND: Final = "Switchboard-Kind"
 ERROR: Final = "Switchboard-Error"
 #: On requests: heartbeat interval (ms) the requester wants while the work runs.
 HEARTBEAT: Final = "Switchboard-Heartbeat"
+#: On requests: "batch" when the requester reads batched beats. On ``accepted`` and
+#: ``heartbeat`` replies: "batch" when the body names (space-separated) the reply tokens of
+#: all the requests of that requester the beat is for; it is sent to one of their reply
+#: subjects. One message per requester per tick then keeps hundreds of slow requests alive.
+BEATS: Final = "Switchboard-Beats"
+#: The value of :data:`BEATS`.
+BATCH: Final = "batch"
 #: On requests: "1" when the requester wants progress messages before the final reply.
 PROGRESS: Final = "Switchboard-Progress"
 #: On cancel notices: the reply subject of the one request to cancel.

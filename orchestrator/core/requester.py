@@ -347,6 +347,7 @@ class Requester:
             if not heartbeat <= MAX_SECONDS:  # also NaN
                 raise ValueError(f"A heartbeat interval of {heartbeat} s cannot be sent.")
             hdrs[h.HEARTBEAT] = str(max(1, int(heartbeat * 1000)))
+            hdrs[h.BEATS] = h.BATCH  # the tracker reads beats batched per requester
         if stream:
             hdrs[h.PROGRESS] = "1"
         if options.request_id is not None:
