@@ -43,6 +43,11 @@ class EventSink:
         self._progress = progress
         self.seq = 0
 
+    @property
+    def listening(self) -> bool:
+        """Whether anyone gets these events (else the steps need not ask for progress)."""
+        return self._publish is not None or self._progress is not None
+
     async def emit(
         self,
         kind: EventKind,

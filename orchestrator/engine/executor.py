@@ -235,6 +235,15 @@ class Executor:
         events: EventSink,
         options: RequestOptions,
     ) -> AgentResult:
+        if not events.listening:  # progress only to whoever asked for it: nobody did
+            return await self.requester.call(
+                subject,
+                task,
+                AgentResult,
+                correlation_id=correlation_id,
+                deadline=deadline,
+                options=options,
+            )
         async with self.requester.stream(
             subject,
             task,

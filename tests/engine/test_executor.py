@@ -153,6 +153,34 @@ async def test_events_are_in_order(executor: Executor) -> None:
     )
 
 
+async def test_steps_nobody_watches_do_not_ask_their_agents_for_progress(
+    executor: Executor, nats_client: NATS
+) -> None:
+    # A plain chat: no SSE stream, no watcher. The sleepy agent reports progress, which
+    # would cross the wire for nothing.
+    replies: list[Msg] = []
+
+    async def spy(msg: Msg) -> None:
+        replies.append(msg)
+
+    sub = await nats_client.subscribe("_INBOX.>", cb=spy)
+    await nats_client.flush()
+    quiet = EventSink("conv-t-2", subject=None, publish=None)
+    [result] = await executor.run(
+        Plan(steps=[step("a", "sleepy", "sleep 0.1")]),
+        correlation_id="conv-t-2",
+        user_id="t",
+        deadline=Deadline.after(20),
+        events=quiet,
+    )
+    await nats_client.flush()
+    await sub.unsubscribe()
+    assert result.status == "ok"
+    kinds = [(m.headers or {}).get("Switchboard-Kind") for m in replies]
+    assert "final" in kinds  # the spy saw the step's reply ...
+    assert "progress" not in kinds  # ... and no progress for nobody
+
+
 async def test_cancelling_a_run_cancels_its_steps(
     executor: Executor, requester: Requester, settings: Settings
 ) -> None:
