@@ -10,7 +10,7 @@ they are written to the client (a large answer weighs what it weighs).
 from __future__ import annotations
 
 import weakref
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import structlog
@@ -73,7 +73,7 @@ async def chat(
     return Response(
         reply,
         headers={"X-Correlation-Id": correlation_id},
-        background=BackgroundTask(hold.release),
+        background=BackgroundTask(_on_loop, hold.release),
     )
 
 
@@ -125,5 +125,11 @@ async def chat_stream(
     return ServerSentEvent(
         stream,
         headers={"X-Correlation-Id": correlation_id, "Cache-Control": "no-store"},
-        background=BackgroundTask(slot.release),
+        background=BackgroundTask(_on_loop, slot.release),
     )
+
+
+async def _on_loop(release: Callable[[], None]) -> None:
+    """A response's background task: litestar runs a plain function in a thread pool,
+    where giving back a slot would race with the limiter (and cost a thread hop)."""
+    release()

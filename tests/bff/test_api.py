@@ -375,3 +375,33 @@ async def test_static_paths_no_file_can_have_are_not_found(nats_url: str) -> Non
                 r = await http.get(f"{prefix}/{name}")
                 assert r.status_code == 404, (prefix, name, r.status_code, r.text)
         assert (await http.get("/static/favicon.svg")).status_code == 200
+
+
+async def test_slots_and_held_answers_are_given_back_on_the_event_loop(
+    nats_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The limiter's counters are the loop's: a release from a thread pool races with it
+    # (and costs a thread hop per request).
+    import threading
+
+    from switchboard.bff import InFlightLimiter
+
+    threads: list[str] = []
+    give_back, release = InFlightLimiter._give_back, InFlightLimiter._release
+
+    def recording_give_back(self: InFlightLimiter, size: int) -> None:
+        threads.append(threading.current_thread().name)
+        give_back(self, size)
+
+    def recording_release(self: InFlightLimiter, user: str) -> None:
+        threads.append(threading.current_thread().name)
+        release(self, user)
+
+    monkeypatch.setattr(InFlightLimiter, "_give_back", recording_give_back)
+    monkeypatch.setattr(InFlightLimiter, "_release", recording_release)
+    async with system(nats_url) as http:
+        plain = await http.post("/v1/chat", json={"message": "what is 1+1"})
+        streamed = await http.post("/v1/chat/stream", json={"message": "what is 1+1"})
+        assert plain.status_code == streamed.status_code == 200
+        await eventually(lambda: len(threads) >= 4)  # 2 slots, 2 held answers
+    assert set(threads) == {threading.current_thread().name}, threads
