@@ -24,7 +24,7 @@ from ..metrics import CONVERSATION_DURATION, CONVERSATIONS, HISTORY_FAILURES, PL
 from .aggregator import Aggregator
 from .events import EventSink
 from .executor import Executor
-from .history import HistoryStore
+from .history import NEW, HistoryStore, Snapshot
 from .plan import validate_plan
 from .planner import LLMPlanner, LocalPlanner
 from .reply import answered_detail, check_answer, reply_steps
@@ -100,7 +100,8 @@ class ConversationEngine:
         self, request: ConversationRequest, deadline: Deadline, events: EventSink
     ) -> ConversationReply:
         started = time.perf_counter()
-        history = await self._load_history(request, deadline)
+        known = await self._load_history(request, deadline)
+        history = known.turns if known is not None else []
         agents = await self.catalog.get(request.agents)
         missing = sorted(set(request.agents or ()) - set(agents))
         if missing or not agents:
@@ -165,7 +166,7 @@ class ConversationEngine:
             conversation_id=request.conversation_id,
         )
         await events.emit("answered", detail=answered_detail(answer, partial=partial))
-        await self._save_history(request, answer, deadline)
+        await self._save_history(request, answer, deadline, known)
         return reply
 
     # Conversation memory is worth a little time, never the answer: a history bucket that
@@ -174,22 +175,29 @@ class ConversationEngine:
 
     async def _load_history(
         self, request: ConversationRequest, deadline: Deadline
-    ) -> list[ConversationTurn]:
+    ) -> Snapshot | None:
+        """The conversation's turns so far (None: unknown, none are used)."""
         if not request.conversation_id or self.history is None:
-            return []
+            return None
+        if request.conversation_id == request.correlation_id:
+            return NEW  # a conversation named by this request starts with it: nothing to read
         try:
             async with asyncio.timeout(_history_budget(deadline)):
-                return await self.history.load(request.user_id, request.conversation_id)
+                return await self.history.read(request.user_id, request.conversation_id)
         except (SwitchboardError, TimeoutError) as exc:
             HISTORY_FAILURES.labels("load").inc()
             log.warning(
                 "conversation history unavailable; answering without it",
                 error=str(exc) or type(exc).__name__,
             )
-            return []
+            return None
 
     async def _save_history(
-        self, request: ConversationRequest, answer: str, deadline: Deadline
+        self,
+        request: ConversationRequest,
+        answer: str,
+        deadline: Deadline,
+        known: Snapshot | None,
     ) -> None:
         if not request.conversation_id or self.history is None:
             return
@@ -201,7 +209,9 @@ class ConversationEngine:
         )
         try:
             async with asyncio.timeout(_history_budget(deadline)):
-                await self.history.append(request.user_id, request.conversation_id, turn)
+                await self.history.append(
+                    request.user_id, request.conversation_id, turn, known=known
+                )
         except (SwitchboardError, TimeoutError) as exc:
             HISTORY_FAILURES.labels("save").inc()
             log.warning("conversation turn not saved", error=str(exc) or type(exc).__name__)

@@ -8,20 +8,33 @@ replicas answering the same conversation at once do not lose a turn.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import structlog
 from nats.aio.client import Client as NATS
 
 from ..core.codec import decode, encode
 from ..core.conversation import ConversationTurn
 from ..core.errors import DecodeError
-from ..core.kv import KVBucket
+from ..core.kv import KVBucket, Revision
 
-__all__ = ["HistoryStore"]
+__all__ = ["NEW", "HistoryStore", "Snapshot"]
 
 log = structlog.get_logger("switchboard.history")
 
 #: Longest message/answer kept per turn (characters).
 MAX_TURN_CHARS = 4_000
+
+
+class Snapshot(NamedTuple):
+    """A conversation's turns as read, and the revision they were read at (None: none)."""
+
+    turns: list[ConversationTurn]
+    revision: Revision | None
+
+
+#: The snapshot of a conversation that starts now (nothing to read).
+NEW = Snapshot([], None)
 
 
 class HistoryStore:
@@ -50,18 +63,33 @@ class HistoryStore:
         return f"{user_id}.{conversation_id}"
 
     async def load(self, user_id: str, conversation_id: str) -> list[ConversationTurn]:
+        return (await self.read(user_id, conversation_id)).turns
+
+    async def read(self, user_id: str, conversation_id: str) -> Snapshot:
+        """The turns of a conversation and the revision they were read at, for
+        :meth:`append` to write without reading them again."""
         found = await self._kv.get(self.key(user_id, conversation_id))
         if found is None:
-            return []
+            return Snapshot([], None)
         try:
-            return decode(found[0], list[ConversationTurn], max_bytes=None)
+            return Snapshot(decode(found[0], list[ConversationTurn], max_bytes=None), found[1])
         except DecodeError:
             log.warning(
                 "unreadable history ignored", user_id=user_id, conversation_id=conversation_id
             )
-            return []
+            return Snapshot([], found[1])
 
-    async def append(self, user_id: str, conversation_id: str, turn: ConversationTurn) -> None:
+    async def append(
+        self,
+        user_id: str,
+        conversation_id: str,
+        turn: ConversationTurn,
+        *,
+        known: Snapshot | None = None,
+    ) -> None:
+        """Add ``turn``; ``known``: what :meth:`read` gave (``NEW``: a conversation that
+        starts with this turn), written over without reading again unless someone wrote
+        since (compare-and-set)."""
         turn = ConversationTurn(
             correlation_id=turn.correlation_id,
             message=turn.message[:MAX_TURN_CHARS],
@@ -70,16 +98,10 @@ class HistoryStore:
         )
         key = self.key(user_id, conversation_id)
         for _ in range(10):
-            found = await self._kv.get(key)
-            turns: list[ConversationTurn] = []
-            revision = None
-            if found is not None:
-                revision = found[1]
-                try:
-                    turns = decode(found[0], list[ConversationTurn], max_bytes=None)
-                except DecodeError:
-                    turns = []
-            turns = [*turns, turn][-self.max_turns :]
+            if known is None:
+                known = await self.read(user_id, conversation_id)
+            turns = [*known.turns, turn][-self.max_turns :]
+            revision, known = known.revision, None
             if await self._kv.put_if(key, encode(turns), revision):
                 return
         log.warning("history not saved: too much contention", key=key)

@@ -19,6 +19,7 @@ import pytest
 import pytest_asyncio
 from nats.aio.client import Client as NATS
 
+from switchboard.orchestrator import new_correlation_id
 from switchboard.orchestrator.core import ConversationClient, Requester
 from switchboard.orchestrator.runtime import ChildProcess, EmbeddedNatsServer, free_port
 
@@ -35,6 +36,12 @@ BUDGET = {
     "watched": 8,
     # `nats req` with no Switchboard header at all: the same four as plain
     "nats-cli": 4,
+    # + the turn written to the history bucket (JetStream's ack is the server's own): every
+    # chat of the BFF is a turn, a new conversation named by its correlation id, which has
+    # nothing to read first
+    "first-turn": 5,
+    # + the read of the conversation's history; the write reuses what was read
+    "next-turn": 6,
 }
 ROUNDS = 40
 QUESTION = "what is 17*23?"
@@ -101,12 +108,27 @@ async def test_each_kind_of_conversation_sends_what_the_budget_says(
             msg = await nc.request("ai.orchestrator.converse", json.dumps(body).encode(), 10)
             assert "391" in json.loads(msg.data)["answer"]
 
+        async def first_turn() -> None:
+            correlation_id = new_correlation_id("u")
+            reply = await client.ask(
+                QUESTION, user_id="u", correlation_id=correlation_id, conversation_id=correlation_id
+            )
+            assert "391" in reply.answer
+
+        ongoing = new_correlation_id("u")
+
+        async def next_turn() -> None:
+            reply = await client.ask(QUESTION, user_id="u", conversation_id=ongoing)
+            assert "391" in reply.answer
+
         counter = iter(range(10**6))
         kinds: dict[str, Callable[[], Awaitable[None]]] = {
             "plain": plain,
             "streamed": streamed,
             "watched": watched,
             "nats-cli": nats_cli,
+            "first-turn": first_turn,
+            "next-turn": next_turn,
         }
         spent = {}
         for kind, converse in kinds.items():
