@@ -4,12 +4,13 @@ from .aggregator import Aggregator, compose, output_text
 from .conversation import ConversationEngine
 from .events import EventSink
 from .executor import Executor
-from .history import HistoryStore
+from .history import NEW, HistoryStore, Snapshot
 from .plan import dependents, validate_plan
 from .planner import LLMPlanner, LocalPlanner, split_clauses
 from .reply import answered_detail, check_answer, reply_steps
 
 __all__ = [
+    "NEW",
     "Aggregator",
     "ConversationEngine",
     "EventSink",
@@ -17,6 +18,7 @@ __all__ = [
     "HistoryStore",
     "LLMPlanner",
     "LocalPlanner",
+    "Snapshot",
     "answered_detail",
     "check_answer",
     "compose",
