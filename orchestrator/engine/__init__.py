@@ -4,13 +4,13 @@ from .aggregator import Aggregator, compose, output_text
 from .conversation import ConversationEngine
 from .events import EventSink
 from .executor import Executor
-from .history import NEW, HistoryStore, Snapshot
+from .history import NEW_CONVERSATION, HistoryStore, Snapshot
 from .plan import dependents, validate_plan
 from .planner import LLMPlanner, LocalPlanner, split_clauses
 from .reply import answered_detail, check_answer, reply_steps
 
 __all__ = [
-    "NEW",
+    "NEW_CONVERSATION",
     "Aggregator",
     "ConversationEngine",
     "EventSink",

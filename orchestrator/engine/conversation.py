@@ -24,7 +24,7 @@ from ..metrics import CONVERSATION_DURATION, CONVERSATIONS, HISTORY_FAILURES, PL
 from .aggregator import Aggregator
 from .events import EventSink
 from .executor import Executor
-from .history import NEW, HistoryStore, Snapshot
+from .history import NEW_CONVERSATION, HistoryStore, Snapshot
 from .plan import validate_plan
 from .planner import LLMPlanner, LocalPlanner
 from .reply import answered_detail, check_answer, reply_steps
@@ -180,7 +180,7 @@ class ConversationEngine:
         if not request.conversation_id or self.history is None:
             return None
         if request.conversation_id == request.correlation_id:
-            return NEW  # a conversation named by this request starts with it: nothing to read
+            return NEW_CONVERSATION  # a conversation named by this request starts with it: nothing to read
         try:
             async with asyncio.timeout(_history_budget(deadline)):
                 return await self.history.read(request.user_id, request.conversation_id)

@@ -18,7 +18,7 @@ from ..core.conversation import ConversationTurn
 from ..core.errors import DecodeError
 from ..core.kv import KVBucket, Revision
 
-__all__ = ["NEW", "HistoryStore", "Snapshot"]
+__all__ = ["NEW_CONVERSATION", "HistoryStore", "Snapshot"]
 
 log = structlog.get_logger("switchboard.history")
 
@@ -34,7 +34,7 @@ class Snapshot(NamedTuple):
 
 
 #: The snapshot of a conversation that starts now (nothing to read).
-NEW = Snapshot([], None)
+NEW_CONVERSATION = Snapshot([], None)
 
 
 class HistoryStore:
@@ -87,7 +87,7 @@ class HistoryStore:
         *,
         known: Snapshot | None = None,
     ) -> None:
-        """Add ``turn``; ``known``: what :meth:`read` gave (``NEW``: a conversation that
+        """Add ``turn``; ``known``: what :meth:`read` gave (``NEW_CONVERSATION``: a conversation that
         starts with this turn), written over without reading again unless someone wrote
         since (compare-and-set)."""
         turn = ConversationTurn(
