@@ -180,7 +180,8 @@ class ConversationEngine:
         if not request.conversation_id or self.history is None:
             return None
         if request.conversation_id == request.correlation_id:
-            return NEW_CONVERSATION  # a conversation named by this request starts with it: nothing to read
+            # A conversation named by this request starts with it: nothing to read.
+            return NEW_CONVERSATION
         try:
             async with asyncio.timeout(_history_budget(deadline)):
                 return await self.history.read(request.user_id, request.conversation_id)

@@ -87,7 +87,7 @@ class HistoryStore:
         *,
         known: Snapshot | None = None,
     ) -> None:
-        """Add ``turn``; ``known``: what :meth:`read` gave (``NEW_CONVERSATION``: a conversation that
+        """Add ``turn``; ``known``: what :meth:`read` gave (``NEW_CONVERSATION``: one that
         starts with this turn), written over without reading again unless someone wrote
         since (compare-and-set)."""
         turn = ConversationTurn(
