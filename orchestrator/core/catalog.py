@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 import msgspec
 import structlog
@@ -111,6 +111,8 @@ class AgentCatalog:
         self.stale_after = stale_after if stale_after is not None else 3 * refresh + window
         self._agents: dict[str, AgentInfo] = {}
         self._seen: dict[str, float] = {}
+        #: Every agent name discovered since start (a missing one may come back).
+        self._known: set[str] = set()
         self._refreshed_at = 0.0
         self._task: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
@@ -155,6 +157,7 @@ class AgentCatalog:
                 instances = seen.instances + 1 if seen else 1
                 found[agent.name] = msgspec.structs.replace(agent, instances=instances)
                 self._seen[agent.name] = now
+                self._known.add(agent.name)
             # A busy agent may miss one round of answers: keep it until it is stale.
             for name, agent in self._agents.items():
                 if name not in found and now - self._seen.get(name, 0.0) < self.stale_after:
@@ -167,13 +170,22 @@ class AgentCatalog:
             self._refreshed_at = now
             return found
 
+    def may_return(self, names: Iterable[str]) -> bool:
+        """Whether any of ``names`` (missing now) is worth waiting for: an agent seen since
+        start, or any agent while none is known yet (this process has just started)."""
+        return not self._known or not self._known.isdisjoint(names)
+
     async def get(self, names: list[str] | None = None) -> Mapping[str, AgentInfo]:
-        """The catalog (restricted to ``names``), refreshed first if empty or missing a name.
+        """The catalog (restricted to ``names``), refreshed first if empty or missing a name
+        that was here before (a name never seen buys no discovery round: a typo or a
+        fuzzer would send one to every agent, request after request).
 
         The mapping is never changed in place (a refresh replaces it): no copy is needed.
         """
         wanted = set(names) if names else None
-        stale = not self._agents or (wanted and not wanted <= set(self._agents))
+        stale = not self._agents or (
+            wanted is not None and self.may_return(wanted - self._agents.keys())
+        )
         # Not on every request (do not hammer the service API), but soon when empty.
         if stale and self.age > (0.1 if not self._agents else 0.5):
             await self.refresh()

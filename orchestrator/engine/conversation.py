@@ -84,8 +84,9 @@ class ConversationEngine:
         agents: Mapping[str, AgentInfo],
         missing: list[str],
     ) -> tuple[Mapping[str, AgentInfo], list[str]]:
-        """Give discovery a moment when agents are missing: right after NATS comes back the
-        agents reconnect after this replica, and the first question must not be refused."""
+        """Give discovery a moment when agents that were here are missing: right after NATS
+        comes back the agents reconnect after this replica, and the first question must not
+        be refused. (A name no agent ever had is refused at once.)"""
         give_up = min(AGENT_WAIT_S, deadline.remaining() / 4)
         waited = 0.0
         while (missing or not agents) and waited < give_up:
@@ -104,7 +105,7 @@ class ConversationEngine:
         history = known.turns if known is not None else []
         agents = await self.catalog.get(request.agents)
         missing = sorted(set(request.agents or ()) - set(agents))
-        if missing or not agents:
+        if not agents or (missing and self.catalog.may_return(missing)):
             agents, missing = await self._await_agents(request, deadline, agents, missing)
         if missing:
             running = ", ".join(sorted(self.catalog.agents)) or "none"

@@ -13,7 +13,7 @@ import nats
 import pytest
 from nats.aio.client import Client as NATS
 
-from switchboard.agents import agent
+from switchboard.agents import agent, builtin_agents
 from switchboard.orchestrator import (
     REPLY_MARGIN,
     ConversationReply,
@@ -28,8 +28,9 @@ from switchboard.orchestrator import (
     encode,
 )
 from switchboard.orchestrator.core import Deadline
+from switchboard.orchestrator.runtime import EmbeddedNatsServer
 from tests.helpers import eventually
-from tests.support.system import agents_running, converse, orchestrator_running
+from tests.support.system import agents_running, converse, make_settings, orchestrator_running
 
 
 async def test_a_multi_step_question_is_answered_offline(
@@ -303,6 +304,30 @@ async def test_naming_an_agent_that_is_not_running_is_a_clear_error(
     with pytest.raises(RemoteError, match="not running: teleporter") as caught:
         await converse(requester, "beam me up", agents=["teleporter", "clock"])
     assert caught.value.code.value == "bad_request"
+
+
+async def test_a_name_no_agent_ever_had_is_refused_without_waiting_or_asking_around(
+    nats_server: EmbeddedNatsServer, requester: Requester, nats_client: NATS
+) -> None:
+    # Waiting for agents to come back is for agents that were here (NATS just came back);
+    # a name never seen (a typo, a fuzzer) must not buy a discovery broadcast to every
+    # agent and seconds of waiting, request after request.
+    settings = make_settings(nats_server.url, catalog_refresh=600)  # no periodic rounds
+    rounds: list[str] = []
+
+    async def spy(msg: object) -> None:
+        rounds.append("INFO")
+
+    async with agents_running(settings, *builtin_agents().values()), orchestrator_running(settings):
+        await converse(requester, "what is 1+1")  # the catalog is known
+        sub = await nats_client.subscribe("$SRV.INFO", cb=spy)
+        await nats_client.flush()
+        for name in ("teleporter", "warp-drive", "holodeck"):
+            with pytest.raises(RemoteError, match=f"not running: {name}"):
+                await converse(requester, "beam me up", agents=[name, "clock"])
+        await nats_client.flush()
+        await sub.unsubscribe()
+    assert rounds == []
 
 
 async def test_events_can_be_kept_off_the_bus(
