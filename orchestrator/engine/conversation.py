@@ -105,7 +105,7 @@ class ConversationEngine:
         history = known.turns if known is not None else []
         agents = await self.catalog.get(request.agents)
         missing = sorted(set(request.agents or ()) - set(agents))
-        if not agents or (missing and self.catalog.may_return(missing)):
+        if not self.catalog.agents or (missing and self.catalog.may_return(missing)):
             agents, missing = await self._await_agents(request, deadline, agents, missing)
         if missing:
             running = ", ".join(sorted(self.catalog.agents)) or "none"

@@ -323,8 +323,9 @@ async def test_a_name_no_agent_ever_had_is_refused_without_waiting_or_asking_aro
         sub = await nats_client.subscribe("$SRV.INFO", cb=spy)
         await nats_client.flush()
         for name in ("teleporter", "warp-drive", "holodeck"):
-            with pytest.raises(RemoteError, match=f"not running: {name}"):
-                await converse(requester, "beam me up", agents=[name, "clock"])
+            for agents in ([name, "clock"], [name]):  # beside a running agent, and alone
+                with pytest.raises(RemoteError, match=f"not running: {name}"):
+                    await converse(requester, "beam me up", agents=agents)
         await nats_client.flush()
         await sub.unsubscribe()
     assert rounds == []
