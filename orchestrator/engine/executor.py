@@ -68,8 +68,12 @@ class Executor:
         user_id: str | None,
         deadline: Deadline,
         events: EventSink,
+        prior: Mapping[str, Any] | None = None,
     ) -> list[StepResult]:
         """Run ``plan``; returns one StepResult per step, in plan order.
+
+        ``prior``: the outputs of steps that ran before this plan (earlier rounds), by id;
+        a step may depend on them and gets them as inputs.
 
         Steps run in an ``asyncio.TaskGroup``: cancelling the run (its deadline, the
         conversation cancelled) cancels every running step and waits for them all before
@@ -79,7 +83,7 @@ class Executor:
             ExceptionGroup: a step crashed (a bug; a failed agent is a failed StepResult):
                 every such crash, none lost, after the other steps were cancelled.
         """
-        state = _RunState(plan)
+        state = _RunState(plan, prior)
 
         async def run_step(step: PlanStep) -> None:
             result = await self._step(
@@ -276,19 +280,24 @@ class Executor:
 class _RunState:
     """One run of a plan: the steps still waiting, the results so far, the outputs."""
 
-    __slots__ = ("outputs", "plan", "results", "steps", "waiting")
+    __slots__ = ("outputs", "plan", "prior", "results", "steps", "waiting")
 
-    def __init__(self, plan: Plan) -> None:
+    def __init__(self, plan: Plan, prior: Mapping[str, Any] | None = None) -> None:
         self.plan = plan
         self.steps: Mapping[str, PlanStep] = {step.id: step for step in plan.steps}
         self.waiting: dict[str, PlanStep] = dict(self.steps)
         self.results: dict[str, StepResult] = {}
-        self.outputs: dict[str, Any] = {}
+        self.prior: Mapping[str, Any] = prior or {}
+        self.outputs: dict[str, Any] = dict(self.prior)
 
     def take_ready(self) -> list[PlanStep]:
         """The waiting steps whose dependencies have all finished, no longer waiting."""
-        results = self.results
-        ready = [s for s in self.waiting.values() if all(d in results for d in s.depends_on)]
+        results, prior = self.results, self.prior
+        ready = [
+            s
+            for s in self.waiting.values()
+            if all(d in results or d in prior for d in s.depends_on)
+        ]
         for step in ready:
             del self.waiting[step.id]
         return ready
