@@ -19,16 +19,27 @@ step answered costs one look at its results, nothing more.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 from ..core.catalog import AgentInfo
 from ..core.conversation import Plan, PlanStep, StepResult
 from ..core.errors import ErrorCode
 from .planner import LocalPlanner, refers_back
 
-__all__ = ["UNCLEAR_INPUT", "adapt"]
+__all__ = ["UNCLEAR_INPUT", "Adaptation", "adapt"]
 
 #: Error codes that mean "the agent could not use this input".
 UNCLEAR_INPUT = frozenset({ErrorCode.BAD_REQUEST.value, ErrorCode.AGENT_ERROR.value})
+
+
+@dataclass(frozen=True, slots=True)
+class Adaptation:
+    """The next round's plan, why, and which earlier step each new step runs again."""
+
+    plan: Plan
+    reason: str
+    #: new step id -> the id of the failed or skipped step it runs again
+    retries: dict[str, str]
 
 
 def adapt(
@@ -39,7 +50,7 @@ def adapt(
     *,
     round_: int,
     max_steps: int,
-) -> tuple[Plan, str] | None:
+) -> Adaptation | None:
     """The next round (round ``round_``) for a conversation whose steps so far are ``steps``
     with ``results`` (same order), and the reason; None when no rule applies.
 
@@ -118,7 +129,11 @@ def adapt(
             )
         )
         renamed[step.id] = new_id
-    return Plan(steps=new_steps, source="local"), " ".join(reasons)
+    return Adaptation(
+        Plan(steps=new_steps, source="local"),
+        " ".join(reasons),
+        {new: old for old, new in renamed.items()},
+    )
 
 
 def _fill_from(step: PlanStep, answered: Sequence[PlanStep]) -> PlanStep | None:

@@ -169,7 +169,7 @@ class ConversationEngine:
         for result in results:
             if result.usage is not None:
                 usage = usage + result.usage
-        partial = any(r.status != "ok" and r.required for r in results)
+        partial = outcome.partial
         answer_size = check_answer(answer, max_payload=self.max_payload)
         reply = ConversationReply(
             correlation_id=request.correlation_id,

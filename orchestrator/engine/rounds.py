@@ -63,6 +63,15 @@ class RoundsOutcome:
     usage: Usage = field(default_factory=Usage)
     #: The answer written in the tool-calling loop (the aggregator makes no call), or None.
     draft: str | None = None
+    #: Steps that failed (or were skipped) and then ran again, successfully, in a later round.
+    recovered: set[str] = field(default_factory=set)
+
+    @property
+    def partial(self) -> bool:
+        """Whether a required step failed and was not run again successfully."""
+        return any(
+            r.status != "ok" and r.required and r.id not in self.recovered for r in self.results
+        )
 
 
 class Rounds:
@@ -109,6 +118,7 @@ class Rounds:
             else None
         )
         current = plan
+        retried: dict[str, str] = {}  # step id -> the id of the step it ran again
         while True:
             room = self._room(outcome.rounds, len(steps), outcome.usage, deadline)
             if loop is not None:
@@ -125,7 +135,7 @@ class Rounds:
                         Plan(steps=steps, source=plan.source), outcome.results
                     )
                     break
-                following, reason = turn.plan, turn.reason
+                following, reason, retries = turn.plan, turn.reason, {}
             else:
                 if room <= 0:
                     break
@@ -139,7 +149,7 @@ class Rounds:
                 )
                 if adapted is None:
                     break
-                following, reason = adapted
+                following, reason, retries = adapted.plan, adapted.reason, adapted.retries
             outcome.rounds += 1
             validate_plan(
                 following,
@@ -157,6 +167,12 @@ class Rounds:
             )
             steps.extend(following.steps)
             outcome.results.extend(results)
+            retried.update(retries)
+            for result in results:
+                step_id = result.id
+                while result.status == "ok" and step_id in retried:  # s1 <- r2s1 <- r3s1
+                    step_id = retried[step_id]
+                    outcome.recovered.add(step_id)
             current = following
         outcome.plan = Plan(steps=steps, source=plan.source)
         return outcome
