@@ -1,15 +1,21 @@
 """The multi-agent engine: planner -> validated DAG -> parallel executor -> aggregator."""
 
+from .adapt import UNCLEAR_INPUT, Adaptation, adapt
 from .aggregator import Aggregator, compose, output_text
 from .conversation import ConversationEngine
 from .events import EventSink
 from .executor import Executor
-from .history import HistoryStore
+from .followup import resolve_followup
+from .history import HistoryStore, turn_steps
 from .plan import dependents, validate_plan
-from .planner import LLMPlanner, LocalPlanner, split_clauses
+from .planner import LLMPlanner, LocalPlanner, refers_back, split_clauses
 from .reply import answered_detail, check_answer, reply_steps
+from .rounds import RoundLimits, Rounds, RoundsOutcome
+from .tools import ToolLoop, ToolTurnOutcome
 
 __all__ = [
+    "UNCLEAR_INPUT",
+    "Adaptation",
     "Aggregator",
     "ConversationEngine",
     "EventSink",
@@ -17,12 +23,21 @@ __all__ = [
     "HistoryStore",
     "LLMPlanner",
     "LocalPlanner",
+    "RoundLimits",
+    "Rounds",
+    "RoundsOutcome",
+    "ToolLoop",
+    "ToolTurnOutcome",
+    "adapt",
     "answered_detail",
     "check_answer",
     "compose",
     "dependents",
     "output_text",
+    "refers_back",
     "reply_steps",
+    "resolve_followup",
     "split_clauses",
+    "turn_steps",
     "validate_plan",
 ]
