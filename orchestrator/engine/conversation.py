@@ -159,7 +159,8 @@ class ConversationEngine:
         answer, used = await self.aggregator.answer(
             request.message,
             plan,
-            results,
+            # A failure a later round made good is not news for the answer (the steps keep it).
+            [r for r in results if r.id not in outcome.recovered] if outcome.recovered else results,
             history=history,
             deadline=deadline,
             available=", ".join(sorted(agents)),

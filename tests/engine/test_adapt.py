@@ -81,6 +81,7 @@ async def test_a_step_that_needs_another_steps_output_is_filled_from_it(
     assert "s1 (shout) needed another step's output" in event.detail.reason
     assert "output of s2 (clock)" in event.detail.reason
     assert not reply.partial  # the failed step ran again and answered
+    assert "failed" not in reply.answer  # nor is the answer about it
     # The event decodes from its wire form like every other kind (the page reads it so).
     assert decode_event(encode_event(event)) == event
 
