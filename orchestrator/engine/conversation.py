@@ -154,6 +154,7 @@ class ConversationEngine:
             history=history,
             deadline=deadline,
             events=events,
+            spent=usage,
         )
         plan, results = outcome.plan, outcome.results
         answer, used = await self.aggregator.answer(

@@ -20,12 +20,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
+import structlog
 
 from ..core.catalog import AgentInfo
 from ..core.conversation import ConversationTurn, Plan, PlanStep, StepResult
 from ..core.deadline import Deadline
 from ..core.envelopes import Usage
-from ..core.errors import ConversationCancelledError, ErrorCode
+from ..core.errors import ConversationCancelledError, ErrorCode, PlanError
 from ..core.progress import ReplannedDetail
 from ..llm.base import ToolCallingLLM
 from .adapt import adapt
@@ -37,6 +38,8 @@ from .planner import LocalPlanner
 from .tools import ToolLoop
 
 __all__ = ["RoundLimits", "Rounds", "RoundsOutcome"]
+
+log = structlog.get_logger("switchboard.rounds")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -103,13 +106,15 @@ class Rounds:
         history: Sequence[ConversationTurn],
         deadline: Deadline,
         events: EventSink,
+        spent: Usage | None = None,
     ) -> RoundsOutcome:
         """Run ``plan`` (round 1, validated and announced already), then any further rounds.
+
+        ``spent``: the LLM usage of making ``plan`` (it counts toward the token limit).
 
         Raises:
             ConversationCancelledError: the conversation was cancelled while a round ran.
         """
-        steps: list[PlanStep] = list(plan.steps)
         results = await self._run_round(plan, 1, correlation_id, user_id, deadline, events, {})
         outcome = RoundsOutcome(plan=plan, results=results)
         loop = (
@@ -117,10 +122,14 @@ class Rounds:
             if self.llm is not None and plan.steps
             else None
         )
+        if loop is None and (self.limits.max_rounds <= 1 or all(r.status == "ok" for r in results)):
+            return outcome  # offline, nothing to retry: one round, at no further cost
+        steps: list[PlanStep] = list(plan.steps)
         current = plan
         retried: dict[str, str] = {}  # step id -> the id of the step it ran again
         while True:
-            room = self._room(outcome.rounds, len(steps), outcome.usage, deadline)
+            used = outcome.usage + spent if spent is not None else outcome.usage
+            room = self._room(outcome.rounds, len(steps), used, deadline)
             if loop is not None:
                 loop.observe(current, results)
                 turn = await loop.next(
@@ -150,13 +159,16 @@ class Rounds:
                 if adapted is None:
                     break
                 following, reason, retries = adapted.plan, adapted.reason, adapted.retries
+            try:
+                validate_plan(
+                    following, agents, max_steps=self.max_plan_steps, earlier=[s.id for s in steps]
+                )
+            except PlanError as exc:  # cannot happen (both planners check): answer with what ran
+                log.warning("next round's plan refused; answering with what ran", error=str(exc))
+                if loop is not None:
+                    outcome.draft = compose(Plan(steps=steps, source=plan.source), outcome.results)
+                break
             outcome.rounds += 1
-            validate_plan(
-                following,
-                agents,
-                max_steps=self.max_plan_steps,
-                earlier=[s.id for s in steps],
-            )
             await events.emit(
                 "replanned",
                 detail=ReplannedDetail(round=outcome.rounds, reason=reason, plan=following),
@@ -174,7 +186,8 @@ class Rounds:
                     step_id = retried[step_id]
                     outcome.recovered.add(step_id)
             current = following
-        outcome.plan = Plan(steps=steps, source=plan.source)
+        if outcome.rounds > 1:
+            outcome.plan = Plan(steps=steps, source=plan.source)
         return outcome
 
     def _room(self, rounds: int, steps: int, usage: Usage, deadline: Deadline) -> int:

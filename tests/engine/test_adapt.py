@@ -151,3 +151,25 @@ async def test_a_follow_up_question_is_understood_offline(
     assert (step.agent, step.status, step.round) == ("clock", "ok", 1)
     assert "London" in step.instruction
     assert "London" in step.output
+
+
+def test_only_short_elliptical_follow_ups_are_resolved() -> None:
+    from switchboard.orchestrator import ConversationTurn, TurnStep
+    from switchboard.orchestrator.engine import resolve_followup
+
+    tokyo = ConversationTurn(
+        correlation_id="c1",
+        message="what is 2*3 and what time is it in Tokyo?",
+        answer="...",
+        steps=[
+            TurnStep(id="s1", agent="calculator", instruction="what is 2*3"),
+            TurnStep(id="s2", agent="clock", instruction="what time is it in Tokyo"),
+        ],
+    )
+    old = ConversationTurn(correlation_id="c0", message="weather in Oslo?", answer="...")
+    assert resolve_followup("and in London?", [tokyo]) == "what time is it in London"
+    assert resolve_followup("what about Paris", [tokyo]) == "what time is it in Paris"
+    assert resolve_followup("and for Bergen?", [old]) == "weather for Bergen?"  # no steps kept
+    assert resolve_followup("and in London?", []) is None  # nothing to follow
+    assert resolve_followup("what is 5*5?", [tokyo]) is None  # a question of its own
+    assert resolve_followup("and " + "very " * 10 + "long", [tokyo]) is None
