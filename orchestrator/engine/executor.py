@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any
 
 import structlog
@@ -287,8 +288,8 @@ class _RunState:
         self.steps: Mapping[str, PlanStep] = {step.id: step for step in plan.steps}
         self.waiting: dict[str, PlanStep] = dict(self.steps)
         self.results: dict[str, StepResult] = {}
-        self.prior: Mapping[str, Any] = prior or {}
-        self.outputs: dict[str, Any] = dict(self.prior)
+        self.prior: Mapping[str, Any] = prior or _NOTHING
+        self.outputs: dict[str, Any] = dict(prior) if prior else {}
 
     def take_ready(self) -> list[PlanStep]:
         """The waiting steps whose dependencies have all finished, no longer waiting."""
@@ -305,6 +306,10 @@ class _RunState:
     def inputs(self, step: PlanStep) -> dict[str, Any]:
         """What ``step`` gets from its dependencies (None for a failed optional one)."""
         return {d: self.outputs.get(d) for d in step.depends_on}
+
+
+#: No earlier rounds' outputs (shared: a plan's first round allocates nothing for them).
+_NOTHING: Mapping[str, Any] = MappingProxyType({})
 
 
 def _finished_detail(output: object) -> StepFinishedDetail:

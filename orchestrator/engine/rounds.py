@@ -125,6 +125,7 @@ class Rounds:
         if loop is None and (self.limits.max_rounds <= 1 or all(r.status == "ok" for r in results)):
             return outcome  # offline, nothing to retry: one round, at no further cost
         steps: list[PlanStep] = list(plan.steps)
+        outcome.results = list(results)
         current = plan
         retried: dict[str, str] = {}  # step id -> the id of the step it ran again
         while True:

@@ -238,3 +238,30 @@ async def test_agent_output_is_data_and_cannot_widen_what_may_be_called(
         assert sorted(t["function"]["name"] for t in request["tools"]) == ["calculator", "mole"]
     assert_results_only_in_tool_messages(fake_openai, INJECTION)
     assert msgspec.json.decode(fake_openai.requests[1]["messages"][-1]["content"])["status"] == "ok"
+
+
+async def test_a_follow_up_reaches_the_model_with_the_conversation(
+    fake_openai: FakeOpenAI, settings: Settings, requester: Requester
+) -> None:
+    fake_openai.enqueue(
+        plan(("clock", "time in Tokyo")),
+        Reply.text("It is evening in Tokyo."),
+        plan(("clock", "time in London")),  # the model understood the follow-up
+        Reply.text("It is morning in London."),
+    )
+    llm = provider(fake_openai)
+    async with (
+        agents_running(settings, *builtin_agents().values()),
+        orchestrator_running(settings, llm=llm),
+    ):
+        await ask_streaming(requester, "what time is it in Tokyo?", conversation_id="trip")
+        reply, _ = await ask_streaming(requester, "and in London?", conversation_id="trip")
+    await llm.aclose()
+    assert reply.answer == "It is morning in London."
+    for request in fake_openai.requests[2:]:  # the plan and the answer of the follow-up
+        said = [(m["role"], m.get("content")) for m in request["messages"]]
+        assert ("user", "what time is it in Tokyo?") in said
+        assert ("assistant", "It is evening in Tokyo.") in said
+        assert said.index(("user", "and in London?")) > said.index(
+            ("assistant", "It is evening in Tokyo.")
+        )
