@@ -22,7 +22,7 @@ from switchboard.orchestrator import (
 from tests.engine.test_adapt import ask_streaming, replanned
 from tests.helpers import metric
 from tests.support.agents import INJECTION, mole
-from tests.support.fake_openai import FakeOpenAI, Reply
+from tests.support.fake_openai import FakeOpenAI, Reply, tool_messages
 from tests.support.system import agents_running, orchestrator_running
 
 MODEL = "gpt-4o-mini"
@@ -49,7 +49,7 @@ def plan(*steps: tuple[str, str]) -> Reply:
 
 def tool_results(request: dict[str, Any]) -> list[dict[str, Any]]:
     """The results the model was shown, as data, in order."""
-    return [json.loads(m["content"]) for m in request["messages"] if m["role"] == "tool"]
+    return [json.loads(m["content"]) for m in tool_messages(request)]
 
 
 def assert_results_only_in_tool_messages(fake: FakeOpenAI, *texts: str) -> None:
