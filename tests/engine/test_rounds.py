@@ -11,6 +11,7 @@ import re
 from typing import Any
 
 import msgspec
+import pytest
 
 from switchboard.agents import TaskContext, agent, builtin_agents, call_agent
 from switchboard.orchestrator import (
@@ -265,3 +266,24 @@ async def test_a_follow_up_reaches_the_model_with_the_conversation(
         assert said.index(("user", "and in London?")) > said.index(
             ("assistant", "It is evening in Tokyo.")
         )
+
+
+@pytest.mark.parametrize(
+    "limit", [{"max_round_tokens": 1}, {"max_conversation_steps": 1}, {"max_rounds": 1}]
+)
+async def test_each_limit_makes_the_model_answer_with_tools_off(
+    fake_openai: FakeOpenAI, settings: Settings, requester: Requester, limit: dict[str, int]
+) -> None:
+    fake_openai.enqueue(plan(("calculator", "6*7")))
+    fake_openai.default = lambda request: Reply.tool_call("calculator", {"instruction": "1+1"})
+    llm = provider(fake_openai)
+    async with (
+        agents_running(settings, *builtin_agents().values()),
+        orchestrator_running(msgspec.structs.replace(settings, **limit), llm=llm),
+    ):
+        reply, events = await ask_streaming(requester, "what is 6*7?")
+    await llm.aclose()
+    assert [s.output for s in reply.steps] == ["6 * 7 = 42"]
+    assert replanned(events) == []
+    assert [r.get("tool_choice") for r in fake_openai.requests[1:]] == ["none"]
+    assert reply.answer == "6 * 7 = 42"  # tools off and still calling: the composed answer
