@@ -22,8 +22,8 @@ from switchboard.orchestrator import (
 )
 from tests.engine.test_adapt import ask_streaming, replanned
 from tests.helpers import metric
-from tests.support.agents import INJECTION, mole
-from tests.support.fake_openai import FakeOpenAI, Reply, tool_messages
+from tests.support.agents import INJECTION, mole, sleepy
+from tests.support.fake_openai import FakeOpenAI, Reply, ToolCall, tool_messages
 from tests.support.system import agents_running, orchestrator_running
 
 MODEL = "gpt-4o-mini"
@@ -287,3 +287,39 @@ async def test_each_limit_makes_the_model_answer_with_tools_off(
     assert replanned(events) == []
     assert [r.get("tool_choice") for r in fake_openai.requests[1:]] == ["none"]
     assert reply.answer == "6 * 7 = 42"  # tools off and still calling: the composed answer
+
+
+async def test_parallel_tool_calls_run_in_parallel(
+    fake_openai: FakeOpenAI, settings: Settings, requester: Requester
+) -> None:
+    fake_openai.enqueue(
+        plan(("calculator", "1+1")),
+        Reply.parallel_tool_calls(
+            ToolCall.of("sleepy", {"instruction": "sleep 0.3"}),
+            ToolCall.of("sleepy", {"instruction": "sleep 0.2"}),
+        ),
+        Reply.text("Slept twice."),
+    )
+    llm = provider(fake_openai)
+    async with (
+        agents_running(settings, *builtin_agents().values(), sleepy),
+        orchestrator_running(settings, llm=llm),
+    ):
+        reply, events = await ask_streaming(requester, "add, then sleep twice")
+    await llm.aclose()
+    assert reply.answer == "Slept twice."
+    assert [(s.id, s.output) for s in reply.steps] == [
+        ("s1", "1 + 1 = 2"),
+        ("r2s1", "slept 0.3"),
+        ("r2s2", "slept 0.2"),
+    ]
+    round_two = [(e.kind, e.step) for e in events if getattr(e, "step", None) in ("r2s1", "r2s2")]
+    # Both started before either finished: one round's calls run side by side.
+    starts = [i for i, (kind, _) in enumerate(round_two) if kind == "step_started"]
+    finishes = [i for i, (kind, _) in enumerate(round_two) if kind == "step_finished"]
+    assert len(starts) == len(finishes) == 2
+    assert max(starts) < min(finishes)
+    answer = fake_openai.requests[2]
+    assert [m["tool_call_id"] for m in tool_messages(answer)][1:] == [
+        c["id"] for c in answer["messages"][-3]["tool_calls"]
+    ]
