@@ -8,7 +8,9 @@ their own process::
 
 The offline planner routes the bench message (:data:`MESSAGE`) to them by
 keyword; the bench also restricts each plan to the one agent
-(``ConversationRequest.agents``), so exactly one step runs per conversation.
+(``ConversationRequest.agents``), so exactly one step runs per conversation --
+except in the two-round row, whose first step names "the result" and, without
+an input, is refused: round 2 runs it again with the other step's output.
 """
 
 from __future__ import annotations
@@ -16,8 +18,15 @@ from __future__ import annotations
 import asyncio
 import os
 
-from switchboard.orchestrator.bench.workload import DELAY_ENV, MESSAGE, NOOP, SLEEPER
+from switchboard.orchestrator.bench.workload import (
+    DELAY_ENV,
+    MESSAGE,
+    NEEDS_INPUT,
+    NOOP,
+    SLEEPER,
+)
 from switchboard.orchestrator.core.envelopes import AgentTask
+from switchboard.orchestrator.core.errors import AgentError
 
 from .sdk import TaskContext, agent
 
@@ -31,6 +40,8 @@ __all__ = ["DELAY_ENV", "MESSAGE", "NOOP", "SLEEPER", "noop", "sleeper"]
     patterns=(r"\bbenchmark\b",),
 )
 async def noop(task: AgentTask, ctx: TaskContext) -> str:
+    if not task.inputs and NEEDS_INPUT in task.instruction:  # the two-round bench row
+        raise AgentError(f"Nothing to work on: '{NEEDS_INPUT}' names no step's output.")
     return "pong"
 
 

@@ -38,6 +38,7 @@ from .engine.conversation import ConversationEngine
 from .engine.events import EventSink
 from .engine.executor import Executor
 from .engine.history import HistoryStore
+from .engine.rounds import RoundLimits
 from .llm.base import LLM
 from .runtime.part import VERSION
 from .runtime.settings import Settings
@@ -97,6 +98,11 @@ class OrchestratorService:
             llm=llm,
             history=self.history,
             max_plan_steps=settings.max_plan_steps,
+            limits=RoundLimits(
+                max_rounds=settings.max_rounds,
+                max_steps=settings.max_conversation_steps,
+                max_tokens=settings.max_round_tokens,
+            ),
             trusted_patterns=trusted_patterns,
             # The smaller of ours and the server's: a reply over either is not delivered.
             max_payload=min(settings.max_payload, nc.max_payload or settings.max_payload),

@@ -336,7 +336,8 @@
     ui.message.focus();
   }
 
-  // Earlier turns come back as message + answer only (no steps): show them plainly.
+  // Earlier turns come back with their steps (turns stored before steps were kept: message
+  // and answer only, shown plainly).
   async function restoreHistory() {
     const id = state.conversationId;
     if (readStorage(sessionStorage, STARTED_STORAGE) !== id) return; // nothing asked in it yet
@@ -353,6 +354,7 @@
     for (const turn of history.turns || []) {
       const view = addTurn(turn.message, turn.ts);
       setCorrelation(view, turn.correlation_id);
+      renderTurnSteps(view, turn.steps || []);
       setAnswer(view, turn.answer);
       view.root.dataset.state = "done";
     }
@@ -426,6 +428,78 @@
       view.plan.append(row);
     }
     view.plan.hidden = view.steps.size === 0;
+  }
+
+  // -- rounds: the engine planned again after reading the results ------------------------
+
+  /** A round's heading for the plan: its number and why it runs. */
+  function roundHeading(round, reason) {
+    const heading = document.createElement("li");
+    heading.className = "round";
+    heading.dataset.testid = "round";
+    heading.dataset.round = String(round);
+    const label = document.createElement("strong");
+    label.textContent = `Round ${round}`;
+    heading.append(label);
+    if (reason) {
+      const why = document.createElement("span");
+      why.className = "round-reason";
+      why.dataset.testid = "round-reason";
+      why.textContent = ` · ${reason}`;
+      heading.append(why);
+    }
+    return heading;
+  }
+
+  /** Appends step rows (after the rows already shown), each tagged with its round. */
+  function appendStepRows(view, steps, round) {
+    for (const step of steps) {
+      const row = ui.stepTemplate.content.firstElementChild.cloneNode(true);
+      const part = (id) => row.querySelector(`[data-testid="${id}"]`);
+      row.dataset.step = step.id;
+      row.dataset.agent = step.agent;
+      row.dataset.round = String(round);
+      part("step-id").textContent = step.id;
+      part("step-agent").textContent = step.agent;
+      part("step-instruction").textContent = step.instruction || "";
+      const deps = step.depends_on || [];
+      if (deps.length) {
+        const deps_ = part("step-deps");
+        deps_.hidden = false;
+        deps_.textContent = `↳ after ${deps.join(", ")}`;
+        deps_.title = `Runs after ${deps.join(", ")} (uses their results)`;
+      }
+      if (step.required === false) row.classList.add("optional");
+      view.steps.set(step.id, {
+        row,
+        status: part("step-status"),
+        note: part("step-note"),
+        duration: part("step-duration"),
+      });
+      view.plan.append(row);
+    }
+    view.plan.hidden = view.steps.size === 0;
+  }
+
+  /** A ``replanned`` event: round 1 gets its heading once, then the new round's steps. */
+  function addRound(view, detail) {
+    if (!view.plan.querySelector('[data-testid="round"]')) view.plan.prepend(roundHeading(1, ""));
+    view.plan.append(roundHeading(detail.round, detail.reason));
+    appendStepRows(view, (detail.plan || {}).steps || [], detail.round);
+  }
+
+  /** A remembered turn's steps (after a reload), by round, with how each ended. */
+  function renderTurnSteps(view, steps) {
+    const statuses = { ok: "done", failed: "failed", skipped: "skipped" };
+    const rounds = new Set(steps.map((step) => step.round || 1));
+    let round = 0;
+    for (const step of steps) {
+      const stepRound = step.round || 1;
+      if (rounds.size > 1 && stepRound !== round) view.plan.append(roundHeading(stepRound, ""));
+      round = stepRound;
+      appendStepRows(view, [step], stepRound);
+      setStep(view, step.id, statuses[step.status] || step.status, step.output || "");
+    }
   }
 
   const STATUS_LABELS = {
@@ -516,6 +590,12 @@
         const skipped = detail.code === "skipped";
         const note = skipped ? detail.message : `${detail.code}: ${detail.message}`;
         setStep(view, data.step, skipped ? "skipped" : "failed", note);
+        return false;
+      }
+      case "replanned": {
+        const detail = data.detail || {};
+        addRound(view, detail);
+        announce(`Round ${detail.round}: ${((detail.plan || {}).steps || []).length} more step(s).`);
         return false;
       }
       case "answered":

@@ -8,6 +8,7 @@ measures working requests, never fast failures.
 from __future__ import annotations
 
 import asyncio
+import functools
 import itertools
 import time
 from collections.abc import Awaitable, Callable
@@ -22,7 +23,7 @@ from ..core.requester import Requester
 from .core import drive
 from .workload import MESSAGE
 
-__all__ = ["BenchError", "Conversations", "sample_payload"]
+__all__ = ["BenchError", "Conversations", "check_rounds", "sample_payload"]
 
 Send = Callable[[int], Awaitable[object]]
 
@@ -66,6 +67,20 @@ def check_answer(reply: ConversationReply) -> ConversationReply:
     return reply
 
 
+def check_rounds(reply: ConversationReply, *, rounds: int) -> ConversationReply:
+    """``reply``, if it is a complete answer whose last step ran in round ``rounds``.
+
+    Raises:
+        BenchError: an error, a partial answer, or another number of rounds.
+    """
+    if reply.error is not None:
+        raise BenchError(f"error reply: {reply.error.code}: {reply.error.message}")
+    last = reply.steps[-1] if reply.steps else None
+    if reply.partial or last is None or last.status != "ok" or last.round != rounds:
+        raise BenchError(f"unexpected reply: {reply.answer!r} steps={reply.steps!r}")
+    return reply
+
+
 @dataclass
 class Conversations:
     """Makes ``send(i)`` functions for :func:`~switchboard.orchestrator.bench.core.drive`.
@@ -77,6 +92,9 @@ class Conversations:
     requester: Requester
     agent: str
     timeout: float = 30.0
+    #: What to ask, and in how many rounds the answer must come (``workload.TWO_ROUNDS``: 2).
+    message: str = MESSAGE
+    rounds: int = 1
     first_error: str | None = None
     _ids: itertools.count[int] = field(default_factory=itertools.count, init=False)
     _run: str = field(default_factory=lambda: NUID().next().decode(), init=False)
@@ -87,16 +105,22 @@ class Conversations:
         agents = [self.agent]
         ids = self._ids
         run = self._run
+        message = self.message
+        check = (
+            check_answer
+            if self.rounds == 1
+            else functools.partial(check_rounds, rounds=self.rounds)
+        )
 
         async def conversation(i: int) -> object:
             try:
                 reply = await client.ask(
-                    MESSAGE,
+                    message,
                     user_id="bench",
                     correlation_id=f"bench-{run}-{next(ids)}",
                     agents=agents,
                 )
-                return check_answer(reply)
+                return check(reply)
             except Exception as exc:
                 if self.first_error is None:
                     self.first_error = f"{type(exc).__name__}: {exc}"

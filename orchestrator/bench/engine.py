@@ -22,6 +22,11 @@ relay's (:mod:`.peer`), driven with the same ``nc.request`` and payload.
 The three alternate; the row's ``peer_*`` extras and a second table row
 show it (``ratio_to_peer``: Switchboard's throughput over FastStream's).
 
+A second row per level, ``engine-2rounds``, asks a two-round conversation
+(``workload.TWO_ROUNDS``: round 2 plans again from round 1's results, by the
+offline rules) against that level's one-round runs: ``ratio`` is what a
+second round leaves of the throughput.
+
 Each row also says where the time goes: the CPU each process spent per
 request, ``cpu_us_<part>`` (orchestrator, agent, nats, bench) and
 ``baseline_cpu_us_<part>`` (relay, echo, nats, bench), ``peer_cpu_us_<part>``,
@@ -49,7 +54,7 @@ from .core import alternate, drive
 from .cpu import CpuAccount, cpu_summary
 from .stats import BenchResult, Run, second_side
 from .system import Part, bench_logs, limits_env, nats_server, switchboard_part, together
-from .workload import NOOP, NOOP_SPEC
+from .workload import NOOP, NOOP_SPEC, TWO_ROUNDS
 
 __all__ = ["run_engine"]
 
@@ -98,9 +103,12 @@ async def run_engine(
         peer_chain: RawChain | None = started[3]
         conversations = Conversations(requester, NOOP)
         ours_send = conversations.sender()
+        two_rounds = Conversations(requester, NOOP, message=TWO_ROUNDS, rounds=2)
+        two_send = two_rounds.sender()
         raw_send = chain.sender(sample_payload(NOOP))
         peer_send = peer_chain.sender(sample_payload(NOOP)) if peer_chain else None
         await conversations.warm_up(min(200, requests), min(10, top))
+        await two_rounds.warm_up(min(50, requests), min(10, top))
         progress(
             f"engine: up (agent pid {agent.pid}, orchestrator pid {orchestrator.pid}, "
             f"NATS {server.url})"
@@ -161,6 +169,31 @@ async def run_engine(
                 )
             progress(cpu_summary(ours_cpu, base_cpu))
             results.append(result)
+            # What a second round costs: two-round conversations (3 agent steps, the offline
+            # rules planning round 2), against this level's one-round runs as the baseline.
+            await drive(two_send, requests=warm, concurrency=level)
+            two_cpu = CpuAccount({"orchestrator": orchestrator.pid, "agent": agent.pid, **common})
+            [two] = await alternate(
+                rounds,
+                two_cpu.around(
+                    functools.partial(drive, two_send, requests=requests, concurrency=level)
+                ),
+            )
+            two_result = BenchResult.compare(
+                "engine-2rounds",
+                level,
+                two,
+                ours,
+                compared_to="engine (one round)",
+                **two_cpu.per_request_us(),
+            )
+            progress(
+                f"engine-2rounds c={level}: {two_result.rps:.0f} conversations/s, "
+                f"{two_result.ratio:.2f} of one round's, p50 {two_result.p50_ms:.2f} ms "
+                f"(one round {two_result.baseline_p50_ms:.2f} ms), errors {two_result.errors}"
+                + (f" (first: {two_rounds.first_error})" if two_rounds.first_error else "")
+            )
+            results.append(two_result)
     return results
 
 

@@ -24,6 +24,7 @@ from .conversation import (
     PlanStep,
     StepResult,
     StepStatus,
+    TurnStep,
 )
 from .correlation import CorrelationTracker, PendingInfo, PendingRequest, ReplyStream, remote_error
 from .deadline import REPLY_MARGIN, Deadline, reply_deadline, work_deadline
@@ -88,6 +89,8 @@ from .progress import (
     EventKind,
     PlannedEvent,
     ProgressEvent,
+    ReplannedDetail,
+    ReplannedEvent,
     StepFailedEvent,
     StepFinishedDetail,
     StepFinishedEvent,
@@ -175,6 +178,8 @@ __all__ = [
     "Preview",
     "ProgressEvent",
     "RemoteError",
+    "ReplannedDetail",
+    "ReplannedEvent",
     "ReplayWindow",
     "ReplyStream",
     "Request",
@@ -201,6 +206,7 @@ __all__ = [
     "Subjects",
     "SwitchboardError",
     "TimeoutPhase",
+    "TurnStep",
     "UnauthorizedError",
     "Usage",
     "UserId",

@@ -32,6 +32,7 @@ __all__ = [
     "PlanStep",
     "StepResult",
     "StepStatus",
+    "TurnStep",
 ]
 
 
@@ -92,6 +93,8 @@ class StepResult(Struct, kw_only=True):
     usage: Usage | None = None
     output_truncated: bool = False
     output_size: int | None = None
+    #: The planning round that made this step (1: the first plan; see ``engine.rounds``).
+    round: int = 1
 
 
 class ConversationReply(Struct, kw_only=True):
@@ -107,13 +110,33 @@ class ConversationReply(Struct, kw_only=True):
     conversation_id: str | None = None
 
 
+class TurnStep(Struct, kw_only=True):
+    """One step of a remembered turn: who did what, how it ended, a preview of its output.
+
+    Bounded (``engine.history``): the instruction and the output preview are cut short, so
+    a turn's steps stay small whatever the agents answered.
+    """
+
+    id: str
+    agent: str
+    instruction: str = ""
+    status: StepStatus = "ok"
+    #: The output (or the error's message) as short text; ``...`` ends a cut one.
+    output: str = ""
+    round: int = 1
+
+
 class ConversationTurn(Struct, kw_only=True):
-    """One exchange kept in conversation memory (JetStream KV)."""
+    """One exchange kept in conversation memory (JetStream KV).
+
+    ``steps`` is empty in turns stored by releases that kept only message and answer.
+    """
 
     correlation_id: str
     message: str
     answer: str
     ts: float = 0.0
+    steps: list[TurnStep] = field(default_factory=list)
 
 
 class HistoryRequest(Struct, kw_only=True):

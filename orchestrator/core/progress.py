@@ -12,6 +12,7 @@ One msgspec Struct per kind of event, together a tagged union on ``kind``
 ``step_finished``  StepFinishedEvent      :class:`StepFinishedDetail` (output or preview)
 ``step_failed``    StepFailedEvent        :class:`ErrorInfo` (code ``skipped``: never ran)
 ``answered``       AnsweredEvent          :class:`AnsweredDetail` (answer or preview)
+``replanned``      ReplannedEvent         :class:`ReplannedDetail` (round, reason, its plan)
 =================  =====================  ===============================================
 
 Readers tell them apart with ``match`` (msgspec's ``examples/asyncio-kv``)::
@@ -46,6 +47,8 @@ __all__ = [
     "EventKind",
     "PlannedEvent",
     "ProgressEvent",
+    "ReplannedDetail",
+    "ReplannedEvent",
     "StepFailedEvent",
     "StepFinishedDetail",
     "StepFinishedEvent",
@@ -57,7 +60,13 @@ __all__ = [
 ]
 
 EventKind = Literal[
-    "planned", "step_started", "step_progress", "step_finished", "step_failed", "answered"
+    "planned",
+    "step_started",
+    "step_progress",
+    "step_finished",
+    "step_failed",
+    "answered",
+    "replanned",
 ]
 
 
@@ -92,6 +101,19 @@ class AnsweredDetail(Struct, kw_only=True):
     partial: bool = False
     truncated: bool | UnsetType = UNSET
     size: int | UnsetType = UNSET
+
+
+class ReplannedDetail(Struct, kw_only=True):
+    """``replanned``: a new round of steps, planned after reading the earlier rounds' results.
+
+    ``round`` counts from 1 (the ``planned`` event's plan); ``reason`` says, in a sentence,
+    why another round runs; ``plan`` holds this round's steps only (their ``depends_on``
+    may name steps of earlier rounds).
+    """
+
+    round: int
+    reason: str
+    plan: Plan
 
 
 class _Event(Struct, kw_only=True, tag_field="kind"):
@@ -149,6 +171,13 @@ class AnsweredEvent(_Event, kw_only=True, tag="answered"):
     detail: AnsweredDetail
 
 
+class ReplannedEvent(_Event, kw_only=True, tag="replanned"):
+    """Another round starts: its steps' events follow."""
+
+    kind: ClassVar[Literal["replanned"]] = "replanned"
+    detail: ReplannedDetail
+
+
 #: Any progress event: decode with ``decode(data, ProgressEvent)``, tell apart with ``match``.
 ProgressEvent: TypeAlias = (
     PlannedEvent
@@ -157,6 +186,7 @@ ProgressEvent: TypeAlias = (
     | StepFinishedEvent
     | StepFailedEvent
     | AnsweredEvent
+    | ReplannedEvent
 )
 
 #: The event type of each kind.
@@ -169,6 +199,7 @@ EVENT_TYPES: dict[str, type[ProgressEvent]] = {
         StepFinishedEvent,
         StepFailedEvent,
         AnsweredEvent,
+        ReplannedEvent,
     )
 }
 

@@ -1,16 +1,22 @@
 """The multi-agent engine: planner -> validated DAG -> parallel executor -> aggregator."""
 
+from .adapt import UNCLEAR_INPUT, Adaptation, adapt
 from .aggregator import Aggregator, compose, output_text
 from .conversation import ConversationEngine
 from .events import EventSink
 from .executor import Executor
-from .history import NEW_CONVERSATION, HistoryStore, Snapshot
+from .followup import resolve_followup
+from .history import NEW_CONVERSATION, HistoryStore, Snapshot, turn_steps
 from .plan import dependents, validate_plan
-from .planner import LLMPlanner, LocalPlanner, split_clauses
+from .planner import LLMPlanner, LocalPlanner, refers_back, split_clauses
 from .reply import answered_detail, check_answer, reply_steps
+from .rounds import RoundLimits, Rounds, RoundsOutcome
+from .tools import ToolLoop, ToolTurnOutcome
 
 __all__ = [
     "NEW_CONVERSATION",
+    "UNCLEAR_INPUT",
+    "Adaptation",
     "Aggregator",
     "ConversationEngine",
     "EventSink",
@@ -18,13 +24,22 @@ __all__ = [
     "HistoryStore",
     "LLMPlanner",
     "LocalPlanner",
+    "RoundLimits",
+    "Rounds",
+    "RoundsOutcome",
     "Snapshot",
+    "ToolLoop",
+    "ToolTurnOutcome",
+    "adapt",
     "answered_detail",
     "check_answer",
     "compose",
     "dependents",
     "output_text",
+    "refers_back",
     "reply_steps",
+    "resolve_followup",
     "split_clauses",
+    "turn_steps",
     "validate_plan",
 ]

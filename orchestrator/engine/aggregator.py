@@ -74,7 +74,12 @@ class Aggregator:
         history: Sequence[ConversationTurn] = (),
         deadline: Deadline | None = None,
         available: str = "",
+        draft: str | None = None,
     ) -> tuple[str, Usage]:
+        """``draft``: the model's answer, already written in the tool-calling loop
+        (``engine.rounds``): it is the answer, and no second LLM call is made."""
+        if draft is not None:
+            return draft, Usage()
         composed = compose(plan, results, unmatched=available)
         if self.llm.offline or not plan.steps:
             return composed, Usage()

@@ -9,25 +9,32 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 
 import structlog
 
 from ..core.catalog import AgentCatalog, AgentInfo
 from ..core.codec import DEFAULT_MAX_PAYLOAD
-from ..core.conversation import ConversationReply, ConversationRequest, ConversationTurn, Plan
+from ..core.conversation import (
+    ConversationReply,
+    ConversationRequest,
+    ConversationTurn,
+    Plan,
+    StepResult,
+)
 from ..core.deadline import Deadline
 from ..core.envelopes import Usage
-from ..core.errors import ConversationCancelledError, ErrorCode, PlanError, SwitchboardError
-from ..llm.base import LLM
+from ..core.errors import PlanError, SwitchboardError
+from ..llm.base import LLM, ToolCallingLLM
 from ..metrics import CONVERSATION_DURATION, CONVERSATIONS, HISTORY_FAILURES, PLAN_STEPS
 from .aggregator import Aggregator
 from .events import EventSink
 from .executor import Executor
-from .history import NEW_CONVERSATION, HistoryStore, Snapshot
+from .history import NEW_CONVERSATION, HistoryStore, Snapshot, turn_steps
 from .plan import validate_plan
 from .planner import LLMPlanner, LocalPlanner
 from .reply import answered_detail, check_answer, reply_steps
+from .rounds import RoundLimits, Rounds
 
 __all__ = ["ConversationEngine"]
 
@@ -47,8 +54,10 @@ class ConversationEngine:
         max_plan_steps: int = 16,
         trusted_patterns: Collection[str] = (),
         max_payload: int = DEFAULT_MAX_PAYLOAD,
+        limits: RoundLimits | None = None,
     ) -> None:
-        """``max_payload``: the largest reply NATS carries (the answer's limit follows)."""
+        """``max_payload``: the largest reply NATS carries (the answer's limit follows).
+        ``limits``: when a conversation stops planning further rounds (``engine.rounds``)."""
         self.catalog = catalog
         self.max_payload = max_payload
         self.executor = executor
@@ -58,6 +67,13 @@ class ConversationEngine:
         self.local_planner = LocalPlanner(trusted_patterns)
         self.llm_planner = None if llm.offline else LLMPlanner(llm, self.local_planner)
         self.aggregator = Aggregator(llm)
+        self.rounds = Rounds(
+            executor,
+            self.local_planner,
+            llm=llm if not llm.offline and isinstance(llm, ToolCallingLLM) else None,
+            limits=limits or RoundLimits(),
+            max_plan_steps=max_plan_steps,
+        )
 
     async def converse(
         self, request: ConversationRequest, *, deadline: Deadline, events: EventSink
@@ -125,34 +141,39 @@ class ConversationEngine:
             )
             usage = usage + used
         else:
-            plan = self.local_planner.plan(request.message, agents, max_steps=self.max_plan_steps)
+            plan = self.local_planner.plan(
+                request.message, agents, max_steps=self.max_plan_steps, history=history
+            )
         validate_plan(plan, agents, max_steps=self.max_plan_steps)
         PLAN_STEPS.labels(plan.source).observe(len(plan.steps))
         await events.emit("planned", detail=plan)
-        results = await self.executor.run(
+        outcome = await self.rounds.run(
             plan,
+            message=request.message,
             correlation_id=request.correlation_id,
             user_id=request.user_id,
+            agents=agents,
+            history=history,
             deadline=deadline,
             events=events,
+            spent=usage,
         )
-        if any(r.error is not None and r.error.code == ErrorCode.CANCELLED for r in results):
-            raise ConversationCancelledError(
-                f"Conversation {request.correlation_id} was cancelled while it ran."
-            )
+        plan, results = outcome.plan, outcome.results
         answer, used = await self.aggregator.answer(
             request.message,
             plan,
-            results,
+            # A failure a later round made good is not news for the answer (the steps keep it).
+            [r for r in results if r.id not in outcome.recovered] if outcome.recovered else results,
             history=history,
             deadline=deadline,
             available=", ".join(sorted(agents)),
+            draft=outcome.draft,
         )
-        usage = usage + used
+        usage = usage + outcome.usage + used
         for result in results:
             if result.usage is not None:
                 usage = usage + result.usage
-        partial = any(r.status != "ok" and r.required for r in results)
+        partial = outcome.partial
         answer_size = check_answer(answer, max_payload=self.max_payload)
         reply = ConversationReply(
             correlation_id=request.correlation_id,
@@ -167,7 +188,7 @@ class ConversationEngine:
             conversation_id=request.conversation_id,
         )
         await events.emit("answered", detail=answered_detail(answer, partial=partial))
-        await self._save_history(request, answer, deadline, known)
+        await self._save_history(request, answer, deadline, plan, results, known)
         return reply
 
     # Conversation memory is worth a little time, never the answer: a history bucket that
@@ -199,6 +220,8 @@ class ConversationEngine:
         request: ConversationRequest,
         answer: str,
         deadline: Deadline,
+        plan: Plan,
+        results: Sequence[StepResult],
         known: Snapshot | None,
     ) -> None:
         if not request.conversation_id or self.history is None:
@@ -208,6 +231,7 @@ class ConversationEngine:
             message=request.message,
             answer=answer,
             ts=time.time(),
+            steps=turn_steps(plan, results),
         )
         try:
             async with asyncio.timeout(_history_budget(deadline)):

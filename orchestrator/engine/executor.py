@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any
 
 import structlog
@@ -68,8 +69,12 @@ class Executor:
         user_id: str | None,
         deadline: Deadline,
         events: EventSink,
+        prior: Mapping[str, Any] | None = None,
     ) -> list[StepResult]:
         """Run ``plan``; returns one StepResult per step, in plan order.
+
+        ``prior``: the outputs of steps that ran before this plan (earlier rounds), by id;
+        a step may depend on them and gets them as inputs.
 
         Steps run in an ``asyncio.TaskGroup``: cancelling the run (its deadline, the
         conversation cancelled) cancels every running step and waits for them all before
@@ -79,7 +84,7 @@ class Executor:
             ExceptionGroup: a step crashed (a bug; a failed agent is a failed StepResult):
                 every such crash, none lost, after the other steps were cancelled.
         """
-        state = _RunState(plan)
+        state = _RunState(plan, prior)
 
         async def run_step(step: PlanStep) -> None:
             result = await self._step(
@@ -285,19 +290,24 @@ class Executor:
 class _RunState:
     """One run of a plan: the steps still waiting, the results so far, the outputs."""
 
-    __slots__ = ("outputs", "plan", "results", "steps", "waiting")
+    __slots__ = ("outputs", "plan", "prior", "results", "steps", "waiting")
 
-    def __init__(self, plan: Plan) -> None:
+    def __init__(self, plan: Plan, prior: Mapping[str, Any] | None = None) -> None:
         self.plan = plan
         self.steps: Mapping[str, PlanStep] = {step.id: step for step in plan.steps}
         self.waiting: dict[str, PlanStep] = dict(self.steps)
         self.results: dict[str, StepResult] = {}
-        self.outputs: dict[str, Any] = {}
+        self.prior: Mapping[str, Any] = prior or _NOTHING
+        self.outputs: dict[str, Any] = dict(prior) if prior else {}
 
     def take_ready(self) -> list[PlanStep]:
         """The waiting steps whose dependencies have all finished, no longer waiting."""
-        results = self.results
-        ready = [s for s in self.waiting.values() if all(d in results for d in s.depends_on)]
+        results, prior = self.results, self.prior
+        ready = [
+            s
+            for s in self.waiting.values()
+            if all(d in results or d in prior for d in s.depends_on)
+        ]
         for step in ready:
             del self.waiting[step.id]
         return ready
@@ -305,6 +315,10 @@ class _RunState:
     def inputs(self, step: PlanStep) -> dict[str, Any]:
         """What ``step`` gets from its dependencies (None for a failed optional one)."""
         return {d: self.outputs.get(d) for d in step.depends_on}
+
+
+#: No earlier rounds' outputs (shared: a plan's first round allocates nothing for them).
+_NOTHING: Mapping[str, Any] = MappingProxyType({})
 
 
 def _finished_detail(output: object) -> StepFinishedDetail:

@@ -8,22 +8,54 @@ replicas answering the same conversation at once do not lose a turn.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import NamedTuple
 
+import msgspec
 import structlog
 from nats.aio.client import Client as NATS
 
 from ..core.codec import decode, encode
-from ..core.conversation import ConversationTurn
+from ..core.conversation import ConversationTurn, Plan, StepResult, TurnStep
 from ..core.errors import DecodeError
 from ..core.kv import KVBucket, Revision
+from .aggregator import output_text
 
-__all__ = ["NEW_CONVERSATION", "HistoryStore", "Snapshot"]
+__all__ = ["NEW_CONVERSATION", "HistoryStore", "Snapshot", "turn_steps"]
 
 log = structlog.get_logger("switchboard.history")
 
 #: Longest message/answer kept per turn (characters).
 MAX_TURN_CHARS = 4_000
+#: Most steps kept per turn, and the longest instruction and output preview of each.
+MAX_TURN_STEPS = 32
+MAX_STEP_CHARS = 200
+
+
+def _cut(text: str, limit: int = MAX_STEP_CHARS) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def turn_steps(plan: Plan, results: Sequence[StepResult]) -> list[TurnStep]:
+    """A turn's steps as history keeps them: agent, instruction, status, output preview."""
+    instructions = {step.id: step.instruction for step in plan.steps}
+    kept = []
+    for result in results[:MAX_TURN_STEPS]:
+        if result.status == "ok":
+            shown = output_text(result.output)
+        else:
+            shown = result.error.message if result.error is not None else ""
+        kept.append(
+            TurnStep(
+                id=result.id,
+                agent=result.agent,
+                instruction=_cut(instructions.get(result.id, "")),
+                status=result.status,
+                output=_cut(shown),
+                round=result.round,
+            )
+        )
+    return kept
 
 
 class Snapshot(NamedTuple):
@@ -95,6 +127,10 @@ class HistoryStore:
             message=turn.message[:MAX_TURN_CHARS],
             answer=turn.answer[:MAX_TURN_CHARS],
             ts=turn.ts,
+            steps=[
+                msgspec.structs.replace(s, instruction=_cut(s.instruction), output=_cut(s.output))
+                for s in turn.steps[:MAX_TURN_STEPS]
+            ],
         )
         key = self.key(user_id, conversation_id)
         for _ in range(10):

@@ -16,13 +16,19 @@ from ..core.errors import PlanError
 __all__ = ["dependents", "validate_plan"]
 
 
-def validate_plan(plan: Plan, agents: Collection[str], *, max_steps: int) -> None:
-    """Raise :class:`PlanError` (with a sentence saying what is wrong) unless ``plan`` can run."""
+def validate_plan(
+    plan: Plan, agents: Collection[str], *, max_steps: int, earlier: Collection[str] = ()
+) -> None:
+    """Raise :class:`PlanError` (with a sentence saying what is wrong) unless ``plan`` can run.
+
+    ``earlier``: ids of steps that already ran (in earlier rounds): a step may depend on
+    them, and may not reuse their ids.
+    """
     steps = plan.steps
     if len(steps) > max_steps:
         raise PlanError(f"The plan has {len(steps)} steps; at most {max_steps} are allowed.")
     ids = [step.id for step in steps]
-    duplicates = sorted({i for i in ids if ids.count(i) > 1})
+    duplicates = sorted({i for i in ids if ids.count(i) > 1 or i in earlier})
     if duplicates:
         raise PlanError(f"The plan repeats step ids: {', '.join(duplicates)}.")
     unknown = sorted({step.agent for step in steps if step.agent not in agents})
@@ -31,7 +37,7 @@ def validate_plan(plan: Plan, agents: Collection[str], *, max_steps: int) -> Non
         raise PlanError(
             f"The plan uses unknown agents: {', '.join(unknown)} (available: {available})."
         )
-    known = set(ids)
+    known = set(ids).union(earlier)
     for step in steps:
         if step.id in step.depends_on:
             raise PlanError(f"Step {step.id} depends on itself.")
@@ -52,7 +58,7 @@ def dependents(plan: Plan, step_id: str) -> set[str]:
     children: dict[str, list[str]] = {s.id: [] for s in plan.steps}
     for step in plan.steps:
         for dep in step.depends_on:
-            children[dep].append(step.id)
+            children.setdefault(dep, []).append(step.id)  # a dep may be an earlier round's
     found: set[str] = set()
     todo = list(children.get(step_id, []))
     while todo:

@@ -28,6 +28,7 @@ from ..core.errors import LLMError, PlanError
 from ..core.subjects import safe_token
 from ..llm.base import LLM, ChatMessage
 from ..metrics import PLAN_FALLBACKS
+from .followup import resolve_followup
 from .plan import validate_plan
 
 __all__ = ["GENERAL_AGENT", "SUMMARY_AGENT", "LLMPlanner", "LocalPlanner", "split_clauses"]
@@ -63,6 +64,13 @@ _REFERS_BACK = re.compile(
     r"text)|of\s+(?:it|that|this)|with\s+(?:it|that)|its|their|then)\b",
     re.IGNORECASE,
 )
+
+
+def refers_back(clause: str) -> bool:
+    """Whether ``clause`` uses another step's output ("the result", "with it", "then")."""
+    return _REFERS_BACK.search(clause) is not None
+
+
 _THEN = re.compile(rf"(?:{_BLANKS}and\s+then\s+|{_BLANKS}then\s+|,\s*after\s+that)", re.IGNORECASE)
 _WORD = re.compile(r"[a-z0-9']+")
 # What every separator of _SPLIT contains: a message without any is one clause.
@@ -181,7 +189,18 @@ class LocalPlanner:
     def __init__(self, trusted_patterns: Collection[str] = ()) -> None:
         self.trusted_patterns = frozenset(trusted_patterns)
 
-    def plan(self, message: str, agents: Mapping[str, AgentInfo], *, max_steps: int) -> Plan:
+    def plan(
+        self,
+        message: str,
+        agents: Mapping[str, AgentInfo],
+        *,
+        max_steps: int,
+        history: Sequence[ConversationTurn] = (),
+    ) -> Plan:
+        """The plan for ``message``; an elliptical follow-up ("and in London?") is first
+        resolved against the last turn of ``history`` (``engine.followup``)."""
+        if history:
+            message = resolve_followup(message, history) or message
         steps: list[PlanStep] = []
         until = time.perf_counter() + PATTERN_BUDGET
         for clause in split_clauses(message)[: max_steps * 2]:
@@ -201,6 +220,21 @@ class LocalPlanner:
                 PlanStep(id=step_id, agent=agent, instruction=instruction, depends_on=depends)
             )
         return Plan(steps=steps, source="local")
+
+    def candidates(self, clause: str, agents: Mapping[str, AgentInfo]) -> list[str]:
+        """The agents whose hints match ``clause``, best first (the general agent never)."""
+        until = time.perf_counter() + PATTERN_BUDGET
+        words = set(_WORD.findall(clause.lower()))
+        scored = []
+        for name in sorted(agents):
+            if name == GENERAL_AGENT:
+                continue
+            agent = agents[name]
+            hints = _hints(agent.patterns, agent.keywords, self.trusted_patterns)
+            score = hints.score(clause, words, until)
+            if score > 0:
+                scored.append((-score, name))
+        return [name for _, name in sorted(scored)]
 
     @staticmethod
     def _choose(
@@ -281,17 +315,18 @@ class LLMPlanner:
                 deadline=deadline,
             )
         except LLMError as exc:
-            return self._fall_back(message, agents, max_steps, "llm_error", str(exc)), Usage()
+            plan = self._fall_back(message, agents, max_steps, "llm_error", str(exc), history)
+            return plan, Usage()
         plan, reason = self._repair(draft, agents, max_steps)
         try:
             validate_plan(plan, agents, max_steps=max_steps)
         except PlanError as exc:
-            return self._fall_back(message, agents, max_steps, "invalid", str(exc)), usage
+            return self._fall_back(message, agents, max_steps, "invalid", str(exc), history), usage
         if reason:
             PLAN_FALLBACKS.labels(f"repaired_{reason}").inc()
             log.info("llm plan repaired", reason=reason)
         if not plan.steps and agents:
-            return self._fall_back(message, agents, max_steps, "empty", "no steps"), usage
+            return self._fall_back(message, agents, max_steps, "empty", "no steps", history), usage
         return plan, usage
 
     def _fall_back(
@@ -301,10 +336,11 @@ class LLMPlanner:
         max_steps: int,
         reason: str,
         detail: str,
+        history: Sequence[ConversationTurn] = (),
     ) -> Plan:
         PLAN_FALLBACKS.labels(reason).inc()
         log.warning("llm plan unusable, using the local planner", reason=reason, detail=detail)
-        plan = self.fallback.plan(message, agents, max_steps=max_steps)
+        plan = self.fallback.plan(message, agents, max_steps=max_steps, history=history)
         return msgspec.structs.replace(plan, source="fallback")
 
     @staticmethod

@@ -1,6 +1,17 @@
-from .base import LLM, ChatMessage, Completion
+from .base import LLM, ChatMessage, Completion, Tool, ToolCall, ToolCallingLLM, ToolTurn
 from .factory import make_llm
 from .local import LocalLLM
 from .openai import OpenAIProvider
 
-__all__ = ["LLM", "ChatMessage", "Completion", "LocalLLM", "OpenAIProvider", "make_llm"]
+__all__ = [
+    "LLM",
+    "ChatMessage",
+    "Completion",
+    "LocalLLM",
+    "OpenAIProvider",
+    "Tool",
+    "ToolCall",
+    "ToolCallingLLM",
+    "ToolTurn",
+    "make_llm",
+]

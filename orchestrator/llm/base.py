@@ -2,23 +2,66 @@
 
 from __future__ import annotations
 
-from typing import Literal, Protocol, TypeVar
+from typing import Any, Literal, Protocol, TypeVar, runtime_checkable
 
 import msgspec
 
 from ..core.deadline import Deadline
 from ..core.envelopes import Usage
 
-__all__ = ["LLM", "ChatMessage", "Completion", "Role"]
+__all__ = [
+    "LLM",
+    "ChatMessage",
+    "Completion",
+    "Role",
+    "Tool",
+    "ToolCall",
+    "ToolCallingLLM",
+    "ToolTurn",
+]
 
 T = TypeVar("T")
 
-Role = Literal["system", "user", "assistant"]
+Role = Literal["system", "user", "assistant", "tool"]
+
+
+class ToolCall(msgspec.Struct, frozen=True, kw_only=True):
+    """A function call the model asked for: its id, the tool's name, the raw JSON arguments
+    (the model's text, not necessarily valid JSON)."""
+
+    id: str
+    name: str
+    arguments: str = "{}"
 
 
 class ChatMessage(msgspec.Struct, frozen=True):
+    """One message of a chat.
+
+    An assistant message may carry the ``tool_calls`` it made; a ``tool`` message is the
+    result of one of them (``tool_call_id``) -- the only way a tool's output reaches the
+    model, as data.
+    """
+
     role: Role
     content: str
+    tool_calls: tuple[ToolCall, ...] = ()
+    tool_call_id: str | None = None
+
+
+class Tool(msgspec.Struct, frozen=True, kw_only=True):
+    """A function the model may call: ``parameters`` is its JSON schema."""
+
+    name: str
+    description: str
+    parameters: dict[str, Any]
+
+
+class ToolTurn(msgspec.Struct, frozen=True, kw_only=True):
+    """The model's turn in a tool-calling loop: the calls it makes, or its text answer."""
+
+    text: str | None = None
+    calls: tuple[ToolCall, ...] = ()
+    usage: Usage = msgspec.field(default_factory=Usage)
 
 
 class Completion(msgspec.Struct, frozen=True):
@@ -71,5 +114,27 @@ class LLM(Protocol):
 
         Raises:
             LLMError: the provider failed, or its answer is not a valid ``schema``.
+        """
+        ...
+
+
+@runtime_checkable
+class ToolCallingLLM(LLM, Protocol):
+    """A language model that can take part in the tool-calling loop (``engine.rounds``)."""
+
+    async def tool_round(
+        self,
+        messages: list[ChatMessage],
+        tools: list[Tool],
+        *,
+        final: bool = False,
+        deadline: Deadline | None = None,
+    ) -> ToolTurn:
+        """The model's next turn: parallel tool calls, or a text answer.
+
+        ``final``: the model may call no tool (``tool_choice="none"``): it must answer.
+
+        Raises:
+            LLMError: the provider failed after its retries, or timed out.
         """
         ...

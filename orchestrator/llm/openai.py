@@ -21,7 +21,7 @@ from ..core.deadline import Deadline
 from ..core.envelopes import Usage
 from ..core.errors import LLMError
 from ..metrics import LLM_DURATION, LLM_REQUESTS, LLM_TOKENS
-from .base import ChatMessage, Completion
+from .base import ChatMessage, Completion, Tool, ToolCall, ToolTurn
 
 __all__ = ["OpenAIProvider"]
 
@@ -117,6 +117,46 @@ class OpenAIProvider:
             raise LLMError(f"The model {self.model} gave an invalid {name}: {exc}.") from exc
         return value, _usage(response)
 
+    async def tool_round(
+        self,
+        messages: list[ChatMessage],
+        tools: list[Tool],
+        *,
+        final: bool = False,
+        deadline: Deadline | None = None,
+    ) -> ToolTurn:
+        """One turn of the tool-calling loop: the model's parallel tool calls, or its text.
+
+        ``final`` sends ``tool_choice="none"``: the model must answer in text.
+        """
+        specs = [
+            {
+                "type": "function",
+                "function": {
+                    "name": t.name,
+                    "description": t.description,
+                    "parameters": t.parameters,
+                },
+            }
+            for t in tools
+        ]
+        response = await self._create(
+            messages, deadline, tools=specs, tool_choice="none" if final else "auto"
+        )
+        message = _first_message(response)
+        calls = tuple(
+            ToolCall(
+                id=str(getattr(call, "id", "") or f"call_{index}"),
+                name=str(getattr(function, "name", "") or ""),
+                arguments=str(getattr(function, "arguments", "") or ""),
+            )
+            for index, call in enumerate(getattr(message, "tool_calls", None) or [])
+            if (function := getattr(call, "function", None)) is not None
+        )
+        content = getattr(message, "content", None)
+        text = content.strip() if isinstance(content, str) and content.strip() else None
+        return ToolTurn(text=text, calls=calls, usage=_usage(response))
+
     async def _create(
         self, messages: list[ChatMessage], deadline: Deadline | None, **options: Any
     ) -> Any:
@@ -131,7 +171,7 @@ class OpenAIProvider:
             async with asyncio.timeout(timeout + 1.0):  # the client's own timeout comes first
                 response = await self._client.chat.completions.create(
                     model=self.model,
-                    messages=[{"role": m.role, "content": m.content} for m in messages],  # type: ignore[misc]
+                    messages=[_wire(m) for m in messages],  # type: ignore[misc]
                     timeout=timeout,
                     **options,
                 )
@@ -162,6 +202,26 @@ class OpenAIProvider:
         LLM_TOKENS.labels(self.provider, self.model, "prompt").inc(usage.prompt_tokens)
         LLM_TOKENS.labels(self.provider, self.model, "completion").inc(usage.completion_tokens)
         return response
+
+
+def _wire(message: ChatMessage) -> dict[str, Any]:
+    """One message as the chat-completions API takes it (tool calls and results included)."""
+    if message.role == "tool":
+        return {"role": "tool", "tool_call_id": message.tool_call_id, "content": message.content}
+    if message.tool_calls:
+        return {
+            "role": message.role,
+            "content": message.content or None,
+            "tool_calls": [
+                {
+                    "id": call.id,
+                    "type": "function",
+                    "function": {"name": call.name, "arguments": call.arguments},
+                }
+                for call in message.tool_calls
+            ],
+        }
+    return {"role": message.role, "content": message.content}
 
 
 def _first_message(response: Any) -> Any:

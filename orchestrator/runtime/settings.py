@@ -103,6 +103,22 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
         int, _d("Retries of a step after a transient error (no responders...).", ge=0)
     ] = 2
     max_plan_steps: Annotated[int, _d("Most steps a plan may have.", ge=1, le=256)] = 16
+    max_rounds: Annotated[
+        int,
+        _d(
+            "Most planning rounds of a conversation: after a round, the engine may plan again "
+            "with its results (1: plan once).",
+            ge=1,
+            le=16,
+        ),
+    ] = 3
+    max_conversation_steps: Annotated[
+        int, _d("Most steps of all of a conversation's rounds together.", ge=1, le=1024)
+    ] = 32
+    max_round_tokens: Annotated[
+        int,
+        _d("LLM tokens a conversation may have spent for another round to start.", ge=0),
+    ] = 50_000
     heartbeat_interval: Annotated[
         float, _d("Heartbeat interval agents are asked for while they work, in seconds.", gt=0)
     ] = 1.0

@@ -104,7 +104,17 @@ def test_core() -> None:
 
 
 def test_engine() -> None:
-    results = bench("engine", "--requests", "150", "--concurrency", "1,8", "--rounds", "1")
+    everything = bench("engine", "--requests", "150", "--concurrency", "1,8", "--rounds", "1")
+    assert [r["mode"] for r in everything] == ["engine", "engine-2rounds"] * 2
+    two_rounds = [r for r in everything if r["mode"] == "engine-2rounds"]
+    results = [r for r in everything if r["mode"] == "engine"]
+    for two, one in zip(two_rounds, results, strict=True):
+        # Measured against the one-round runs of its level: those are its baseline.
+        check_shape(two, "engine-2rounds")
+        assert (two["concurrency"], two["requests"]) == (one["concurrency"], 150)
+        assert two["baseline_rps"] == one["rps"]
+        assert two["compared_to"] == "engine (one round)"
+        assert two["cpu_us_orchestrator"] > 0
     assert [r["concurrency"] for r in results] == [1, 8]
     for result in results:
         check_shape(result, "engine")

@@ -7,7 +7,7 @@ encodes to exactly its bytes and that each decodes what the other encodes.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, get_args, get_type_hints
 
 import msgspec
 import pytest
@@ -50,6 +50,12 @@ class LegacyProgressEvent(Struct, kw_only=True):
     detail: Any = None
     ts: float = 0.0
     seq: int = 0
+
+
+#: The kinds the old struct knew; kinds added since (``replanned`` ...) keep its field
+#: layout, which only their own tests can show (an old reader refuses their ``kind``).
+LEGACY_KINDS = frozenset(get_args(get_type_hints(LegacyProgressEvent)["kind"]))
+legacy_progress_events = progress_events.filter(lambda event: event.kind in LEGACY_KINDS)
 
 
 def legacy(event: ProgressEvent) -> LegacyProgressEvent:
@@ -174,7 +180,7 @@ def test_every_kind_decodes_from_the_bytes_of_old(event: ProgressEvent, wire: by
 
 
 @DECODER
-@given(event=progress_events)
+@given(event=legacy_progress_events)
 def test_old_and_new_encodings_are_byte_identical(event: ProgressEvent) -> None:
     old = legacy(event)
     assert encode_event(event) == encode(old)

@@ -52,3 +52,29 @@ async def test_nats_back_with_an_empty_store_gets_the_bucket_again(
 
     await store.append("u", "c1", _turn(2))
     assert [t.message for t in await store.load("u", "c1")] == ["q2"]
+
+
+async def test_turns_keep_their_steps_bounded_and_old_turns_still_read(
+    nats_client: NATS,
+) -> None:
+    from switchboard.orchestrator.core import TurnStep
+
+    store = HistoryStore(nats_client, bucket="history-steps")
+    await store.start()
+    # A turn as releases before steps stored it: message and answer only.
+    old = b'[{"correlation_id":"conv-u-0","message":"q0","answer":"a0","ts":0.0}]'
+    kv = await nats_client.jetstream().key_value("history-steps")
+    await kv.put(store.key("u", "c1"), old)
+    [turn] = await store.load("u", "c1")
+    assert (turn.message, turn.steps) == ("q0", [])
+
+    many = [
+        TurnStep(id=f"s{i}", agent="text", instruction="x" * 5_000, output="y" * 5_000)
+        for i in range(100)
+    ]
+    turn = ConversationTurn(correlation_id="conv-u-1", message="q1", answer="a1", steps=many)
+    await store.append("u", "c1", turn)
+    _, kept = await store.load("u", "c1")
+    assert len(kept.steps) == 32
+    assert all(len(s.instruction) <= 200 and len(s.output) <= 200 for s in kept.steps)
+    assert kept.steps[0].output.endswith("...")

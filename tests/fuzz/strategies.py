@@ -32,6 +32,7 @@ from switchboard.orchestrator.core.conversation import (
     Plan,
     PlanStep,
     StepResult,
+    TurnStep,
 )
 from switchboard.orchestrator.core.envelopes import (
     MAX_MESSAGE_CHARS,
@@ -45,6 +46,8 @@ from switchboard.orchestrator.core.progress import (
     AnsweredDetail,
     AnsweredEvent,
     PlannedEvent,
+    ReplannedDetail,
+    ReplannedEvent,
     StepFailedEvent,
     StepFinishedDetail,
     StepFinishedEvent,
@@ -160,6 +163,7 @@ MESSAGES: dict[type, st.SearchStrategy[Any]] = {
         duration_ms=finite_floats(),
         attempts=st.integers(*INT64),
         usage=_optional(usages),
+        round=st.integers(*INT64),
     ),
     AgentTask: st.builds(
         AgentTask,
@@ -186,6 +190,18 @@ MESSAGES: dict[type, st.SearchStrategy[Any]] = {
         message=texts(),
         answer=texts(),
         ts=finite_floats(),
+        steps=st.lists(
+            st.builds(
+                TurnStep,
+                id=texts(),
+                agent=texts(),
+                instruction=texts(),
+                status=st.sampled_from(["ok", "failed", "skipped"]),
+                output=texts(),
+                round=st.integers(*INT64),
+            ),
+            max_size=3,
+        ),
     ),
     HistoryRequest: st.builds(HistoryRequest, user_id=tokens(64), conversation_id=tokens(200)),
     ChatRequest: st.builds(
@@ -218,6 +234,9 @@ EVENT_DETAILS: dict[type, st.SearchStrategy[Any]] = {
     StepFinishedEvent: st.builds(StepFinishedDetail, output=json_values()),
     StepFailedEvent: error_infos,
     AnsweredEvent: st.builds(AnsweredDetail, answer=texts(), partial=st.booleans()),
+    ReplannedEvent: st.builds(
+        ReplannedDetail, round=st.integers(*INT64), reason=texts(), plan=MESSAGES[Plan]
+    ),
 }
 for _event, _detail in EVENT_DETAILS.items():
     MESSAGES[_event] = st.builds(

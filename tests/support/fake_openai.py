@@ -20,6 +20,17 @@ recorded in :attr:`FakeOpenAI.requests`, then answered with the next scripted
 Token usage is deterministic: one token per whitespace-separated word (prompt:
 the text of every message; completion: content plus tool-call names/arguments).
 
+Tool-calling rounds are scripted with Responders that read what the client sent back:
+:func:`tool_messages` gives a request's ``tool`` messages (the results of the calls the
+fake model made), so a round can be built from the one before it::
+
+    def round_two(request):
+        last = tool_messages(request)[-1]["content"]
+        return Reply.tool_call("calculator", {"instruction": f"{last} + 9"})
+
+    fake.enqueue(Reply.tool_call("calculator", {"instruction": "17*23"}), round_two,
+                 Reply.text("done"))
+
 The root conftest lists this module in ``pytest_plugins``, so every test can
 ask for the ``fake_openai`` fixture.
 """
@@ -48,6 +59,7 @@ __all__ = [
     "Responder",
     "ToolCall",
     "fake_openai",
+    "tool_messages",
 ]
 
 JSONObject = dict[str, Any]
@@ -260,6 +272,15 @@ def _prompt_tokens(request: Mapping[str, Any]) -> int:
                 total += _words(str(function.get("name", "")))
                 total += _words(str(function.get("arguments", "")))
     return total
+
+
+def tool_messages(request: Mapping[str, Any]) -> list[JSONObject]:
+    """The ``tool`` messages of a chat request, in order: each ``{"role": "tool",
+    "tool_call_id": ..., "content": ...}`` a client sent back after the model's calls."""
+    messages = request.get("messages")
+    if not isinstance(messages, list):
+        return []
+    return [dict(m) for m in messages if isinstance(m, Mapping) and m.get("role") == "tool"]
 
 
 def _pieces(text: str) -> list[str]:

@@ -427,3 +427,28 @@ async def test_content_that_is_not_the_wanted_json_fails_pydantic_parsing() -> N
             await client.chat.completions.parse(
                 model=MODEL, messages=QUESTION, response_format=City
             )
+
+
+async def test_tool_rounds_are_scripted_from_the_results_sent_back(fake_openai: FakeOpenAI) -> None:
+    from tests.support.fake_openai import tool_messages
+
+    def round_two(request: dict[str, Any]) -> Reply:
+        [result] = tool_messages(request)
+        return Reply.text(f"got {result['content']} for {result['tool_call_id']}")
+
+    fake_openai.enqueue(Reply.tool_call("calc", {"x": 1}, id="call_1"), round_two)
+    async with openai.AsyncOpenAI(base_url=fake_openai.base_url, api_key="k") as client:
+        first = await client.chat.completions.create(
+            model="gpt-4o-mini", messages=[{"role": "user", "content": "go"}]
+        )
+        call = first.choices[0].message.tool_calls[0]
+        second = await client.chat.completions.create(
+            model="gpt-4o-mini",
+            messages=[
+                {"role": "user", "content": "go"},
+                {"role": "assistant", "content": None, "tool_calls": [call.model_dump()]},
+                {"role": "tool", "tool_call_id": call.id, "content": "42"},
+            ],
+        )
+    assert second.choices[0].message.content == "got 42 for call_1"
+    assert tool_messages({"messages": "junk"}) == []

@@ -323,3 +323,39 @@ async def test_send_is_disabled_while_the_message_is_over_the_limit(page: Page) 
     await expect(send).to_be_enabled()
     await box.fill("x" * 32_000)
     await expect(send).to_be_enabled()
+
+
+async def test_rounds_show_live_and_after_a_reload(page: Page) -> None:
+    # Offline, with the built-in agents of `switchboard up`: the square root needs the other
+    # step's result, which it did not wait for; round 2 runs it again with that result.
+    turns = page.get_by_test_id("turn")
+    await _ask(page, "what is the square root of the result, and what is 9*9?")
+    turn = turns.first
+    await expect(turn).to_have_attribute("data-state", "done")
+    rounds = turn.get_by_test_id("round")
+    await expect(rounds).to_have_count(2)
+    await expect(rounds.nth(0)).to_have_text("Round 1")
+    await expect(rounds.nth(1)).to_contain_text("Round 2")
+    await expect(rounds.nth(1).get_by_test_id("round-reason")).to_contain_text(
+        "output of s2 (calculator)"
+    )
+    first = turn.locator("[data-testid=step-row][data-step=s1]")
+    retry = turn.locator("[data-testid=step-row][data-step=r2s1]")
+    await expect(first).to_have_attribute("data-status", "failed")
+    await expect(retry).to_have_attribute("data-round", "2")
+    await expect(retry).to_have_attribute("data-status", "done")
+    await expect(retry.get_by_test_id("step-deps")).to_have_text("↳ after s2")
+    await expect(retry.get_by_test_id("step-note")).to_contain_text("= 9")
+    await expect(turn.get_by_test_id("answer")).to_contain_text("= 9")
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    await page.screenshot(path=str(ARTIFACTS / "rounds.png"), full_page=True)
+
+    # History keeps the steps: after a reload the turn shows them again, by round.
+    await page.reload()
+    turn = turns.first
+    await expect(turn.get_by_test_id("round")).to_have_count(2)
+    await expect(turn.get_by_test_id("step-row")).to_have_count(3)
+    retry = turn.locator("[data-testid=step-row][data-step=r2s1]")
+    await expect(retry).to_have_attribute("data-status", "done")
+    await expect(retry.get_by_test_id("step-note")).to_contain_text("= 9")
+    await page.screenshot(path=str(ARTIFACTS / "rounds-reloaded.png"), full_page=True)
