@@ -119,13 +119,21 @@ async def test_agent_traffic_carries_the_documented_headers(
         b'{"correlation_id":"conv-cli-6","user_id":"cli","message":"what is 1+1"}',
         timeout=20,
     )
-    await eventually(lambda: bool(tasks))
+    await nats_client.request(  # followed: the agents are asked for their progress
+        "ai.orchestrator.converse",
+        b'{"correlation_id":"conv-cli-7","user_id":"cli","message":"what is 1+1","watch":true}',
+        timeout=20,
+    )
+    await eventually(lambda: len(tasks) >= 2)
     await sub.unsubscribe()
-    headers = tasks[0].headers or {}
-    assert headers["Correlation-Id"] == "conv-cli-6"
-    assert int(headers["Switchboard-Timeout"]) > 0
-    assert "Switchboard-Heartbeat" in headers
-    assert headers["Switchboard-Progress"] == "1"
+    plain, watched = (t.headers or {} for t in tasks[:2])
+    assert plain["Correlation-Id"] == "conv-cli-6"
+    assert int(plain["Switchboard-Timeout"]) > 0
+    assert "Switchboard-Heartbeat" in plain
+    assert plain["Switchboard-Beats"] == "batch"
+    assert "Switchboard-Progress" not in plain  # nobody follows: no progress for nobody
+    assert watched["Correlation-Id"] == "conv-cli-7"
+    assert watched["Switchboard-Progress"] == "1"
 
 
 async def test_list_and_inspect_agents(system: OrchestratorService, nats_client: NATS) -> None:
