@@ -44,7 +44,7 @@ import structlog
 from nats.aio.client import Client as NATS
 
 from . import headers as h
-from . import wire
+from . import tracing, wire
 from .codec import DEFAULT_MAX_PAYLOAD, decode, encode
 from .connection import map_nats_errors
 from .deadline import Deadline
@@ -68,6 +68,7 @@ from .tasks import stop_task, uninterrupted
 if TYPE_CHECKING:
     from nats.aio.msg import Msg
     from nats.aio.subscription import Subscription
+    from opentelemetry.trace import Span
 
 __all__ = [
     "DEFAULT_MAX_INFLIGHT_BYTES",
@@ -125,6 +126,7 @@ class Request:
         "next_beat",
         "replied",
         "reply",
+        "span",
         "subject",
         "wants_progress",
     )
@@ -148,6 +150,8 @@ class Request:
         #: The final reply went out already (the endpoint answered for a handler that would
         #: not stop): nothing more may be sent for this request.
         self.replied = False
+        #: Its server span, while it runs in a process that traces.
+        self.span: Span | None = None
 
     def decode(self, type_: type[T]) -> T:
         """The payload as ``type_``.
@@ -380,6 +384,8 @@ class Endpoint:
             log.exception("failed to dispatch a request", endpoint=self.name)
 
     async def _dispatch(self, msg: Msg) -> None:
+        if tracing.ENABLED:
+            _arrived(msg)
         hdrs = msg.headers
         raw_deadline = hdrs.get(h.TIMEOUT) if hdrs else None
         deadline: Deadline | None = None
@@ -479,6 +485,29 @@ class Endpoint:
             self._ensure_ticker()
 
     async def _run(self, request: Request) -> None:
+        if tracing.ENABLED:
+            await self._run_traced(request)
+        else:
+            await self._run_request(request)
+
+    async def _run_traced(self, request: Request) -> None:
+        """:meth:`_run_request` inside the request's server span (child of its sender's)."""
+        served = request.span = tracing.start_server(
+            request.subject,
+            request.correlation_id,
+            request.headers,
+            endpoint=self.name,
+            arrived_ns=getattr(request.msg, _ARRIVED, None),
+            started_ns=time.time_ns(),
+        )
+        try:
+            with tracing.use_span(served):
+                await self._run_request(request)
+        finally:
+            request.span = None
+            tracing.end_span(served, request.error.code if request.error else None)
+
+    async def _run_request(self, request: Request) -> None:
         started = time.perf_counter_ns()
         try:
             data = await self._stack(request)
@@ -517,7 +546,10 @@ class Endpoint:
             request.heartbeat = None
             elapsed = time.perf_counter_ns() - started
             self.stats.processing_time_ns += elapsed
-            self._duration.observe(elapsed / 1e9)
+            if request.span is None:
+                self._duration.observe(elapsed / 1e9)
+            else:
+                self._duration.observe(elapsed / 1e9, tracing.exemplar())
         if request.replied:
             return  # answered for it at shutdown, when it would not stop
         code = None if request.error is None else request.error.code
@@ -645,9 +677,13 @@ class Endpoint:
                 if not request.accepted_sent:
                     request.accepted_sent = True
                     request.next_beat = now + request.heartbeat
+                    if request.span is not None:
+                        request.span.add_event("accepted sent")
                     await self._send(request, b"", h.Kind.ACCEPTED)
                 elif now >= request.next_beat:
                     request.next_beat = now + request.heartbeat
+                    if request.span is not None:
+                        request.span.add_event("heartbeat sent")
                     await self._send(request, b"", h.Kind.HEARTBEAT)
 
     async def _on_cancel(self, msg: Msg) -> None:
@@ -865,6 +901,15 @@ class Endpoint:
             f"<Endpoint {self.name} {self.subject} queue={self.queue!r} {state} "
             f"in_flight={len(self._tasks)}/{self.max_concurrency}>"
         )
+
+
+_ARRIVED = "_switchboard_arrived_ns"
+
+
+def _arrived(msg: Msg) -> None:
+    """Stamp when ``msg`` was read (tracing only): its server span starts there, and the
+    wait until its work started (in the backlog, at ``max_concurrency``) is its queue span."""
+    setattr(msg, _ARRIVED, time.time_ns())
 
 
 def _reply_of(request: Request) -> str:

@@ -22,6 +22,7 @@ from typing import Any
 
 import structlog
 
+from ..core import tracing
 from ..core.conversation import Plan, PlanStep, StepResult
 from ..core.deadline import Deadline
 from ..core.envelopes import AgentResult, AgentTask, ErrorInfo
@@ -139,6 +140,7 @@ class Executor:
                 detail=ErrorInfo("skipped", skip.error.message if skip.error else ""),
             )
 
+    @tracing.traced("step", lambda _self, step, *_a, **_k: _step_attributes(step))
     async def _step(
         self,
         step: PlanStep,
@@ -177,9 +179,10 @@ class Executor:
         while True:
             attempts += 1
             try:
-                result = await self._call(
-                    subject, task, correlation_id, step_deadline, step, events, options
-                )
+                with tracing.retry_span(attempts, **{"switchboard.step": step.id}):
+                    result = await self._call(
+                        subject, task, correlation_id, step_deadline, step, events, options
+                    )
             except SwitchboardError as exc:
                 backoff = min(0.05 * 2 ** (attempts - 1), 1.0)
                 if (
@@ -296,6 +299,14 @@ class _RunState:
     def inputs(self, step: PlanStep) -> dict[str, Any]:
         """What ``step`` gets from its dependencies (None for a failed optional one)."""
         return {d: self.outputs.get(d) for d in step.depends_on}
+
+
+def _step_attributes(step: PlanStep) -> dict[str, Any]:
+    return {
+        "switchboard.step": step.id,
+        "switchboard.agent": step.agent,
+        "switchboard.required": step.required,
+    }
 
 
 def _finished_detail(output: object) -> StepFinishedDetail:

@@ -20,6 +20,7 @@ import msgspec
 import regex
 import structlog
 
+from ..core import tracing
 from ..core.catalog import AgentInfo
 from ..core.conversation import ConversationTurn, Plan, PlanStep
 from ..core.deadline import Deadline
@@ -252,6 +253,7 @@ class LLMPlanner:
         self.llm = llm
         self.fallback = fallback or LocalPlanner()
 
+    @tracing.traced("plan")
     async def plan(
         self,
         message: str,

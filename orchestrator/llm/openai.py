@@ -17,6 +17,7 @@ import msgspec
 import openai
 import structlog
 
+from ..core import tracing
 from ..core.deadline import Deadline
 from ..core.envelopes import Usage
 from ..core.errors import LLMError
@@ -118,6 +119,30 @@ class OpenAIProvider:
         return value, _usage(response)
 
     async def _create(
+        self, messages: list[ChatMessage], deadline: Deadline | None, **options: Any
+    ) -> Any:
+        if not tracing.ENABLED:
+            return await self._request(messages, deadline, **options)
+        # The OpenTelemetry GenAI conventions: one client span per model call, with tokens.
+        with tracing.span(
+            f"chat {self.model}",
+            **{
+                "gen_ai.operation.name": "chat",
+                "gen_ai.system": self.provider,
+                "gen_ai.request.model": self.model,
+            },
+        ) as current:
+            response = await self._request(messages, deadline, **options)
+            usage = _usage(response)
+            if current is not None:
+                current.set_attribute("gen_ai.usage.input_tokens", usage.prompt_tokens)
+                current.set_attribute("gen_ai.usage.output_tokens", usage.completion_tokens)
+                model = getattr(response, "model", None)
+                if isinstance(model, str):
+                    current.set_attribute("gen_ai.response.model", model)
+            return response
+
+    async def _request(
         self, messages: list[ChatMessage], deadline: Deadline | None, **options: Any
     ) -> Any:
         timeout = self.timeout
