@@ -49,6 +49,7 @@ __all__ = [
     "start_client",
     "start_server",
     "traced",
+    "traced_sync",
     "tracer",
     "use_span",
 ]
@@ -215,6 +216,22 @@ def traced(
             extra = dict(attributes(*args, **kwargs)) if attributes is not None else {}
             with tracer().start_as_current_span(name, attributes=extra):
                 return await fn(*args, **kwargs)
+
+        return call
+
+    return decorate
+
+
+def traced_sync(name: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
+    """:func:`traced` for a plain function."""
+
+    def decorate(fn: Callable[P, R]) -> Callable[P, R]:
+        @functools.wraps(fn)
+        def call(*args: P.args, **kwargs: P.kwargs) -> R:
+            if not ENABLED:
+                return fn(*args, **kwargs)
+            with tracer().start_as_current_span(name):
+                return fn(*args, **kwargs)
 
         return call
 

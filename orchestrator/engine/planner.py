@@ -182,6 +182,7 @@ class LocalPlanner:
     def __init__(self, trusted_patterns: Collection[str] = ()) -> None:
         self.trusted_patterns = frozenset(trusted_patterns)
 
+    @tracing.traced_sync("plan")
     def plan(self, message: str, agents: Mapping[str, AgentInfo], *, max_steps: int) -> Plan:
         steps: list[PlanStep] = []
         until = time.perf_counter() + PATTERN_BUDGET
