@@ -73,9 +73,13 @@ R = TypeVar("R")
 _NO_SPAN: contextlib.nullcontext[None] = contextlib.nullcontext()
 
 
+_tracer: Tracer | None = None
+
+
 def enable(on: bool = True) -> None:
     """Turn tracing on (or off) for this process; set the tracer provider first."""
-    global ENABLED
+    global ENABLED, _tracer
+    _tracer = None  # the provider may have changed: ask it again
     ENABLED = on
 
 
@@ -85,9 +89,12 @@ def disable() -> None:
 
 def tracer() -> Tracer:
     """The project's tracer (from the global provider: a no-op one until one is set)."""
-    from opentelemetry import trace
+    global _tracer
+    if _tracer is None:
+        from opentelemetry import trace
 
-    return trace.get_tracer(_NAME)
+        _tracer = trace.get_tracer(_NAME)
+    return _tracer
 
 
 def start_client(

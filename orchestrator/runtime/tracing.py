@@ -6,7 +6,10 @@ Opt-in at run time: a process traces only when an OTLP endpoint is configured --
 ``OTEL_EXPORTER_OTLP_ENDPOINT`` / ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`` (with the other
 ``OTEL_EXPORTER_OTLP_*`` variables: headers, timeout, compression; and
 ``OTEL_TRACES_SAMPLER``, ``OTEL_SERVICE_NAME``, ``OTEL_RESOURCE_ATTRIBUTES``, read by the
-SDK). Without one, nothing here runs and the core's flag stays off (see
+SDK). ``OTEL_TRACES_EXPORTER`` turns it on too: ``otlp`` (the default endpoint,
+``http://localhost:4318``), ``console`` (spans on stdout), or ``none`` -- spans are made,
+batched and propagated but dropped instead of sent: what ``switchboard bench engine
+--tracing`` measures. Without any of these, nothing here runs and the core's flag stays off (see
 :mod:`switchboard.orchestrator.core.tracing`).
 
 Spans leave in batches (``BatchSpanProcessor``, its own thread: never on the event loop);
@@ -41,9 +44,17 @@ _provider: TracerProvider | None = None
 
 
 def tracing_wanted(settings: Settings, environ: Mapping[str, str] | None = None) -> bool:
-    """Whether this process should export traces (an OTLP endpoint is configured)."""
+    """Whether this process should trace (an OTLP endpoint or an exporter is configured)."""
     env = os.environ if environ is None else environ
-    return bool(settings.otlp_endpoint) or any(env.get(name) for name in OTEL_ENDPOINT_VARIABLES)
+    return (
+        bool(settings.otlp_endpoint)
+        or any(env.get(name) for name in OTEL_ENDPOINT_VARIABLES)
+        or bool(_exporter_name(env))
+    )
+
+
+def _exporter_name(env: Mapping[str, str]) -> str:
+    return env.get("OTEL_TRACES_EXPORTER", "").strip().lower()
 
 
 def configure_tracing(
@@ -86,11 +97,29 @@ def configure_tracing(
 
 
 def _otlp_exporter(settings: Settings) -> SpanExporter:
+    name = _exporter_name(os.environ)
+    if name == "none" and not settings.otlp_endpoint:
+        return _dropping_exporter()
+    if name == "console" and not settings.otlp_endpoint:
+        from opentelemetry.sdk.trace.export import ConsoleSpanExporter
+
+        return ConsoleSpanExporter()
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
     if settings.otlp_endpoint:
         return OTLPSpanExporter(endpoint=settings.otlp_endpoint.rstrip("/") + "/v1/traces")
     return OTLPSpanExporter()  # reads the OTEL_EXPORTER_OTLP_* variables itself
+
+
+def _dropping_exporter() -> SpanExporter:
+    """An exporter that drops every batch (``OTEL_TRACES_EXPORTER=none``)."""
+    from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+
+    class Dropped(SpanExporter):
+        def export(self, spans: Any) -> SpanExportResult:
+            return SpanExportResult.SUCCESS
+
+    return Dropped()
 
 
 def shutdown_tracing() -> None:
