@@ -182,7 +182,9 @@ class OpenAIProvider:
             raise LLMError(f"The model {self.model} sent an unreadable response.") from exc
         finally:
             LLM_REQUESTS.labels(self.provider, self.model, outcome).inc()
-            LLM_DURATION.labels(self.provider, self.model).observe(time.perf_counter() - started)
+            LLM_DURATION.labels(self.provider, self.model).observe(
+                time.perf_counter() - started, tracing.exemplar()
+            )
         usage = _usage(response)
         LLM_TOKENS.labels(self.provider, self.model, "prompt").inc(usage.prompt_tokens)
         LLM_TOKENS.labels(self.provider, self.model, "completion").inc(usage.completion_tokens)
