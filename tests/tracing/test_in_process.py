@@ -13,7 +13,15 @@ from prometheus_client import REGISTRY
 from prometheus_client.openmetrics.exposition import generate_latest as openmetrics
 
 from switchboard.agents import builtin_agents
-from switchboard.orchestrator import ConversationClient, Requester, Settings
+from switchboard.orchestrator import (
+    ConversationClient,
+    ConversationReply,
+    ConversationRequest,
+    OverloadedError,
+    Requester,
+    Settings,
+    encode,
+)
 from switchboard.orchestrator.core import Deadline, Endpoint, Request, RequestOptions
 from switchboard.orchestrator.runtime.tracing import add_trace_ids
 from tests.support.system import agents_running, orchestrator_running
@@ -178,3 +186,35 @@ async def test_log_lines_carry_the_trace_and_span_ids(
     assert event["trace_id"] == f"{context.trace_id:032x}"
     assert event["span_id"] == f"{context.span_id:016x}"
     assert "trace_id" not in add_trace_ids(None, "info", {"event": "outside"})
+
+
+async def test_a_retry_of_the_conversation_client_is_a_retry_span(
+    requester: Requester, nats_client: NATS, memory_spans: InMemorySpanExporter
+) -> None:
+    """The client asks again after a refusal (overloaded): the second attempt is a ``retry``."""
+    calls = 0
+
+    async def converse(request: Request) -> bytes:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise OverloadedError("Busy; try again.")
+        asked = request.decode(ConversationRequest)
+        return encode(ConversationReply(correlation_id=asked.correlation_id, answer="ok"))
+
+    endpoint = Endpoint(nats_client, subject=CONVERSE, handler=converse)
+    await endpoint.start()
+    try:
+        with trace.get_tracer("test").start_as_current_span("caller"):
+            reply = await ConversationClient(requester).ask("hello", user_id="tracer")
+    finally:
+        await endpoint.stop()
+    assert (reply.answer, calls) == ("ok", 2)
+    spans = from_sdk(memory_spans.get_finished_spans())
+    caller = one(spans, name="caller")
+    first = one(spans, name=f"send {CONVERSE}", parent_id=caller.span_id)
+    assert first.attributes["switchboard.error"] == "overloaded"
+    retry = one(spans, name="retry", parent_id=caller.span_id)
+    assert retry.attributes["switchboard.attempt"] == 2
+    second = one(spans, name=f"send {CONVERSE}", parent_id=retry.span_id)
+    assert "switchboard.error" not in second.attributes
