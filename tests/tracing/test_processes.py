@@ -4,17 +4,21 @@
 receiver in this test (``SWITCHBOARD_OTLP_ENDPOINT``); this process is the HTTP client, a
 span of its own (the SDK's in-memory exporter) whose ``traceparent`` the BFF honours. The
 plan has two parallel steps, one of them refused once (``tests.tracing.agents:flaky``) and
-retried: every span must be in the one trace, each under the right parent.
+retried; the orchestrator plans and answers with a language model (the scripted
+OpenAI-compatible server of ``tests/support/fake_openai.py``). Every span must be in the one
+trace, each under the right parent.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import httpx
 from opentelemetry import propagate, trace
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+from tests.support.fake_openai import FakeOpenAI, Reply
 from tests.support.up import start_up
 from tests.tracing.collect import OtlpReceiver, SpanRecord, children, from_sdk
 
@@ -25,31 +29,44 @@ def one(spans: list[SpanRecord], **where: object) -> SpanRecord:
     return found[0]
 
 
-def test_one_chat_is_one_trace_across_bff_orchestrator_and_agents(
-    memory_spans: InMemorySpanExporter,
+async def test_one_chat_is_one_trace_across_bff_orchestrator_and_agents(
+    memory_spans: InMemorySpanExporter, fake_openai: FakeOpenAI
 ) -> None:
+    plan = {
+        "steps": [
+            {"id": "s1", "agent": "calculator", "instruction": "17*23"},
+            {"id": "s2", "agent": "flaky", "instruction": "the spelling of necessary"},
+        ]
+    }
+    fake_openai.enqueue(Reply.structured(plan), Reply.text("391, and it is spelt necessary."))
     with OtlpReceiver() as receiver:
-        up = start_up(
+        up = await asyncio.to_thread(
+            start_up,
             "--agents",
             "calculator,tests.tracing.agents:flaky",
-            env={"SWITCHBOARD_OTLP_ENDPOINT": receiver.url},
+            env={
+                "SWITCHBOARD_OTLP_ENDPOINT": receiver.url,
+                "OPENAI_API_KEY": "test-key",
+                "OPENAI_BASE_URL": fake_openai.base_url,
+            },
         )
         try:
             with trace.get_tracer("test").start_as_current_span("browser") as browser:
                 carrier: dict[str, str] = {}
                 propagate.inject(carrier)  # the W3C traceparent header of this span
-                response = httpx.post(
-                    f"{up.url}/v1/chat",
-                    json={
-                        "message": "what is 17*23 and what is the spelling of necessary",
-                        "agents": ["calculator", "flaky"],
-                    },
-                    headers=carrier,
-                    timeout=30,
-                )
+                async with httpx.AsyncClient(timeout=30) as http:
+                    response = await http.post(
+                        f"{up.url}/v1/chat",
+                        json={
+                            "message": "what is 17*23 and what is the spelling of necessary",
+                            "agents": ["calculator", "flaky"],
+                        },
+                        headers=carrier,
+                    )
             assert response.status_code == 200, response.text
         finally:
-            assert up.stop() == 0  # each part flushes its spans as it stops
+            # Each part flushes its spans as it stops.
+            assert await asyncio.to_thread(up.stop) == 0
         received = receiver.snapshot()
     body = response.json()
     trace_id = f"{browser.get_span_context().trace_id:032x}"
@@ -81,8 +98,16 @@ def test_one_chat_is_one_trace_across_bff_orchestrator_and_agents(
     assert set(steps) == {"calculator", "flaky"}
     calc, flaky = steps["calculator"], steps["flaky"]
     assert calc.start_ns < flaky.end_ns and flaky.start_ns < calc.end_ns, "parallel steps"
-    one(spans, service="switchboard-orchestrator", name="plan", parent_id=served.span_id)
-    one(spans, service="switchboard-orchestrator", name="aggregate", parent_id=served.span_id)
+    planned = one(spans, service="switchboard-orchestrator", parent_id=served.span_id, name="plan")
+    wrote = one(
+        spans, service="switchboard-orchestrator", parent_id=served.span_id, name="aggregate"
+    )
+    # Each LLM call is a span under what it was for, with its token counts.
+    for purpose in (planned, wrote):
+        call = one(spans, name="chat gpt-4o-mini", parent_id=purpose.span_id)
+        assert call.attributes["gen_ai.usage.input_tokens"] > 0
+        assert call.attributes["gen_ai.usage.output_tokens"] > 0
+    assert body["answer"] == "391, and it is spelt necessary."
 
     (calc_sent,) = children(spans, calc)
     calc_served = one(spans, service="switchboard-agent", parent_id=calc_sent.span_id)
