@@ -471,7 +471,8 @@ class Endpoint:
         if self._dequeued_retry(request):
             return
         self.stats.num_requests += 1
-        task = asyncio.get_running_loop().create_task(self._run(request))
+        run = self._run_traced(request) if tracing.ENABLED else self._run(request)
+        task = asyncio.get_running_loop().create_task(run)
         self._tasks[task] = request
         if request.reply:
             self._by_reply[request.reply] = task
@@ -484,14 +485,8 @@ class Endpoint:
             request.heartbeat = max(0.01, heartbeat)
             self._ensure_ticker()
 
-    async def _run(self, request: Request) -> None:
-        if tracing.ENABLED:
-            await self._run_traced(request)
-        else:
-            await self._run_request(request)
-
     async def _run_traced(self, request: Request) -> None:
-        """:meth:`_run_request` inside the request's server span (child of its sender's)."""
+        """:meth:`_run` inside the request's server span (child of its sender's)."""
         served = request.span = tracing.start_server(
             request.subject,
             request.correlation_id,
@@ -502,12 +497,12 @@ class Endpoint:
         )
         try:
             with tracing.use_span(served):
-                await self._run_request(request)
+                await self._run(request)
         finally:
             request.span = None
             tracing.end_span(served, request.error.code if request.error else None)
 
-    async def _run_request(self, request: Request) -> None:
+    async def _run(self, request: Request) -> None:
         started = time.perf_counter_ns()
         try:
             data = await self._stack(request)

@@ -212,17 +212,21 @@ def traced(
     """Decorate a coroutine function: each call an internal span ``name`` (when on).
 
     ``attributes(*args, **kwargs)`` -- the call's own arguments -- names what the call
-    is about (a step id, an agent). Off, the call costs one flag check more.
+    is about (a step id, an agent). Off, the call costs one flag check more (the wrapper
+    hands back the function's own coroutine).
     """
 
     def decorate(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
-        @functools.wraps(fn)
-        async def call(*args: P.args, **kwargs: P.kwargs) -> R:
-            if not ENABLED:
-                return await fn(*args, **kwargs)
-            extra = dict(attributes(*args, **kwargs)) if attributes is not None else {}
+        async def in_span(extra: Mapping[str, Any], call: Awaitable[R]) -> R:
             with tracer().start_as_current_span(name, attributes=extra):
-                return await fn(*args, **kwargs)
+                return await call
+
+        @functools.wraps(fn)
+        def call(*args: P.args, **kwargs: P.kwargs) -> Awaitable[R]:
+            if not ENABLED:
+                return fn(*args, **kwargs)  # the coroutine itself: not even a frame more
+            extra = dict(attributes(*args, **kwargs)) if attributes is not None else {}
+            return in_span(extra, fn(*args, **kwargs))
 
         return call
 
