@@ -268,14 +268,14 @@ def exemplar() -> dict[str, str] | None:
         return None
     from opentelemetry import trace
 
-    context = trace.get_current_span().get_span_context()
+    return span_exemplar(trace.get_current_span().get_span_context())
+
+
+def span_exemplar(context: SpanContext) -> dict[str, str] | None:
+    """The exemplar labels of a span's context; None for a trace that is not recorded
+    (not sampled): an exemplar must lead to a trace that exists."""
     if not context.is_valid or not context.trace_flags.sampled:
         return None
-    return span_exemplar(context)
-
-
-def span_exemplar(context: SpanContext) -> dict[str, str]:
-    """The exemplar labels of a span's context."""
     from opentelemetry import trace
 
     return {

@@ -218,3 +218,31 @@ async def test_a_retry_of_the_conversation_client_is_a_retry_span(
     assert retry.attributes["switchboard.attempt"] == 2
     second = one(spans, name=f"send {CONVERSE}", parent_id=retry.span_id)
     assert "switchboard.error" not in second.attributes
+
+
+async def test_an_unsampled_trace_gets_no_exemplar(
+    requester: Requester, nats_client: NATS, memory_spans: InMemorySpanExporter
+) -> None:
+    """A caller that decided not to record its trace: the hops follow, and no histogram
+    bucket names a trace that was never recorded."""
+    from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
+
+    async def echo(request: Request) -> bytes:
+        return request.data
+
+    endpoint = Endpoint(nats_client, subject="test.unsampled", handler=echo)
+    await endpoint.start()
+    unsampled = SpanContext(
+        trace_id=0x1234, span_id=0x5678, is_remote=True, trace_flags=TraceFlags(0)
+    )
+    try:
+        with trace.use_span(NonRecordingSpan(unsampled)):
+            msg = await requester.request(
+                "test.unsampled", b"hi", correlation_id="conv-tracer-u", deadline=Deadline.after(5)
+            )
+    finally:
+        await endpoint.stop()
+    assert msg.data == b"hi"
+    assert memory_spans.get_finished_spans() == ()  # nothing recorded
+    exposition = openmetrics(REGISTRY).decode()
+    assert f'trace_id="{0x1234:032x}"' not in exposition
