@@ -500,6 +500,8 @@ class Endpoint:
                 await self._run(request)
         finally:
             request.span = None
+            if request.cancel_reason is not None:  # remote, operator, shutdown
+                served.set_attribute("switchboard.cancelled", request.cancel_reason)
             tracing.end_span(served, request.error.code if request.error else None)
 
     async def _run(self, request: Request) -> None:
