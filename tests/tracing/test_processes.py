@@ -68,6 +68,7 @@ async def test_one_chat_is_one_trace_across_bff_orchestrator_and_agents(
             # Each part flushes its spans as it stops.
             assert await asyncio.to_thread(up.stop) == 0
         received = receiver.snapshot()
+        logs = up.logs()
     body = response.json()
     trace_id = f"{browser.get_span_context().trace_id:032x}"
     spans = from_sdk(memory_spans.get_finished_spans()) + [
@@ -108,6 +109,10 @@ async def test_one_chat_is_one_trace_across_bff_orchestrator_and_agents(
         assert call.attributes["gen_ai.usage.input_tokens"] > 0
         assert call.attributes["gen_ai.usage.output_tokens"] > 0
     assert body["answer"] == "391, and it is spelt necessary."
+    # Log lines written inside a span name it: the orchestrator's "step retried" line.
+    retried = [line for line in logs.splitlines() if "step retried" in line]
+    assert retried and all(f'"trace_id": "{trace_id}"' in line for line in retried), retried
+    assert f'"span_id": "{flaky.span_id}"' in retried[0]
 
     (calc_sent,) = children(spans, calc)
     calc_served = one(spans, service="switchboard-agent", parent_id=calc_sent.span_id)
