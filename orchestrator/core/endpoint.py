@@ -25,6 +25,11 @@ A request that carries ``Switchboard-Request-Id`` runs once however often it
 arrives (see :mod:`.replay`): a retry of work in hand is attached to it, a retry
 of work done lately gets the stored final reply.
 
+With tracing on (:mod:`.tracing`), each request that runs is a server span, child of its
+sender's (``traceparent``), from the moment it was read: a ``queue`` span for the wait
+before it started, events for the ``accepted`` and ``heartbeat`` messages it sent, and the
+handler's own spans inside. Off, nothing of it runs.
+
 ``stop(grace)`` stops taking work, lets in-flight handlers finish within the
 grace period and answers the rest (and anything still queued) with
 ``shutting_down``.
