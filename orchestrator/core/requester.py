@@ -5,6 +5,10 @@ tracker, the global inbox consumer and the sender of remote cancellation
 notices. It is what the orchestrator uses to talk to agents, and what the
 :class:`~switchboard.orchestrator.core.client.ConversationClient` (the BFF, ``switchboard
 ask``, the bench) uses to talk to the orchestrator.
+
+With tracing on (:mod:`.tracing`), every request is a client span from publish to its end,
+whose context travels in the ``traceparent`` header: whatever a process sends while it
+handles a request (an agent calling another agent) is a child of that request's span.
 """
 
 from __future__ import annotations
