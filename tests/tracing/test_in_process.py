@@ -246,3 +246,45 @@ async def test_an_unsampled_trace_gets_no_exemplar(
     assert memory_spans.get_finished_spans() == ()  # nothing recorded
     exposition = openmetrics(REGISTRY).decode()
     assert f'trace_id="{0x1234:032x}"' not in exposition
+
+
+async def test_a_nested_agent_call_is_a_child_of_the_callers_work(
+    settings: Settings, requester: Requester, memory_spans: InMemorySpanExporter
+) -> None:
+    """What an agent sends while it works (``ctx.call`` goes through its process's Requester)
+    is a ``send`` span under that agent's ``process`` span, and the callee's under it."""
+    from switchboard.agents import TaskContext, agent
+    from switchboard.orchestrator import AgentResult, AgentTask
+
+    @agent("caller", "Asks the calculator.", keywords=("caller",))
+    async def caller(task: AgentTask, ctx: TaskContext) -> object:
+        nested = await requester.call(
+            "ai.agents.calculator",
+            AgentTask(
+                correlation_id=task.correlation_id,
+                task_id=f"{task.task_id}-1",
+                agent="calculator",
+                instruction="6*7",
+            ),
+            AgentResult,
+            correlation_id=task.correlation_id,
+            deadline=Deadline.after(5),
+        )
+        return nested.output
+
+    async with agents_running(settings, builtin_agents()["calculator"], caller):
+        result = await requester.call(
+            "ai.agents.caller",
+            AgentTask(
+                correlation_id="conv-tracer-n", task_id="s1", agent="caller", instruction="go"
+            ),
+            AgentResult,
+            correlation_id="conv-tracer-n",
+            deadline=Deadline.after(5),
+        )
+    assert result.ok, result
+    spans = from_sdk(memory_spans.get_finished_spans())
+    outer = one(spans, name="process ai.agents.caller")
+    nested = one(spans, name="send ai.agents.calculator", parent_id=outer.span_id)
+    one(spans, name="process ai.agents.calculator", parent_id=nested.span_id)
+    assert len({s.trace_id for s in spans}) == 1
