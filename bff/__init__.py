@@ -30,6 +30,7 @@ from .problems import (
 from .process import build_bff, is_loopback, run_bff, trusted_proxies
 from .schemas import MAX_BODY, ChatRequest
 from .state import BffState
+from .tracing import tag_correlation_id, traced
 
 __all__ = [
     "LOCAL_USER",
@@ -69,6 +70,8 @@ __all__ = [
     "ready_status",
     "run_bff",
     "status_for",
+    "tag_correlation_id",
+    "traced",
     "trusted_proxies",
     "until_disconnected",
 ]

@@ -21,6 +21,8 @@ from litestar.types import ASGIApp, Receive, Scope, Send
 
 from switchboard.orchestrator import new_correlation_id
 
+from .tracing import tag_correlation_id
+
 __all__ = ["bind_correlation_id", "log_scope"]
 
 
@@ -35,6 +37,7 @@ async def bind_correlation_id(user: NamedDependency[str]) -> str:
     """
     correlation_id = new_correlation_id(user)
     structlog.contextvars.bind_contextvars(correlation_id=correlation_id, user_id=user)
+    tag_correlation_id(correlation_id)
     return correlation_id
 
 

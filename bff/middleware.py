@@ -6,6 +6,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from switchboard.orchestrator.core import tracing
 from switchboard.orchestrator.metrics import HTTP_DURATION, HTTP_REQUESTS
 
 __all__ = ["metrics_middleware"]
@@ -32,6 +33,8 @@ def metrics_middleware(app: Callable[..., Awaitable[None]]) -> Callable[..., Awa
         finally:
             route = scope.get("path_template") or "unmatched"
             HTTP_REQUESTS.labels(route, scope["method"], str(status)).inc()
-            HTTP_DURATION.labels(route, scope["method"]).observe(time.perf_counter() - started)
+            HTTP_DURATION.labels(route, scope["method"]).observe(
+                time.perf_counter() - started, tracing.exemplar()
+            )
 
     return counted

@@ -14,6 +14,7 @@ from switchboard.orchestrator import (
     Runtime,
     Settings,
 )
+from switchboard.orchestrator.core import tracing
 
 from .app import create_app
 from .auth import LOCAL_USER, ApiKeys, AuthRateLimiter
@@ -21,6 +22,7 @@ from .gateway import Gateway
 from .limits import InFlightLimiter
 from .middleware import metrics_middleware
 from .state import BffState
+from .tracing import traced
 
 __all__ = ["build_bff", "is_loopback", "run_bff", "trusted_proxies"]
 
@@ -89,8 +91,11 @@ async def build_bff(runtime: Runtime) -> HttpServer:
             "inbox": runtime.requester.consumer.running,
         },
     )
+    app = metrics_middleware(create_app(state))
+    if tracing.ENABLED:
+        app = traced(app)  # outermost: the HTTP metrics' exemplars name the request's trace
     server = HttpServer(
-        metrics_middleware(create_app(state)),
+        app,
         host=settings.http_host,
         port=settings.http_port,
         grace=settings.shutdown_grace,

@@ -194,6 +194,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="soak, llm-latency: over HTTP through switchboard up (BFF too) instead of straight "
         "to NATS",
     )
+    bench.add_argument(
+        "--tracing",
+        action="store_true",
+        help="engine: also a traced orchestrator and agent, same run (spans made and dropped: "
+        "OTEL_TRACES_EXPORTER=none), to compare tracing off and on",
+    )
     bench.add_argument("--json", action="store_true", help="print results as JSON")
 
     shown = commands.add_parser("settings", parents=[common], help="show the settings")

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from litestar import Response, get
+from litestar import Request, Response, get
 from litestar.di import NamedDependency
 from litestar.openapi.datastructures import ResponseSpec
-from prometheus_client import generate_latest
+from prometheus_client import REGISTRY, generate_latest
+from prometheus_client.exposition import choose_encoder
 
 from ..problems import NOT_READY, ready_status
 from ..state import BffState
@@ -46,5 +47,10 @@ METRICS_CONTENT_TYPE = "text/plain; version=0.0.4"
 
 
 @get("/metrics", summary="Prometheus metrics", tags=["operations"], media_type=METRICS_CONTENT_TYPE)
-async def metrics() -> Response[bytes]:
+async def metrics(request: Request[Any, Any, Any]) -> Response[bytes]:
+    """The text format; OpenMetrics (with the latency histograms' exemplars, which link a
+    bucket to a trace) for a scraper that asks for it in ``Accept``, as Prometheus does."""
+    encoder, content_type = choose_encoder(request.headers.get("accept", ""))
+    if content_type.startswith("application/openmetrics-text"):
+        return Response(encoder(REGISTRY), media_type=content_type)
     return Response(generate_latest(), media_type=METRICS_CONTENT_TYPE)

@@ -133,6 +133,7 @@ async def _run(args: argparse.Namespace, settings: Settings) -> Sequence[BenchRe
             rounds=rounds,
             subject_prefix=prefix,
             part_env=part_env,
+            tracing=bool(getattr(args, "tracing", False)),
             progress=progress,
         )
     if mode == "e2e":

@@ -27,6 +27,12 @@ A second row per level, ``engine-2rounds``, asks a two-round conversation
 offline rules) against that level's one-round runs: ``ratio`` is what a
 second round leaves of the throughput.
 
+With ``tracing`` (``--tracing``), a second orchestrator and agent, same run, same rounds,
+trace every conversation (``OTEL_TRACES_EXPORTER=none``: spans made, batched and
+dropped, no collector needed) on a subject prefix of their own; the row's
+``traced_*`` extras show them and ``ratio_to_traced`` is the untraced pair's throughput
+over theirs -- the cost of tracing on. The untraced pair is tracing off: the default.
+
 Each row also says where the time goes: the CPU each process spent per
 request, ``cpu_us_<part>`` (orchestrator, agent, nats, bench) and
 ``baseline_cpu_us_<part>`` (relay, echo, nats, bench), ``peer_cpu_us_<part>``,
@@ -53,7 +59,15 @@ from .conversations import Conversations, sample_payload
 from .core import alternate, drive
 from .cpu import CpuAccount, cpu_summary
 from .stats import BenchResult, Run, second_side
-from .system import Part, bench_logs, limits_env, nats_server, switchboard_part, together
+from .system import (
+    BenchLogs,
+    Part,
+    bench_logs,
+    limits_env,
+    nats_server,
+    switchboard_part,
+    together,
+)
 from .workload import NOOP, NOOP_SPEC, TWO_ROUNDS
 
 __all__ = ["run_engine"]
@@ -70,11 +84,13 @@ async def run_engine(
     subject_prefix: str = "ai",
     part_env: Mapping[str, str] | None = None,
     peer: bool | None = None,
+    tracing: bool = False,
     progress: Callable[[str], None] = lambda _: None,
 ) -> list[BenchResult]:
     """Measure conversations through real orchestrator + agent processes against the raw chain.
 
     ``peer``: also the FastStream chain (default: when FastStream is installed).
+    ``tracing``: also an orchestrator and agent that trace (see the module).
     """
     if peer is None:
         peer = faststream_available()
@@ -82,6 +98,12 @@ async def run_engine(
             progress("engine: FastStream is not installed (the bench extra): no peer row")
     top = max(concurrency)
     env = {**limits_env(top), "SWITCHBOARD_SUBJECT_PREFIX": subject_prefix, **(part_env or {})}
+    traced_prefix = f"{subject_prefix}traced"
+    traced_env = {
+        **env,
+        "SWITCHBOARD_SUBJECT_PREFIX": traced_prefix,
+        "OTEL_TRACES_EXPORTER": "none",
+    }
     results: list[BenchResult] = []
     async with (
         bench_logs() as logs,
@@ -94,17 +116,24 @@ async def run_engine(
             ),
             raw_chain(nc, server.url),
             faststream_chain(nc, server.url) if peer else _nothing(),
+            _traced_pair(server.url, logs, traced_env) if tracing else _nothing(),
         ) as started,
         Requester(nc, subjects=Subjects(subject_prefix), max_pending=8 * top + 100) as requester,
+        Requester(nc, subjects=Subjects(traced_prefix), max_pending=8 * top + 100) as traced_req,
     ):
         agent: Part = started[0]
         orchestrator: Part = started[1]
         chain: RawChain = started[2]
         peer_chain: RawChain | None = started[3]
+        traced_pair: tuple[Part, Part] | None = started[4]
         conversations = Conversations(requester, NOOP)
         ours_send = conversations.sender()
         two_rounds = Conversations(requester, NOOP, message=TWO_ROUNDS, rounds=2)
         two_send = two_rounds.sender()
+        traced = Conversations(traced_req, NOOP)
+        traced_send = traced.sender() if traced_pair else None
+        if traced_pair:
+            await traced.warm_up(min(200, requests), min(10, top))
         raw_send = chain.sender(sample_payload(NOOP))
         peer_send = peer_chain.sender(sample_payload(NOOP)) if peer_chain else None
         await conversations.warm_up(min(200, requests), min(10, top))
@@ -136,7 +165,20 @@ async def run_engine(
                         functools.partial(drive, peer_send, requests=requests, concurrency=level)
                     )
                 )
+            traced_cpu = CpuAccount(
+                {"orchestrator": traced_pair[1].pid, "agent": traced_pair[0].pid, **common}
+                if traced_pair
+                else common
+            )
+            if traced_send is not None:
+                await drive(traced_send, requests=warm, concurrency=level)
+                sides.append(
+                    traced_cpu.around(
+                        functools.partial(drive, traced_send, requests=requests, concurrency=level)
+                    )
+                )
             base, ours, *theirs = await alternate(rounds, *sides)
+            traced_runs = theirs.pop() if traced_send is not None else None
             peer_extras = (
                 {
                     **second_side("peer", "faststream", ours, theirs[0], base),
@@ -145,6 +187,11 @@ async def run_engine(
                 if theirs
                 else {}
             )
+            if traced_runs is not None:
+                peer_extras.update(
+                    second_side("traced", "tracing on", ours, traced_runs, base),
+                    **traced_cpu.per_request_us("traced_"),
+                )
             result = BenchResult.compare(
                 "engine",
                 level,
@@ -161,7 +208,14 @@ async def run_engine(
                 f"{result.errors}"
                 + (f" (first: {conversations.first_error})" if conversations.first_error else "")
             )
-            if peer_extras:
+            if traced_runs is not None:
+                progress(
+                    f"engine c={level}: tracing on {peer_extras['traced_rps']:.0f} req/s, p50 "
+                    f"{peer_extras['traced_p50_ms']:.2f} ms, tracing off / on "
+                    f"{peer_extras['ratio_to_traced']:.2f}, errors {peer_extras['traced_errors']}"
+                    + (f" (first: {traced.first_error})" if traced.first_error else "")
+                )
+            if "peer_rps" in peer_extras:
                 progress(
                     f"engine c={level}: faststream {peer_extras['peer_rps']:.0f} req/s, "
                     f"switchboard / faststream {peer_extras['ratio_to_peer']:.2f}, errors "
@@ -195,6 +249,20 @@ async def run_engine(
             )
             results.append(two_result)
     return results
+
+
+@contextlib.asynccontextmanager
+async def _traced_pair(
+    nats_url: str, logs: BenchLogs, env: Mapping[str, str]
+) -> AsyncIterator[tuple[Part, Part]]:
+    """The traced agent and orchestrator (on their own subject prefix, in ``env``)."""
+    async with together(
+        switchboard_part("traced-agent", ["agent", AGENT], nats_url=nats_url, logs=logs, env=env),
+        switchboard_part(
+            "traced-orchestrator", ["orchestrator"], nats_url=nats_url, logs=logs, env=env
+        ),
+    ) as (agent, orchestrator):
+        yield agent, orchestrator
 
 
 @contextlib.asynccontextmanager

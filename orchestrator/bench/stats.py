@@ -11,7 +11,7 @@ import msgspec
 __all__ = ["SECOND_SIDES", "BenchResult", "Run", "percentile", "second_side"]
 
 #: The prefixes of a row's second comparison, when it has one (see :func:`second_side`).
-SECOND_SIDES = ("peer", "front")
+SECOND_SIDES = ("peer", "front", "traced")
 
 
 def percentile(sorted_values: Sequence[float], q: float) -> float:

@@ -8,7 +8,7 @@ knows nats-py), discovery, KV, and the core's metrics. It imports nothing from
 the rest of Switchboard: an import-linter contract (``pyproject.toml``) says so.
 """
 
-from . import headers, metrics, wire
+from . import headers, metrics, tracing, wire
 from .catalog import ROLE_AGENT, ROLE_KEY, AgentCatalog, AgentInfo, agent_metadata
 from .client import ConversationClient
 from .codec import DEFAULT_MAX_PAYLOAD, decode, encode, invalid_field
@@ -234,6 +234,7 @@ __all__ = [
     "safe_token",
     "stop_in_order",
     "stop_task",
+    "tracing",
     "wire",
     "without_credentials",
     "work_deadline",

@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import math
 
+from . import tracing
 from .catalog import AgentInfo
 from .conversation import ConversationReply, ConversationRequest, HistoryReply, HistoryRequest
 from .deadline import Deadline, reply_deadline
@@ -115,18 +116,21 @@ class ConversationClient:
         # answered it lately) attaches the retry to it instead of running it twice.
         options = self.options.attempt_of(new_request_id())
         attempt = 0
+        sent = 0  # every attempt, whatever ended the last one (a retry span from the second)
         pause = _RETRY_PAUSE
         replaced = False
         while True:
+            sent += 1
             try:
-                return await self.requester.call(
-                    self.subjects.converse,
-                    request,
-                    ConversationReply,
-                    correlation_id=request.correlation_id,
-                    deadline=deadline,
-                    options=options,
-                )
+                with tracing.retry_span(sent):
+                    return await self.requester.call(
+                        self.subjects.converse,
+                        request,
+                        ConversationReply,
+                        correlation_id=request.correlation_id,
+                        deadline=deadline,
+                        options=options,
+                    )
             except NoRespondersError:
                 # Nothing ran. Right after NATS comes back, the requests it buffered go out
                 # before the orchestrators have subscribed again: wait for them, backing off,

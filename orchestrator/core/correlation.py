@@ -54,13 +54,14 @@ from __future__ import annotations
 import asyncio
 import collections
 import os
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Final
 
 import msgspec
 import structlog
 
 from . import headers as h
+from . import tracing
 from .codec import decode
 from .deadline import Deadline
 from .envelopes import ErrorInfo
@@ -85,6 +86,9 @@ from .metrics import (
 
 if TYPE_CHECKING:
     from nats.aio.msg import Msg
+    from opentelemetry.trace import Span
+
+_Observe = Callable[[float, Mapping[str, str] | None], None]
 
 __all__ = ["CorrelationTracker", "PendingInfo", "PendingRequest", "ReplyStream", "remote_error"]
 
@@ -218,6 +222,7 @@ class PendingRequest:
         "registered_at",
         "request_id",
         "silence_timeout",
+        "span",
         "stream",
         "subject",
         "target",
@@ -257,6 +262,8 @@ class PendingRequest:
         self.request_id: str | None = None
         #: Which deadline ended it, when one did.
         self.timed_out: TimeoutPhase | None = None
+        #: Its client span, when this process traces (ended with the entry).
+        self.span: Span | None = None
 
     def __repr__(self) -> str:
         return (
@@ -293,7 +300,7 @@ class CorrelationTracker:
         self._closed = False
         self._idle: asyncio.Future[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._durations: dict[tuple[str, str], Callable[[float], None]] = {}
+        self._durations: dict[tuple[str, str], _Observe] = {}
         CORRELATION_PENDING.track(self)
 
     # -- registration -------------------------------------------------------------------------
@@ -392,6 +399,8 @@ class CorrelationTracker:
             kind = hdrs.get(h.KIND, _FINAL)
         if kind == _FINAL:
             self._remove(entry)
+            if entry.span is not None and hdrs and h.ERROR in hdrs:
+                entry.span.set_attribute("switchboard.error", hdrs[h.ERROR])
             self._observe(entry, "error" if hdrs and h.ERROR in hdrs else "ok")
             if entry.future is not None:
                 if not entry.future.done():
@@ -425,6 +434,8 @@ class CorrelationTracker:
                 entry.timer = loop.call_at(
                     min(entry.deadline, now + entry.silence_timeout), self._on_timer, entry
                 )
+        if entry.span is not None and not entry.accepted:
+            entry.span.add_event("accepted")  # the queue wait is over: work time starts
         entry.accepted = True
 
     # -- ending entries -----------------------------------------------------------------------
@@ -446,6 +457,9 @@ class CorrelationTracker:
         """Forget an entry whose request was never sent (publishing failed)."""
         if self._entries.get(entry.token) is entry:
             self._remove(entry)
+            if entry.span is not None:
+                tracing.end_span(entry.span, "not_sent")
+                entry.span = None
             if entry.future is not None and not entry.future.done():
                 entry.future.cancel()
 
@@ -556,7 +570,13 @@ class CorrelationTracker:
             observe = self._durations[key] = CORRELATION_DURATION.labels(*key).observe
         loop = self._loop
         assert loop is not None
-        observe(loop.time() - entry.registered_at)
+        sent = entry.span
+        if sent is None:
+            observe(loop.time() - entry.registered_at, None)
+            return
+        entry.span = None
+        observe(loop.time() - entry.registered_at, tracing.span_exemplar(sent.get_span_context()))
+        tracing.end_span(sent, None if outcome == "ok" else outcome)
 
     def _deliver_error(self, entry: PendingRequest, exc: BaseException) -> None:
         if entry.future is not None:

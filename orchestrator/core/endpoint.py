@@ -25,6 +25,11 @@ A request that carries ``Switchboard-Request-Id`` runs once however often it
 arrives (see :mod:`.replay`): a retry of work in hand is attached to it, a retry
 of work done lately gets the stored final reply.
 
+With tracing on (:mod:`.tracing`), each request that runs is a server span, child of its
+sender's (``traceparent``), from the moment it was read: a ``queue`` span for the wait
+before it started, events for the ``accepted`` and ``heartbeat`` messages it sent, and the
+handler's own spans inside. Off, nothing of it runs.
+
 ``stop(grace)`` stops taking work, lets in-flight handlers finish within the
 grace period and answers the rest (and anything still queued) with
 ``shutting_down``.
@@ -44,7 +49,7 @@ import structlog
 from nats.aio.client import Client as NATS
 
 from . import headers as h
-from . import wire
+from . import tracing, wire
 from .codec import DEFAULT_MAX_PAYLOAD, decode, encode
 from .connection import map_nats_errors
 from .deadline import Deadline
@@ -68,6 +73,7 @@ from .tasks import stop_task, uninterrupted
 if TYPE_CHECKING:
     from nats.aio.msg import Msg
     from nats.aio.subscription import Subscription
+    from opentelemetry.trace import Span
 
 __all__ = [
     "DEFAULT_MAX_INFLIGHT_BYTES",
@@ -129,6 +135,7 @@ class Request:
         "next_beat",
         "replied",
         "reply",
+        "span",
         "subject",
         "wants_progress",
     )
@@ -154,6 +161,8 @@ class Request:
         #: The final reply went out already (the endpoint answered for a handler that would
         #: not stop): nothing more may be sent for this request.
         self.replied = False
+        #: Its server span, while it runs in a process that traces.
+        self.span: Span | None = None
 
     def decode(self, type_: type[T]) -> T:
         """The payload as ``type_``.
@@ -386,6 +395,8 @@ class Endpoint:
             log.exception("failed to dispatch a request", endpoint=self.name)
 
     async def _dispatch(self, msg: Msg) -> None:
+        if tracing.ENABLED:
+            _arrived(msg)
         hdrs = msg.headers
         raw_deadline = hdrs.get(h.TIMEOUT) if hdrs else None
         deadline: Deadline | None = None
@@ -471,7 +482,8 @@ class Endpoint:
         if self._dequeued_retry(request):
             return
         self.stats.num_requests += 1
-        task = asyncio.get_running_loop().create_task(self._run(request))
+        run = self._run_traced(request) if tracing.ENABLED else self._run(request)
+        task = asyncio.get_running_loop().create_task(run)
         self._tasks[task] = request
         if request.reply:
             self._by_reply[request.reply] = task
@@ -483,6 +495,25 @@ class Endpoint:
         if heartbeat is not None and request.reply:
             request.heartbeat = max(0.01, heartbeat)
             self._ensure_ticker()
+
+    async def _run_traced(self, request: Request) -> None:
+        """:meth:`_run` inside the request's server span (child of its sender's)."""
+        served = request.span = tracing.start_server(
+            request.subject,
+            request.correlation_id,
+            request.headers,
+            endpoint=self.name,
+            arrived_ns=getattr(request.msg, _ARRIVED, None),
+            started_ns=time.time_ns(),
+        )
+        try:
+            with tracing.use_span(served):
+                await self._run(request)
+        finally:
+            request.span = None
+            if request.cancel_reason is not None:  # remote, operator, shutdown
+                served.set_attribute("switchboard.cancelled", request.cancel_reason)
+            tracing.end_span(served, request.error.code if request.error else None)
 
     async def _run(self, request: Request) -> None:
         started = time.perf_counter_ns()
@@ -523,7 +554,10 @@ class Endpoint:
             request.heartbeat = None
             elapsed = time.perf_counter_ns() - started
             self.stats.processing_time_ns += elapsed
-            self._duration.observe(elapsed / 1e9)
+            if request.span is None:
+                self._duration.observe(elapsed / 1e9)
+            else:
+                self._duration.observe(elapsed / 1e9, tracing.exemplar())
         if request.replied:
             return  # answered for it at shutdown, when it would not stop
         code = None if request.error is None else request.error.code
@@ -659,9 +693,13 @@ class Endpoint:
                 if not request.accepted_sent:
                     request.accepted_sent = True
                     request.next_beat = now + request.heartbeat
+                    if request.span is not None:
+                        request.span.add_event("accepted sent")
                     await self._send(request, b"", h.Kind.ACCEPTED)
                 elif now >= request.next_beat:
                     request.next_beat = now + request.heartbeat
+                    if request.span is not None:
+                        request.span.add_event("heartbeat sent")
                     await self._send(request, b"", h.Kind.HEARTBEAT)
             for group in batches.values():
                 await self._beat_batch(group, now)
@@ -916,6 +954,15 @@ class Endpoint:
             f"<Endpoint {self.name} {self.subject} queue={self.queue!r} {state} "
             f"in_flight={len(self._tasks)}/{self.max_concurrency}>"
         )
+
+
+_ARRIVED = "_switchboard_arrived_ns"
+
+
+def _arrived(msg: Msg) -> None:
+    """Stamp when ``msg`` was read (tracing only): its server span starts there, and the
+    wait until its work started (in the backlog, at ``max_concurrency``) is its queue span."""
+    setattr(msg, _ARRIVED, time.time_ns())
 
 
 def _reply_of(request: Request) -> str:

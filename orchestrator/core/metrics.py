@@ -15,13 +15,15 @@ from __future__ import annotations
 
 import bisect
 import math
+import time
 import weakref
-from collections.abc import Iterable, Iterator, Sequence
-from typing import Protocol
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import Any, Protocol
 
 from prometheus_client import REGISTRY, Counter, Gauge
 from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
+from prometheus_client.samples import Exemplar
 
 __all__ = [
     "CANCEL_NOTICES",
@@ -122,18 +124,27 @@ class LiveGauge(Collector):
 
 
 class _HistogramChild:
-    """One label set of a :class:`LoopHistogram`: bucket counts and a sum."""
+    """One label set of a :class:`LoopHistogram`: bucket counts, a sum, and (once one was
+    given) each bucket's latest exemplar."""
 
-    __slots__ = ("_bounds", "counts", "sum")
+    __slots__ = ("_bounds", "counts", "exemplars", "sum")
 
     def __init__(self, bounds: Sequence[float]) -> None:
         self._bounds = bounds
         self.counts = [0] * (len(bounds) + 1)  # the last one is +Inf
         self.sum = 0.0
+        self.exemplars: list[Exemplar | None] | None = None
 
-    def observe(self, value: float) -> None:
-        self.counts[bisect.bisect_left(self._bounds, value)] += 1
+    def observe(self, value: float, exemplar: Mapping[str, str] | None = None) -> None:
+        """Count ``value``; ``exemplar`` (labels such as ``trace_id``) links its bucket to it
+        in the OpenMetrics exposition (the bucket keeps the latest)."""
+        index = bisect.bisect_left(self._bounds, value)
+        self.counts[index] += 1
         self.sum += value
+        if exemplar is not None:
+            if self.exemplars is None:
+                self.exemplars = [None] * len(self.counts)
+            self.exemplars[index] = Exemplar(dict(exemplar), value, time.time())
 
 
 class LoopHistogram(Collector):
@@ -173,10 +184,15 @@ class LoopHistogram(Collector):
         family = HistogramMetricFamily(self.name, self.documentation, labels=self.labelnames)
         for values, child in sorted(self._children.items()):
             cumulative = 0
-            buckets = []
+            buckets: list[Any] = []
             for bound, count in zip((*self._bounds, math.inf), child.counts, strict=True):
                 cumulative += count
                 buckets.append((_bound(bound), cumulative))
+            if child.exemplars is not None:
+                buckets = [
+                    (*bucket, exemplar) if exemplar is not None else bucket
+                    for bucket, exemplar in zip(buckets, child.exemplars, strict=True)
+                ]
             family.add_metric(list(values), buckets, child.sum)
         yield family
 

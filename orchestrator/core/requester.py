@@ -5,6 +5,10 @@ tracker, the global inbox consumer and the sender of remote cancellation
 notices. It is what the orchestrator uses to talk to agents, and what the
 :class:`~switchboard.orchestrator.core.client.ConversationClient` (the BFF, ``switchboard
 ask``, the bench) uses to talk to the orchestrator.
+
+With tracing on (:mod:`.tracing`), every request is a client span from publish to its end,
+whose context travels in the ``traceparent`` header: whatever a process sends while it
+handles a request (an agent calling another agent) is a child of that request's span.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ import structlog
 from nats.aio.client import Client as NATS
 
 from . import headers as h
-from . import wire
+from . import tracing, wire
 from .codec import DEFAULT_MAX_PAYLOAD, decode, encode
 from .connection import ConnectionEvents
 from .consumer import GlobalMessageConsumer
@@ -305,15 +309,21 @@ class Requester:
         hdrs = dict(headers) if headers else {}
         if correlation_id is not None:
             hdrs[h.CORRELATION_ID] = correlation_id
+        if tracing.ENABLED:
+            tracing.inject(hdrs)
         block = self._block(hdrs, b"", subject=subject, cid=correlation_id)
         await self._publish(subject, data, block=block, cid=correlation_id)
 
     def publisher(self, correlation_id: str) -> Callable[[str, bytes], Awaitable[None]]:
         """:meth:`publish` for many messages of one conversation (its progress events).
 
-        The ``Correlation-Id`` header block is built once, not once per message.
+        The ``Correlation-Id`` header block is built once, not once per message (with the
+        trace context of the caller, when tracing is on).
         """
-        block = self._block({h.CORRELATION_ID: correlation_id}, b"", subject="", cid=correlation_id)
+        hdrs = {h.CORRELATION_ID: correlation_id}
+        if tracing.ENABLED:
+            tracing.inject(hdrs)
+        block = self._block(hdrs, b"", subject="", cid=correlation_id)
         return functools.partial(self._publish, block=block, cid=correlation_id)
 
     async def _publish(self, subject: str, data: bytes, *, block: bytes, cid: str | None) -> None:
@@ -354,19 +364,28 @@ class Requester:
             hdrs[h.REQUEST_ID] = options.request_id
         if options.headers:
             hdrs.update(options.headers)
-        block = self._block(hdrs, data, subject=subject, cid=correlation_id, request=True)
-        # Registered only once nothing but the publish can fail: an entry is either
-        # published or discarded, never left waiting for a reply nobody will send.
-        entry = self.tracker.register(
-            correlation_id=correlation_id,
-            target=options.target or subject,
-            subject=subject,
-            deadline=deadline,
-            accept_timeout=options.accept_timeout,
-            silence_timeout=silence_timeout,
-            stream=stream,
-        )
+        sent = None
+        if tracing.ENABLED:  # off: no span, no header (the hot path pays one attribute load)
+            sent = tracing.start_client(subject, correlation_id, hdrs)
+        try:
+            block = self._block(hdrs, data, subject=subject, cid=correlation_id, request=True)
+            # Registered only once nothing but the publish can fail: an entry is either
+            # published or discarded, never left waiting for a reply nobody will send.
+            entry = self.tracker.register(
+                correlation_id=correlation_id,
+                target=options.target or subject,
+                subject=subject,
+                deadline=deadline,
+                accept_timeout=options.accept_timeout,
+                silence_timeout=silence_timeout,
+                stream=stream,
+            )
+        except BaseException as exc:
+            if sent is not None:
+                tracing.end_span(sent, str(getattr(exc, "code", "internal")))
+            raise
         entry.request_id = options.request_id
+        entry.span = sent
         try:
             await wire.publish(
                 self._nc,

@@ -8,6 +8,7 @@ from typing import Any
 
 import structlog
 
+from ..core import tracing
 from ..core.conversation import ConversationTurn, Plan, StepResult
 from ..core.deadline import Deadline
 from ..core.envelopes import Usage
@@ -65,6 +66,7 @@ class Aggregator:
     def __init__(self, llm: LLM) -> None:
         self.llm = llm
 
+    @tracing.traced("aggregate")
     async def answer(
         self,
         message: str,

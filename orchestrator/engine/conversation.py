@@ -13,6 +13,7 @@ from collections.abc import Collection, Mapping, Sequence
 
 import structlog
 
+from ..core import tracing
 from ..core.catalog import AgentCatalog, AgentInfo
 from ..core.codec import DEFAULT_MAX_PAYLOAD
 from ..core.conversation import (
@@ -91,7 +92,7 @@ class ConversationEngine:
             return reply
         finally:
             CONVERSATIONS.labels(outcome).inc()
-            CONVERSATION_DURATION.observe(time.perf_counter() - started)
+            CONVERSATION_DURATION.observe(time.perf_counter() - started, tracing.exemplar())
 
     async def _await_agents(
         self,

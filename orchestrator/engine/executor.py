@@ -23,6 +23,7 @@ from typing import Any
 
 import structlog
 
+from ..core import tracing
 from ..core.conversation import Plan, PlanStep, StepResult
 from ..core.deadline import Deadline
 from ..core.envelopes import AgentResult, AgentTask, ErrorInfo
@@ -144,6 +145,7 @@ class Executor:
                 detail=ErrorInfo("skipped", skip.error.message if skip.error else ""),
             )
 
+    @tracing.traced("step", lambda _self, step, *_a, **_k: _step_attributes(step))
     async def _step(
         self,
         step: PlanStep,
@@ -182,9 +184,10 @@ class Executor:
         while True:
             attempts += 1
             try:
-                result = await self._call(
-                    subject, task, correlation_id, step_deadline, step, events, options
-                )
+                with tracing.retry_span(attempts, **{"switchboard.step": step.id}):
+                    result = await self._call(
+                        subject, task, correlation_id, step_deadline, step, events, options
+                    )
             except SwitchboardError as exc:
                 backoff = min(0.05 * 2 ** (attempts - 1), 1.0)
                 if (
@@ -319,6 +322,14 @@ class _RunState:
 
 #: No earlier rounds' outputs (shared: a plan's first round allocates nothing for them).
 _NOTHING: Mapping[str, Any] = MappingProxyType({})
+
+
+def _step_attributes(step: PlanStep) -> dict[str, Any]:
+    return {
+        "switchboard.step": step.id,
+        "switchboard.agent": step.agent,
+        "switchboard.required": step.required,
+    }
 
 
 def _finished_detail(output: object) -> StepFinishedDetail:

@@ -20,6 +20,7 @@ import msgspec
 import regex
 import structlog
 
+from ..core import tracing
 from ..core.catalog import AgentInfo
 from ..core.conversation import ConversationTurn, Plan, PlanStep
 from ..core.deadline import Deadline
@@ -189,6 +190,7 @@ class LocalPlanner:
     def __init__(self, trusted_patterns: Collection[str] = ()) -> None:
         self.trusted_patterns = frozenset(trusted_patterns)
 
+    @tracing.traced_sync("plan")
     def plan(
         self,
         message: str,
@@ -286,6 +288,7 @@ class LLMPlanner:
         self.llm = llm
         self.fallback = fallback or LocalPlanner()
 
+    @tracing.traced("plan")
     async def plan(
         self,
         message: str,

@@ -17,6 +17,7 @@ import msgspec
 import openai
 import structlog
 
+from ..core import tracing
 from ..core.deadline import Deadline
 from ..core.envelopes import Usage
 from ..core.errors import LLMError
@@ -160,6 +161,30 @@ class OpenAIProvider:
     async def _create(
         self, messages: list[ChatMessage], deadline: Deadline | None, **options: Any
     ) -> Any:
+        if not tracing.ENABLED:
+            return await self._request(messages, deadline, **options)
+        # The OpenTelemetry GenAI conventions: one client span per model call, with tokens.
+        with tracing.span(
+            f"chat {self.model}",
+            **{
+                "gen_ai.operation.name": "chat",
+                "gen_ai.system": self.provider,
+                "gen_ai.request.model": self.model,
+            },
+        ) as current:
+            response = await self._request(messages, deadline, **options)
+            usage = _usage(response)
+            if current is not None:
+                current.set_attribute("gen_ai.usage.input_tokens", usage.prompt_tokens)
+                current.set_attribute("gen_ai.usage.output_tokens", usage.completion_tokens)
+                model = getattr(response, "model", None)
+                if isinstance(model, str):
+                    current.set_attribute("gen_ai.response.model", model)
+            return response
+
+    async def _request(
+        self, messages: list[ChatMessage], deadline: Deadline | None, **options: Any
+    ) -> Any:
         timeout = self.timeout
         if deadline is not None:
             timeout = min(timeout, deadline.remaining())
@@ -197,7 +222,9 @@ class OpenAIProvider:
             raise LLMError(f"The model {self.model} sent an unreadable response.") from exc
         finally:
             LLM_REQUESTS.labels(self.provider, self.model, outcome).inc()
-            LLM_DURATION.labels(self.provider, self.model).observe(time.perf_counter() - started)
+            LLM_DURATION.labels(self.provider, self.model).observe(
+                time.perf_counter() - started, tracing.exemplar()
+            )
         usage = _usage(response)
         LLM_TOKENS.labels(self.provider, self.model, "prompt").inc(usage.prompt_tokens)
         LLM_TOKENS.labels(self.provider, self.model, "completion").inc(usage.completion_tokens)

@@ -18,6 +18,7 @@ from .state import (
     up_state_file,
     write_up_state,
 )
+from .tracing import add_trace_ids, configure_tracing, shutdown_tracing, tracing_wanted
 
 __all__ = [
     "ENV_SUPERVISOR",
@@ -33,9 +34,11 @@ __all__ = [
     "Runtime",
     "Settings",
     "UpState",
+    "add_trace_ids",
     "bind_socket",
     "clear_up_state",
     "configure_logging",
+    "configure_tracing",
     "default_data_dir",
     "find_nats_server",
     "free_port",
@@ -47,6 +50,8 @@ __all__ = [
     "run_main",
     "running_up",
     "settings_table",
+    "shutdown_tracing",
+    "tracing_wanted",
     "tune_gc",
     "up_state_file",
     "write_up_state",

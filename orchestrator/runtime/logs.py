@@ -14,6 +14,8 @@ from typing import Any
 import structlog
 import structlog.tracebacks
 
+from .tracing import add_trace_ids
+
 __all__ = ["configure_logging", "get_logger"]
 
 _LEVELS = {
@@ -45,6 +47,7 @@ def configure_logging(level: str = "info", *, json: bool | None = None, cache: b
     use_json = (not sys.stderr.isatty()) if json is None else json
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
+        add_trace_ids,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]

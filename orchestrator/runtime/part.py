@@ -39,6 +39,7 @@ from .child import ENV_SUPERVISOR
 from .health import HealthServer
 from .logs import configure_logging
 from .settings import Settings, env_name, flag_name
+from .tracing import configure_tracing, shutdown_tracing
 
 __all__ = [
     "GC_THRESHOLDS",
@@ -160,6 +161,7 @@ class Runtime:
         self.health: HealthServer | None = None
         self._stop = asyncio.Event()
         self._started = False
+        self._traced = False
 
     # -- wiring -------------------------------------------------------------------------------
 
@@ -224,6 +226,11 @@ class Runtime:
                 configure_logging(
                     self.settings.log_level, json=None if fmt == "auto" else fmt == "json"
                 )
+                # A process of its own (not a part inside a test): it traces when an OTLP
+                # endpoint is configured, and stops tracing when it shuts down.
+                self._traced = configure_tracing(
+                    self.settings, service=f"switchboard-{self.part}", instance=self.name
+                )
             structlog.contextvars.bind_contextvars(part=self.part)
             self._nc = await connect(
                 self.settings.nats_servers,
@@ -284,6 +291,10 @@ class Runtime:
                 if self.health is not None:
                     await self.health.stop()
                     self.health = None
+                if self._traced:
+                    self._traced = False
+                    # The last spans go out (a blocking HTTP post): off the event loop.
+                    await asyncio.to_thread(shutdown_tracing)
         log.info("stopped", name=self.name, took_s=round(time.monotonic() - started, 3))
 
     @staticmethod

@@ -35,7 +35,7 @@ ALIASES: Mapping[str, str] = {
 #: Never logged, never shown: ``Settings.redacted()`` masks them.
 SECRET_FIELDS = frozenset({"nats_password", "nats_token", "openai_api_key", "api_keys"})
 #: URLs that may carry credentials (``nats://user:password@host``): shown without them.
-URL_FIELDS = ("nats_url", "openai_base_url")
+URL_FIELDS = ("nats_url", "openai_base_url", "otlp_endpoint")
 
 
 def _d(text: str, **constraints: Any) -> Meta:
@@ -201,6 +201,17 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
             "client, e.g. the ingress controller's pod network; empty: the peer is the client."
         ),
     ] = ""
+
+    # -- tracing ------------------------------------------------------------------------------
+    otlp_endpoint: Annotated[
+        str | None,
+        _d(
+            "OpenTelemetry collector (OTLP/HTTP) base URL, e.g. http://otel-collector:4318: "
+            "set, every part exports its spans to <url>/v1/traces and puts W3C traceparent on "
+            "every message. The standard OTEL_EXPORTER_OTLP_ENDPOINT (and the other "
+            "OTEL_EXPORTER_OTLP_* variables) work too. Unset: no tracing, at no cost."
+        ),
+    ] = None
 
     def redacted(self) -> dict[str, Any]:
         """The settings as a dict with secrets masked (for logs and debug views)."""

@@ -86,7 +86,8 @@ def observed() -> Iterator[tuple[UpProcess, str]]:
     """A running system with traffic, scraped by a real Prometheus with our rules."""
     prometheus = shutil.which("prometheus")
     assert prometheus, "Prometheus is not installed: apt-get install prometheus"
-    up = start_up()
+    # Tracing on, spans dropped (no collector here): the latency histograms get exemplars.
+    up = start_up(env={"OTEL_TRACES_EXPORTER": "none"})
     workdir = Path(tempfile.mkdtemp(prefix="switchboard-prom-"))
     proc = None
     try:
@@ -119,6 +120,7 @@ def observed() -> Iterator[tuple[UpProcess, str]]:
                     f"--config.file={workdir / 'prometheus.yml'}",
                     f"--storage.tsdb.path={workdir / 'data'}",
                     f"--web.listen-address=127.0.0.1:{port}",
+                    "--enable-feature=exemplar-storage",
                 ],
                 stdout=log,
                 stderr=log,
@@ -219,3 +221,54 @@ def test_the_core_panels_show_the_traffic(observed: tuple[UpProcess, str]) -> No
     assert {"calculator", "clock", "text"} <= {s["metric"]["agent"] for s in steps}
     parts = query("switchboard_part_info")
     assert {"bff", "orchestrator", "agent"} <= {s["metric"]["part"] for s in parts}
+
+
+#: The latency histograms each part links to traces, and the part that exports them.
+EXEMPLARS = {
+    "bff": "switchboard_http_request_duration_seconds",
+    "orchestrator": "switchboard_conversation_duration_seconds",
+    "agents": "switchboard_endpoint_duration_seconds",
+}
+_EXEMPLAR = re.compile(
+    r'^(\w+)_bucket\{[^}]*\} \S+ # \{[^}]*trace_id="([0-9a-f]{32})"', re.MULTILINE
+)
+
+
+def test_latency_exemplars_are_in_the_openmetrics_exposition(
+    observed: tuple[UpProcess, str],
+) -> None:
+    up, _ = observed
+    for part, histogram in EXEMPLARS.items():
+        response = httpx.get(
+            up.metrics[part],
+            headers={"Accept": "application/openmetrics-text; version=1.0.0"},
+            timeout=10,
+        )
+        assert response.headers["content-type"].startswith("application/openmetrics-text")
+        linked = {name for name, _trace in _EXEMPLAR.findall(response.text)}
+        assert histogram in linked, (part, linked)
+        # Asked for the text format (no Accept), the same /metrics has no exemplars.
+        plain = httpx.get(up.metrics[part], timeout=10)
+        assert plain.headers["content-type"].startswith("text/plain")
+        assert "trace_id=" not in plain.text
+
+
+def test_prometheus_stores_the_exemplars(observed: tuple[UpProcess, str]) -> None:
+    _, url = observed
+    now = time.time()
+    for histogram in EXEMPLARS.values():
+        response = httpx.get(
+            f"{url}/api/v1/query_exemplars",
+            params={"query": f"{histogram}_bucket", "start": now - 600, "end": now + 60},
+            timeout=10,
+        ).json()
+        assert response["status"] == "success", response
+        trace_ids = {
+            exemplar["labels"].get("trace_id")
+            for series in response["data"]
+            for exemplar in series["exemplars"]
+        }
+        assert trace_ids and all(re.fullmatch(r"[0-9a-f]{32}", t or "") for t in trace_ids), (
+            histogram,
+            response,
+        )
