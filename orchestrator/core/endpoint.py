@@ -729,6 +729,10 @@ class Endpoint:
                 continue  # finished while the chunk before was sent
             for request in chunk:
                 assert request.heartbeat is not None
+                if request.span is not None:
+                    request.span.add_event(
+                        "heartbeat sent" if request.accepted_sent else "accepted sent"
+                    )
                 request.accepted_sent = True
                 request.next_beat = now + request.heartbeat
             names = " ".join(r.reply.rpartition(".")[2] for r in chunk)

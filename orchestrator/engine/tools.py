@@ -27,6 +27,7 @@ from dataclasses import dataclass
 import msgspec
 import structlog
 
+from ..core import tracing
 from ..core.catalog import AgentInfo
 from ..core.conversation import ConversationTurn, Plan, PlanStep, StepResult
 from ..core.deadline import Deadline
@@ -133,6 +134,7 @@ class ToolLoop:
         for call, result in zip(calls.tool_calls, results, strict=True):
             self.messages.append(ChatMessage("tool", _result_json(result), tool_call_id=call.id))
 
+    @tracing.traced("tool round", lambda _self, round_, *_a, **_k: {"switchboard.round": round_})
     async def next(
         self, round_: int, *, final: bool, max_steps: int, deadline: Deadline
     ) -> ToolTurnOutcome:
