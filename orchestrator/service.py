@@ -97,6 +97,8 @@ class OrchestratorService:
             llm=llm,
             history=self.history,
             max_plan_steps=settings.max_plan_steps,
+            plan_budget=settings.llm_plan_timeout,
+            answer_budget=settings.llm_answer_timeout,
             trusted_patterns=trusted_patterns,
             # The smaller of ours and the server's: a reply over either is not delivered.
             max_payload=min(settings.max_payload, nc.max_payload or settings.max_payload),

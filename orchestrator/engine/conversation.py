@@ -33,6 +33,11 @@ __all__ = ["ConversationEngine"]
 
 log = structlog.get_logger("switchboard.engine")
 
+#: Most seconds the LLM may plan, and the share of the conversation's time it may take: a
+#: plan that does not come in time is made by the local planner.
+PLAN_BUDGET = 10.0
+PLAN_SHARE = 0.3
+
 
 class ConversationEngine:
     """Plans with the LLM (or offline rules), runs the plan, writes the answer."""
@@ -47,8 +52,13 @@ class ConversationEngine:
         max_plan_steps: int = 16,
         trusted_patterns: Collection[str] = (),
         max_payload: int = DEFAULT_MAX_PAYLOAD,
+        plan_budget: float = PLAN_BUDGET,
+        answer_budget: float | None = None,
     ) -> None:
-        """``max_payload``: the largest reply NATS carries (the answer's limit follows)."""
+        """``max_payload``: the largest reply NATS carries (the answer's limit follows).
+        ``plan_budget``: most seconds the LLM may plan; ``answer_budget``: most seconds it
+        may stitch an answer (see the ``llm_plan_timeout`` and ``llm_answer_timeout``
+        settings)."""
         self.catalog = catalog
         self.max_payload = max_payload
         self.executor = executor
@@ -57,7 +67,8 @@ class ConversationEngine:
         self.max_plan_steps = max_plan_steps
         self.local_planner = LocalPlanner(trusted_patterns)
         self.llm_planner = None if llm.offline else LLMPlanner(llm, self.local_planner)
-        self.aggregator = Aggregator(llm)
+        self.plan_budget = plan_budget
+        self.aggregator = Aggregator(llm, budget=answer_budget)
 
     async def converse(
         self, request: ConversationRequest, *, deadline: Deadline, events: EventSink
@@ -119,7 +130,9 @@ class ConversationEngine:
                 agents,
                 max_steps=self.max_plan_steps,
                 history=history,
-                deadline=deadline.earlier(max(1.0, deadline.remaining() * 0.3)),
+                deadline=deadline.earlier(
+                    min(self.plan_budget, max(1.0, deadline.remaining() * PLAN_SHARE))
+                ),
             )
             usage = usage + used
         else:

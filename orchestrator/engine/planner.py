@@ -29,6 +29,7 @@ from ..core.subjects import safe_token
 from ..llm.base import LLM, ChatMessage
 from ..metrics import PLAN_FALLBACKS
 from .plan import validate_plan
+from .plancheck import check_llm_plan
 
 __all__ = ["GENERAL_AGENT", "SUMMARY_AGENT", "LLMPlanner", "LocalPlanner", "split_clauses"]
 
@@ -122,6 +123,10 @@ PATTERN_TIMEOUT = 0.02
 #: clauses, each stopping a few patterns at PATTERN_TIMEOUT, would otherwise stall the
 #: loop for seconds). Past it the rest of the message is planned by keywords alone.
 PATTERN_BUDGET = 0.1
+#: The score at which the rules are sure of an agent (a pattern, or three keywords), and
+#: how many clauses of a message are looked at for that.
+SURE_SCORE = 3
+MAX_SURE_CLAUSES = 32
 
 
 class _Hints:
@@ -202,6 +207,37 @@ class LocalPlanner:
             )
         return Plan(steps=steps, source="local")
 
+    def scores(self, clause: str, agents: Mapping[str, AgentInfo]) -> dict[str, int]:
+        """Each agent's score on ``clause`` (a keyword 1, a pattern 3); not the general agent's."""
+        until = time.perf_counter() + PATTERN_BUDGET
+        words = set(_WORD.findall(clause.lower()))
+        trusted = self.trusted_patterns
+        return {
+            name: _hints(agent.patterns, agent.keywords, trusted).score(clause, words, until)
+            for name, agent in sorted(agents.items())
+            if name != GENERAL_AGENT
+        }
+
+    def sure_agents(self, message: str, agents: Mapping[str, AgentInfo]) -> list[str]:
+        """The agents the rules are sure of, one per clause at most: the only agent that
+        matches the clause, by a pattern or three keywords."""
+        sure = []
+        for clause in split_clauses(message)[:MAX_SURE_CLAUSES]:
+            matched = {name: score for name, score in self.scores(clause, agents).items() if score}
+            if len(matched) == 1:
+                ((name, score),) = matched.items()
+                if score >= SURE_SCORE and name not in sure:
+                    sure.append(name)
+        return sure
+
+    def sure_plan(self, message: str, agents: Mapping[str, AgentInfo]) -> Plan | None:
+        """The local plan of a one-clause message whose one agent the rules are sure of
+        (a language model could only make it worse, and slower); else None."""
+        if len(split_clauses(message)) != 1 or not self.sure_agents(message, agents):
+            return None
+        plan = self.plan(message, agents, max_steps=1)
+        return plan if len(plan.steps) == 1 else None
+
     @staticmethod
     def _choose(
         clause: str, agents: Mapping[str, AgentInfo], until: float, trusted: frozenset[str]
@@ -261,6 +297,9 @@ class LLMPlanner:
         history: Sequence[ConversationTurn] = (),
         deadline: Deadline | None = None,
     ) -> tuple[Plan, Usage]:
+        sure = self.fallback.sure_plan(message, agents) if not history else None
+        if sure is not None:  # "uppercase hello world": no model call, no wait
+            return msgspec.structs.replace(sure, source="rules"), Usage()
         catalog = "\n".join(
             f"- {a.name}: {a.description}" + (f" Inputs: {a.input_hints}" if a.input_hints else "")
             for a in sorted(agents.values(), key=lambda a: a.name)
@@ -287,11 +326,18 @@ class LLMPlanner:
             validate_plan(plan, agents, max_steps=max_steps)
         except PlanError as exc:
             return self._fall_back(message, agents, max_steps, "invalid", str(exc)), usage
+        if not plan.steps and agents:
+            return self._fall_back(message, agents, max_steps, "empty", "no steps"), usage
+        check = check_llm_plan(plan, message, agents, self.fallback)
+        if check.unusable:
+            why = check.reason or "empty"
+            detail = msgspec.json.encode(plan).decode()
+            fallback = self._fall_back(message, agents, max_steps, why, detail)
+            return fallback, usage
+        plan, reason = check.plan, reason or check.reason
         if reason:
             PLAN_FALLBACKS.labels(f"repaired_{reason}").inc()
             log.info("llm plan repaired", reason=reason)
-        if not plan.steps and agents:
-            return self._fall_back(message, agents, max_steps, "empty", "no steps"), usage
         return plan, usage
 
     def _fall_back(

@@ -1,6 +1,15 @@
 from .base import LLM, ChatMessage, Completion
+from .entities import decode_entities
 from .factory import make_llm
 from .local import LocalLLM
 from .openai import OpenAIProvider
 
-__all__ = ["LLM", "ChatMessage", "Completion", "LocalLLM", "OpenAIProvider", "make_llm"]
+__all__ = [
+    "LLM",
+    "ChatMessage",
+    "Completion",
+    "LocalLLM",
+    "OpenAIProvider",
+    "decode_entities",
+    "make_llm",
+]

@@ -22,6 +22,7 @@ from ..core.envelopes import Usage
 from ..core.errors import LLMError
 from ..metrics import LLM_DURATION, LLM_REQUESTS, LLM_TOKENS
 from .base import ChatMessage, Completion
+from .entities import decode_entities
 
 __all__ = ["OpenAIProvider"]
 
@@ -75,7 +76,8 @@ class OpenAIProvider:
         content = getattr(message, "content", None)
         if not isinstance(content, str) or not content.strip():
             raise LLMError(f"The model {self.model} answered with no text.")
-        return Completion(text=content.strip(), usage=_usage(response))
+        text = decode_entities(content.strip(), (m.content for m in messages))
+        return Completion(text=text, usage=_usage(response))
 
     async def structured(
         self,
