@@ -8,6 +8,9 @@ so each LLM plan is checked step by step against the agents' advertised
 hints (the ones the local planner plans with) and against the local plan:
 
 - a step whose instruction has no word in it is dropped (``empty_instruction``);
+- a step with no dependencies whose instruction shares no word with the message
+  (``"jhkf"`` for "write a haiku about the sea") is dropped (``unrelated_instruction``):
+  it gets no input but its instruction, so it could only answer something else;
 - a step that repeats an earlier one (same agent, same instruction) is merged
   into it, its dependents rewired (``repeated_step``);
 - a step is for the wrong agent when its agent advertises hints and none of
@@ -36,6 +39,14 @@ __all__ = ["PlanCheck", "check_llm_plan"]
 
 _WORD = re.compile(r"\w", re.UNICODE)
 _BLANK = re.compile(r"\s+")
+_TOKEN = re.compile(r"\w+", re.UNICODE)
+_COMMON = frozenset(
+    {
+        "the", "and", "for", "with", "that", "this", "what", "how", "are", "was", "you",
+        "your", "from", "then", "its", "into", "about", "please", "can", "could", "would",
+        "tell", "give",
+    }
+)  # fmt: skip
 
 
 class PlanCheck:
@@ -58,6 +69,7 @@ def check_llm_plan(
     plan: Plan, message: str, agents: Mapping[str, AgentInfo], rules: LocalPlanner
 ) -> PlanCheck:
     """Check ``plan`` (made by a model for ``message``) against the agents' hints."""
+    asked = _words(message)
     kept: list[PlanStep] = []
     seen: dict[tuple[str, str], str] = {}
     renamed: dict[str, str] = {}
@@ -68,6 +80,10 @@ def check_llm_plan(
         if _WORD.search(instruction) is None:
             dropped.add(step.id)
             reason = reason or "empty_instruction"
+            continue
+        if not step.depends_on and not _words(instruction) & asked:
+            dropped.add(step.id)
+            reason = reason or "unrelated_instruction"
             continue
         key = (step.agent, instruction.casefold())
         if key in seen:
@@ -103,6 +119,16 @@ def check_llm_plan(
     if any(agent not in used for agent in rules.sure_agents(message, agents)):
         return PlanCheck(checked, "missed_agent", unusable=True)
     return PlanCheck(checked, reason)
+
+
+def _words(text: str) -> set[str]:
+    """The words of ``text`` that carry meaning: numbers, and words of three letters or more
+    that are not among the commonest."""
+    return {
+        word
+        for word in _TOKEN.findall(text.casefold())
+        if (word.isdigit() or len(word) >= 3) and word not in _COMMON
+    }
 
 
 def _hinted(agent: AgentInfo) -> bool:

@@ -15,10 +15,12 @@ import functools
 import re
 import time
 from collections.abc import Collection, Mapping, Sequence
+from typing import Annotated
 
 import msgspec
 import regex
 import structlog
+from msgspec import Meta
 
 from ..core.catalog import AgentInfo
 from ..core.conversation import ConversationTurn, Plan, PlanStep
@@ -270,6 +272,42 @@ class _PlanDraft(msgspec.Struct, kw_only=True):
     steps: list[_StepDraft]
 
 
+#: The plan's JSON schema as sent to the model is tighter than what is decoded: agents an
+#: enum of the catalog's names, ids ``s1``, ``s2``..., instructions not empty, at most
+#: ``max_steps`` steps. A server with constrained decoding (llama.cpp's grammars, vLLM's
+#: guided decoding, OpenAI's structured outputs) then cannot name an unknown agent or run
+#: past the plan's size; what is decoded stays lenient, so a server that ignores the
+#: schema still gets its small mistakes repaired rather than its plan thrown away.
+MAX_INSTRUCTION_CHARS = 500
+
+
+@functools.lru_cache(maxsize=64)
+def plan_schema(agents: tuple[str, ...], max_steps: int) -> type[_PlanDraft]:
+    """The plan type whose JSON schema the model is given for these agents."""
+
+    def hint(**schema: object) -> Meta:
+        return Meta(extra_json_schema=schema)
+
+    step = msgspec.defstruct(
+        "Step",
+        [
+            ("id", Annotated[str, hint(pattern=r"^s[0-9]{1,3}$")]),
+            ("agent", Annotated[str, hint(enum=list(agents))]),
+            ("instruction", Annotated[str, hint(minLength=1, maxLength=MAX_INSTRUCTION_CHARS)]),
+            ("depends_on", Annotated[list[str], hint(maxItems=max_steps)], []),
+            ("required", bool, True),
+        ],
+        bases=(_StepDraft,),
+        kw_only=True,
+    )
+    return msgspec.defstruct(  # type: ignore[return-value]
+        "Plan",
+        [("steps", Annotated[list[step], hint(minItems=1, maxItems=max_steps)])],  # type: ignore[valid-type]
+        bases=(_PlanDraft,),
+        kw_only=True,
+    )
+
+
 SYSTEM_PROMPT = """You plan work for a team of agents. Split the user's request into steps, \
 each done by one agent from the list below. Steps with no dependencies run in parallel; a \
 step that needs another step's output lists it in depends_on and receives that output. Use \
@@ -314,7 +352,7 @@ class LLMPlanner:
         try:
             draft, usage = await self.llm.structured(
                 messages,
-                _PlanDraft,
+                plan_schema(tuple(sorted(agents)), max_steps),
                 name="make_plan",
                 description="The plan: the steps, their agents, instructions and dependencies.",
                 deadline=deadline,

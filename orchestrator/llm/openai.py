@@ -30,6 +30,12 @@ T = TypeVar("T")
 
 log = structlog.get_logger("switchboard.llm")
 
+#: Sampling for structured answers (plans): the most likely tokens, not creative ones, and
+#: a bound on the answer, so that a model looping inside its grammar stops with an invalid
+#: value in seconds rather than at the context's end (or the deadline). The schema itself
+#: (the tool's parameters) is what constrained decoding follows: see docs/llm-servers.md.
+STRUCTURED_OPTIONS: dict[str, Any] = {"temperature": 0, "max_tokens": 1024}
+
 
 class OpenAIProvider:
     """Chat completions from OpenAI or any compatible server (``base_url``)."""
@@ -101,6 +107,7 @@ class OpenAIProvider:
             deadline,
             tools=[tool],
             tool_choice={"type": "function", "function": {"name": name}},
+            **STRUCTURED_OPTIONS,
         )
         message = _first_message(response)
         raw: str | None = None

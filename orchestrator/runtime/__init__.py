@@ -7,6 +7,7 @@ from .embedded import EmbeddedNatsServer, find_nats_server
 from .health import HealthServer, ReadinessCheck
 from .httpclient import http_get, http_request
 from .httpserver import HttpServer, QuietServer, bind_socket
+from .localmodel import LocalModel, bundled_model_path
 from .logs import configure_logging, get_logger
 from .part import GC_THRESHOLDS, VERSION, Component, Runtime, nats_options, run_main, tune_gc
 from .settings import Settings, load_settings, settings_table
@@ -28,12 +29,14 @@ __all__ = [
     "EmbeddedNatsServer",
     "HealthServer",
     "HttpServer",
+    "LocalModel",
     "QuietServer",
     "ReadinessCheck",
     "Runtime",
     "Settings",
     "UpState",
     "bind_socket",
+    "bundled_model_path",
     "clear_up_state",
     "configure_logging",
     "default_data_dir",

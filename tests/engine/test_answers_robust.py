@@ -6,6 +6,8 @@ fast, valid and sometimes nonsense: the answers must stay the agents' outputs.
 
 from __future__ import annotations
 
+import json
+
 import msgspec
 import pytest
 
@@ -238,3 +240,43 @@ async def test_a_nonsense_plan_gives_the_offline_answer(
     assert "17 * 23 = 391" in reply.answer
     assert not reply.partial
     assert [s.agent for s in reply.steps] == [s.agent for s in offline.steps]
+
+
+async def test_an_instruction_unrelated_to_the_message_is_not_run(
+    fake_openai: FakeOpenAI,
+) -> None:
+    fake_openai.enqueue(plan_of({"id": "s1", "agent": "llm", "instruction": "jhkf"}))
+    llm = provider(fake_openai)
+    plan, _ = await LLMPlanner(llm).plan("write a haiku about the sea", catalog(), max_steps=8)
+    await llm.aclose()
+    assert plan.source == "fallback"
+    assert [(s.agent, s.instruction) for s in plan.steps] == [
+        ("llm", "write a haiku about the sea")
+    ]
+
+
+# -- the plan request gets the server's constrained decoding ---------------------------------
+
+
+async def test_the_plan_request_constrains_what_the_model_can_say(
+    fake_openai: FakeOpenAI,
+) -> None:
+    fake_openai.enqueue(plan_of({"id": "s1", "agent": "llm", "instruction": "a haiku"}))
+    llm = provider(fake_openai)
+    await LLMPlanner(llm).plan("write a haiku, and what is 2+2?", catalog(), max_steps=3)
+    await llm.aclose()
+    sent = fake_openai.requests[0]
+    # One function, forced: llama.cpp turns its parameters into a grammar, vLLM into guided
+    # decoding, OpenAI follows it; the fallback to the message's content covers the rest.
+    assert sent["tool_choice"] == {"type": "function", "function": {"name": "make_plan"}}
+    schema = sent["tools"][0]["function"]["parameters"]
+    assert "$defs" not in json.dumps(schema)  # inline: grammar converters skip $refs
+    steps = schema["properties"]["steps"]
+    assert (steps["minItems"], steps["maxItems"]) == (1, 3)
+    step = steps["items"]["properties"]
+    assert step["agent"]["enum"] == sorted(catalog())  # no unknown agent can be written
+    assert step["instruction"]["minLength"] == 1
+    assert step["id"]["pattern"] == "^s[0-9]{1,3}$"
+    # Likeliest tokens, and a bound: a model looping in its grammar stops in seconds.
+    assert sent["temperature"] == 0
+    assert 0 < sent["max_tokens"] <= 1024
