@@ -16,7 +16,7 @@ import time
 
 from .child import ENV_SUPERVISOR
 
-__all__ = ["main"]
+__all__: list[str] = []  # run it with python -m
 
 #: How often the supervisor's presence is checked.
 _WATCH_S = 1.0
