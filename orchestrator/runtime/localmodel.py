@@ -15,6 +15,7 @@ nothing, and a missing extra is a clear error naming the pip command.
 
 from __future__ import annotations
 
+import importlib.machinery
 import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,8 +40,15 @@ CONTEXT_TOKENS = 4096
 READY_TIMEOUT = 120.0
 
 
+def _installed(module: str) -> importlib.machinery.ModuleSpec | None:
+    try:
+        return importlib.util.find_spec(module)
+    except (ImportError, ValueError):  # a broken install is not an install
+        return None
+
+
 def _missing(modules: tuple[str, ...]) -> list[str]:
-    return [name for name in modules if importlib.util.find_spec(name) is None]
+    return [name for name in modules if _installed(name) is None]
 
 
 def bundled_model_path() -> Path:
@@ -49,7 +57,7 @@ def bundled_model_path() -> Path:
     Raises:
         ConfigurationError: the ``local-llm`` extra is not installed.
     """
-    spec = importlib.util.find_spec(_BUNDLED_PACKAGE)
+    spec = _installed(_BUNDLED_PACKAGE)
     locations = list(spec.submodule_search_locations or ()) if spec is not None else []
     for location in locations:
         path = Path(location) / _BUNDLED_FILE
