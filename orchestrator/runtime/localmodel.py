@@ -99,13 +99,19 @@ class LocalModel:
             raise ConfigurationError(f"--local-model {given}: no such model file.")
         return cls(path=path, name=path.stem)
 
-    def describe(self, base_url: str) -> str:
+    def describe(self, base_url: str, log: Path | None = None) -> str:
         """The banner's words for it."""
         what = f"{BUNDLED_MODEL} (bundled)" if self.bundled else str(self.path)
-        return f"{what}, llama.cpp server at {base_url}"
+        where = f", log {log}" if log is not None else ""
+        return f"{what}, llama.cpp server at {base_url}{where}"
 
-    def child(self, *, port: int | None = None, grace: float = 10.0) -> tuple[ChildProcess, str]:
-        """The server as a child process (not started), and its OpenAI base URL."""
+    def child(
+        self, *, port: int | None = None, grace: float = 10.0, log: Path | None = None
+    ) -> tuple[ChildProcess, str]:
+        """The server as a child process (not started), and its OpenAI base URL.
+
+        ``log``: where its output goes (llama.cpp reports every request); None: inherited.
+        """
         port = port or free_port()
         base = f"http://127.0.0.1:{port}"
         args = [
@@ -124,6 +130,7 @@ class LocalModel:
             ready_timeout=READY_TIMEOUT,
             grace=grace,
             watch_parent=True,
+            log=log,
         )
         return child, f"{base}/v1"
 

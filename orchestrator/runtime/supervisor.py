@@ -25,6 +25,7 @@ import os
 import re
 import signal
 import sys
+import tempfile
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -116,6 +117,7 @@ class Supervisor:
         #: The model server to run as a part (``--local-model``), and its OpenAI base URL.
         self.local_model = local_model
         self.model_url = ""
+        self.model_log: Path | None = None
         #: The embedded server's JetStream store; None: a temporary one, deleted on exit.
         self.data_dir = data_dir
         self.nats_port = nats_port
@@ -155,7 +157,10 @@ class Supervisor:
         parts = []
         model: dict[str, str] = {}
         if self.local_model is not None:  # first: the agents and the orchestrator use it
-            child, self.model_url = self.local_model.child(grace=self.settings.shutdown_grace + 5)
+            self.model_log = Path(tempfile.gettempdir()) / f"switchboard-model-{os.getpid()}.log"
+            child, self.model_url = self.local_model.child(
+                grace=self.settings.shutdown_grace + 5, log=self.model_log
+            )
             parts.append(Part(child=child, metrics_url=f"{self.model_url}/models"))
             model = self.local_model.env(self.model_url)
         for name, args in (("agents", ["agent", *self.agents]), ("orchestrator", ["orchestrator"])):
@@ -330,7 +335,7 @@ class Supervisor:
     def _model_line(self) -> str:
         """Which language model answers open questions, as the banner says it."""
         if self.local_model is not None:
-            return self.local_model.describe(self.model_url)
+            return self.local_model.describe(self.model_url, self.model_log)
         settings = self.settings
         provider = settings.llm_provider
         if provider == "auto":
@@ -369,6 +374,8 @@ class Supervisor:
         if self.server is not None:
             await asyncio.to_thread(self.server.cleanup)
             self.server = None
+        if self.model_log is not None and not quiet:  # kept when `up` failed: it says why
+            await asyncio.to_thread(self.model_log.unlink, missing_ok=True)
         if not quiet:
             print("switchboard: stopped", flush=True)
 
