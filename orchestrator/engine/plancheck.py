@@ -26,6 +26,7 @@ that reason), as do plans repaired down to nothing.
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
@@ -34,6 +35,9 @@ from ..core.conversation import Plan, PlanStep
 
 if TYPE_CHECKING:
     from .planner import LocalPlanner
+
+#: Most seconds the agents' (untrusted) patterns may take on one plan's instructions.
+PATTERN_BUDGET = 0.1
 
 __all__ = ["PlanCheck", "check_llm_plan"]
 
@@ -70,6 +74,7 @@ def check_llm_plan(
 ) -> PlanCheck:
     """Check ``plan`` (made by a model for ``message``) against the agents' hints."""
     asked = _words(message)
+    until = time.perf_counter() + PATTERN_BUDGET  # the agents' patterns: one budget in all
     kept: list[PlanStep] = []
     seen: dict[tuple[str, str], str] = {}
     renamed: dict[str, str] = {}
@@ -91,7 +96,7 @@ def check_llm_plan(
             reason = reason or "repeated_step"
             continue
         seen[key] = step.id
-        scores = rules.scores(instruction, agents)
+        scores = rules.scores(instruction, agents, until=until)
         if scores.get(step.agent, 0) == 0 and _hinted(agents[step.agent]) and any(scores.values()):
             return PlanCheck(plan, "wrong_agent", unusable=True)
         kept.append(step)

@@ -209,9 +209,16 @@ class LocalPlanner:
             )
         return Plan(steps=steps, source="local")
 
-    def scores(self, clause: str, agents: Mapping[str, AgentInfo]) -> dict[str, int]:
-        """Each agent's score on ``clause`` (a keyword 1, a pattern 3); not the general agent's."""
-        until = time.perf_counter() + PATTERN_BUDGET
+    def scores(
+        self, clause: str, agents: Mapping[str, AgentInfo], *, until: float | None = None
+    ) -> dict[str, int]:
+        """Each agent's score on ``clause`` (a keyword 1, a pattern 3); not the general agent's.
+
+        Untrusted patterns run until ``until`` (``time.perf_counter``; default: PATTERN_BUDGET
+        from now) at the latest.
+        """
+        if until is None:
+            until = time.perf_counter() + PATTERN_BUDGET
         words = set(_WORD.findall(clause.lower()))
         trusted = self.trusted_patterns
         return {
@@ -224,8 +231,10 @@ class LocalPlanner:
         """The agents the rules are sure of, one per clause at most: the only agent that
         matches the clause, by a pattern or three keywords."""
         sure = []
+        until = time.perf_counter() + PATTERN_BUDGET  # one budget for the whole message
         for clause in split_clauses(message)[:MAX_SURE_CLAUSES]:
-            matched = {name: score for name, score in self.scores(clause, agents).items() if score}
+            scores = self.scores(clause, agents, until=until)
+            matched = {name: score for name, score in scores.items() if score}
             if len(matched) == 1:
                 ((name, score),) = matched.items()
                 if score >= SURE_SCORE and name not in sure:
