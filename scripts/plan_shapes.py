@@ -3,12 +3,13 @@
     python scripts/plan_shapes.py [--base-url URL] [--runs N]
 
 Without ``--base-url`` it starts llama.cpp's server with the bundled SmolLM2 (the
-``local-llm`` extra), as ``switchboard up --local-model`` does. Each run asks for the plan
-of a few requests with the request shape of before issue 16 (the msgspec schema of the
-lenient draft, the server's default sampling, no bound on the answer) and with today's
-(agents an enum, bounded steps, temperature 0, max_tokens), and prints per shape: answers
-that decode as a plan, plans naming only known agents, plans the engine would run as they
-are (not replaced by the rules), and the median and worst latency.
+``local-llm`` extra), as ``switchboard up --local-model`` does, one for each shape. Each
+run asks for the plan of a few requests with the request shape of before issue 16 (the
+msgspec schema of the lenient draft, the server's default sampling, no bound on the
+answer) and with today's (agents an enum, bounded steps, temperature 0, max_tokens), and
+prints per shape: plans that timed out, answers that decode as a plan, plans naming only
+known agents, plans the engine would run as they are (not replaced by the rules), and the
+median and worst latency.
 """
 
 from __future__ import annotations
@@ -59,7 +60,7 @@ def catalog() -> dict[str, AgentInfo]:
     }
 
 
-async def measure(base_url: str, runs: int) -> None:
+async def measure(base_url: str, runs: int, only: str | None = None) -> None:
     agents = catalog()
     rules = LocalPlanner()
     client = openai.AsyncOpenAI(base_url=base_url, api_key="local", max_retries=0, timeout=TIMEOUT)
@@ -70,6 +71,8 @@ async def measure(base_url: str, runs: int) -> None:
         "after": (_json_schema(plan_schema(tuple(sorted(agents)), 4)), STRUCTURED_OPTIONS),
     }
     for label, (schema, options) in shapes.items():
+        if only is not None and label != only:
+            continue
         decoded = known = kept = timeouts = 0
         times: list[float] = []
         for _ in range(runs):
@@ -122,11 +125,15 @@ async def main() -> None:
     if args.base_url:
         await measure(args.base_url, args.runs)
         return
+    # A server of its own for each shape: llama.cpp finishes a request whose client gave up
+    # (a runaway plan keeps it busy until max_tokens or the context's end), and the next
+    # shape's requests would wait behind the last one's.
     log = Path(tempfile.gettempdir()) / "switchboard-plan-shapes-model.log"
-    child: ChildProcess
-    child, base_url = LocalModel.choose(None).child(log=log, grace=30.0)
-    async with child:
-        await measure(base_url, args.runs)
+    for shape in ("before", "after"):
+        child: ChildProcess
+        child, base_url = LocalModel.choose(None).child(log=log, grace=60.0)
+        async with child:
+            await measure(base_url, args.runs, shape)
 
 
 if __name__ == "__main__":
