@@ -63,3 +63,11 @@ def test_without_the_flag_the_banner_says_no_model_answers(switchboard_up: UpPro
     line = next(line for line in switchboard_up.lines if line.startswith("  model "))
     assert "none: offline rules" in line
     assert "--local-model" in line
+
+
+def test_any_gguf_file_can_be_the_model() -> None:
+    bundled = LocalModel.choose(None)
+    given = LocalModel.choose(str(bundled.path))
+    assert (given.path, given.bundled) == (bundled.path, False)
+    assert given.name == bundled.path.stem  # the name the parts ask the server for
+    assert str(bundled.path) in given.describe("http://127.0.0.1:1/v1")
