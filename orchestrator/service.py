@@ -103,6 +103,8 @@ class OrchestratorService:
                 max_steps=settings.max_conversation_steps,
                 max_tokens=settings.max_round_tokens,
             ),
+            plan_budget=settings.llm_plan_timeout,
+            answer_budget=settings.llm_answer_timeout,
             trusted_patterns=trusted_patterns,
             # The smaller of ours and the server's: a reply over either is not delivered.
             max_payload=min(settings.max_payload, nc.max_payload or settings.max_payload),

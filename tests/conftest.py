@@ -16,6 +16,7 @@ pytest_plugins = [
     "tests.support.fake_openai",
     "tests.support.system",
     "tests.support.up",
+    "tests.support.llama",
 ]
 
 # `switchboard up` keeps its store and its state file in the user's data and state

@@ -67,7 +67,8 @@ class Plan(Struct, kw_only=True):
     """A DAG of steps. Validated (known agents, no cycles, size) before it runs."""
 
     steps: Annotated[list[PlanStep], Meta(max_length=256)]
-    #: Who made it: "llm", "local", or "fallback" (the LLM's plan was unusable).
+    #: Who made it: "llm", "local", "fallback" (the LLM's plan was unusable), or "rules"
+    #: (the rules were sure of a one-clause request, so no LLM was asked).
     source: str = "local"
 
 

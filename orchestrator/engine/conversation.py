@@ -41,6 +41,11 @@ __all__ = ["ConversationEngine"]
 
 log = structlog.get_logger("switchboard.engine")
 
+#: Most seconds the LLM may plan, and the share of the conversation's time it may take: a
+#: plan that does not come in time is made by the local planner.
+PLAN_BUDGET = 10.0
+PLAN_SHARE = 0.3
+
 
 class ConversationEngine:
     """Plans with the LLM (or offline rules), runs the plan, writes the answer."""
@@ -56,9 +61,14 @@ class ConversationEngine:
         trusted_patterns: Collection[str] = (),
         max_payload: int = DEFAULT_MAX_PAYLOAD,
         limits: RoundLimits | None = None,
+        plan_budget: float = PLAN_BUDGET,
+        answer_budget: float | None = None,
     ) -> None:
         """``max_payload``: the largest reply NATS carries (the answer's limit follows).
-        ``limits``: when a conversation stops planning further rounds (``engine.rounds``)."""
+        ``limits``: when a conversation stops planning further rounds (``engine.rounds``).
+        ``plan_budget``: most seconds the LLM may plan; ``answer_budget``: most seconds it
+        may stitch an answer (see the ``llm_plan_timeout`` and ``llm_answer_timeout``
+        settings)."""
         self.catalog = catalog
         self.max_payload = max_payload
         self.executor = executor
@@ -67,7 +77,8 @@ class ConversationEngine:
         self.max_plan_steps = max_plan_steps
         self.local_planner = LocalPlanner(trusted_patterns)
         self.llm_planner = None if llm.offline else LLMPlanner(llm, self.local_planner)
-        self.aggregator = Aggregator(llm)
+        self.plan_budget = plan_budget
+        self.aggregator = Aggregator(llm, budget=answer_budget)
         self.rounds = Rounds(
             executor,
             self.local_planner,
@@ -138,7 +149,9 @@ class ConversationEngine:
                 agents,
                 max_steps=self.max_plan_steps,
                 history=history,
-                deadline=deadline.earlier(max(1.0, deadline.remaining() * 0.3)),
+                deadline=deadline.earlier(
+                    min(self.plan_budget, max(1.0, deadline.remaining() * PLAN_SHARE))
+                ),
             )
             usage = usage + used
         else:

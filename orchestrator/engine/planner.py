@@ -15,10 +15,12 @@ import functools
 import re
 import time
 from collections.abc import Collection, Mapping, Sequence
+from typing import Annotated
 
 import msgspec
 import regex
 import structlog
+from msgspec import Meta
 
 from ..core import tracing
 from ..core.catalog import AgentInfo
@@ -31,6 +33,7 @@ from ..llm.base import LLM, ChatMessage
 from ..metrics import PLAN_FALLBACKS
 from .followup import resolve_followup
 from .plan import validate_plan
+from .plancheck import check_llm_plan
 
 __all__ = ["GENERAL_AGENT", "SUMMARY_AGENT", "LLMPlanner", "LocalPlanner", "split_clauses"]
 
@@ -131,6 +134,10 @@ PATTERN_TIMEOUT = 0.02
 #: clauses, each stopping a few patterns at PATTERN_TIMEOUT, would otherwise stall the
 #: loop for seconds). Past it the rest of the message is planned by keywords alone.
 PATTERN_BUDGET = 0.1
+#: The score at which the rules are sure of an agent (a pattern, or three keywords), and
+#: how many clauses of a message are looked at for that.
+SURE_SCORE = 3
+MAX_SURE_CLAUSES = 32
 
 
 class _Hints:
@@ -238,6 +245,46 @@ class LocalPlanner:
                 scored.append((-score, name))
         return [name for _, name in sorted(scored)]
 
+    def scores(
+        self, clause: str, agents: Mapping[str, AgentInfo], *, until: float | None = None
+    ) -> dict[str, int]:
+        """Each agent's score on ``clause`` (a keyword 1, a pattern 3); not the general agent's.
+
+        Untrusted patterns run until ``until`` (``time.perf_counter``; default: PATTERN_BUDGET
+        from now) at the latest.
+        """
+        if until is None:
+            until = time.perf_counter() + PATTERN_BUDGET
+        words = set(_WORD.findall(clause.lower()))
+        trusted = self.trusted_patterns
+        return {
+            name: _hints(agent.patterns, agent.keywords, trusted).score(clause, words, until)
+            for name, agent in sorted(agents.items())
+            if name != GENERAL_AGENT
+        }
+
+    def sure_agents(self, message: str, agents: Mapping[str, AgentInfo]) -> list[str]:
+        """The agents the rules are sure of, one per clause at most: the only agent that
+        matches the clause, by a pattern or three keywords."""
+        sure = []
+        until = time.perf_counter() + PATTERN_BUDGET  # one budget for the whole message
+        for clause in split_clauses(message)[:MAX_SURE_CLAUSES]:
+            scores = self.scores(clause, agents, until=until)
+            matched = {name: score for name, score in scores.items() if score}
+            if len(matched) == 1:
+                ((name, score),) = matched.items()
+                if score >= SURE_SCORE and name not in sure:
+                    sure.append(name)
+        return sure
+
+    def sure_plan(self, message: str, agents: Mapping[str, AgentInfo]) -> Plan | None:
+        """The local plan of a one-clause message whose one agent the rules are sure of
+        (a language model could only make it worse, and slower); else None."""
+        if len(split_clauses(message)) != 1 or not self.sure_agents(message, agents):
+            return None
+        plan = self.plan(message, agents, max_steps=1)
+        return plan if len(plan.steps) == 1 else None
+
     @staticmethod
     def _choose(
         clause: str, agents: Mapping[str, AgentInfo], until: float, trusted: frozenset[str]
@@ -270,6 +317,42 @@ class _PlanDraft(msgspec.Struct, kw_only=True):
     steps: list[_StepDraft]
 
 
+#: The plan's JSON schema as sent to the model is tighter than what is decoded: agents an
+#: enum of the catalog's names, ids ``s1``, ``s2``..., instructions not empty, at most
+#: ``max_steps`` steps. A server with constrained decoding (llama.cpp's grammars, vLLM's
+#: guided decoding, OpenAI's structured outputs) then cannot name an unknown agent or run
+#: past the plan's size; what is decoded stays lenient, so a server that ignores the
+#: schema still gets its small mistakes repaired rather than its plan thrown away.
+MAX_INSTRUCTION_CHARS = 500
+
+
+@functools.lru_cache(maxsize=64)
+def plan_schema(agents: tuple[str, ...], max_steps: int) -> type[_PlanDraft]:
+    """The plan type whose JSON schema the model is given for these agents."""
+
+    def hint(**schema: object) -> Meta:
+        return Meta(extra_json_schema=schema)
+
+    step = msgspec.defstruct(
+        "Step",
+        [
+            ("id", Annotated[str, hint(pattern=r"^s[0-9]{1,3}$")]),
+            ("agent", Annotated[str, hint(enum=list(agents))]),
+            ("instruction", Annotated[str, hint(minLength=1, maxLength=MAX_INSTRUCTION_CHARS)]),
+            ("depends_on", Annotated[list[str], hint(maxItems=max_steps)], []),
+            ("required", bool, True),
+        ],
+        bases=(_StepDraft,),
+        kw_only=True,
+    )
+    return msgspec.defstruct(  # type: ignore[return-value]
+        "Plan",
+        [("steps", Annotated[list[step], hint(minItems=1, maxItems=max_steps)])],  # type: ignore[valid-type]
+        bases=(_PlanDraft,),
+        kw_only=True,
+    )
+
+
 SYSTEM_PROMPT = """You plan work for a team of agents. Split the user's request into steps, \
 each done by one agent from the list below. Steps with no dependencies run in parallel; a \
 step that needs another step's output lists it in depends_on and receives that output. Use \
@@ -298,6 +381,9 @@ class LLMPlanner:
         history: Sequence[ConversationTurn] = (),
         deadline: Deadline | None = None,
     ) -> tuple[Plan, Usage]:
+        sure = self.fallback.sure_plan(message, agents) if not history else None
+        if sure is not None:  # "uppercase hello world": no model call, no wait
+            return msgspec.structs.replace(sure, source="rules"), Usage()
         catalog = "\n".join(
             f"- {a.name}: {a.description}" + (f" Inputs: {a.input_hints}" if a.input_hints else "")
             for a in sorted(agents.values(), key=lambda a: a.name)
@@ -312,7 +398,7 @@ class LLMPlanner:
         try:
             draft, usage = await self.llm.structured(
                 messages,
-                _PlanDraft,
+                plan_schema(tuple(sorted(agents)), max_steps),
                 name="make_plan",
                 description="The plan: the steps, their agents, instructions and dependencies.",
                 deadline=deadline,
@@ -325,11 +411,18 @@ class LLMPlanner:
             validate_plan(plan, agents, max_steps=max_steps)
         except PlanError as exc:
             return self._fall_back(message, agents, max_steps, "invalid", str(exc), history), usage
+        if not plan.steps and agents:
+            return self._fall_back(message, agents, max_steps, "empty", "no steps", history), usage
+        check = check_llm_plan(plan, message, agents, self.fallback)
+        if check.unusable:
+            why = check.reason or "empty"
+            detail = msgspec.json.encode(plan).decode()
+            fallback = self._fall_back(message, agents, max_steps, why, detail, history)
+            return fallback, usage
+        plan, reason = check.plan, reason or check.reason
         if reason:
             PLAN_FALLBACKS.labels(f"repaired_{reason}").inc()
             log.info("llm plan repaired", reason=reason)
-        if not plan.steps and agents:
-            return self._fall_back(message, agents, max_steps, "empty", "no steps", history), usage
         return plan, usage
 
     def _fall_back(

@@ -1,4 +1,5 @@
 from .base import LLM, ChatMessage, Completion, Tool, ToolCall, ToolCallingLLM, ToolTurn
+from .entities import decode_entities
 from .factory import make_llm
 from .local import LocalLLM
 from .openai import OpenAIProvider
@@ -13,5 +14,6 @@ __all__ = [
     "ToolCall",
     "ToolCallingLLM",
     "ToolTurn",
+    "decode_entities",
     "make_llm",
 ]

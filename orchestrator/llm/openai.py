@@ -23,12 +23,19 @@ from ..core.envelopes import Usage
 from ..core.errors import LLMError
 from ..metrics import LLM_DURATION, LLM_REQUESTS, LLM_TOKENS
 from .base import ChatMessage, Completion, Tool, ToolCall, ToolTurn
+from .entities import decode_entities
 
 __all__ = ["OpenAIProvider"]
 
 T = TypeVar("T")
 
 log = structlog.get_logger("switchboard.llm")
+
+#: Sampling for structured answers (plans): the most likely tokens, not creative ones, and
+#: a bound on the answer, so that a model looping inside its grammar stops with an invalid
+#: value in seconds rather than at the context's end (or the deadline). The schema itself
+#: (the tool's parameters) is what constrained decoding follows: see docs/llm-servers.md.
+STRUCTURED_OPTIONS: dict[str, Any] = {"temperature": 0, "max_tokens": 1024}
 
 
 class OpenAIProvider:
@@ -76,7 +83,8 @@ class OpenAIProvider:
         content = getattr(message, "content", None)
         if not isinstance(content, str) or not content.strip():
             raise LLMError(f"The model {self.model} answered with no text.")
-        return Completion(text=content.strip(), usage=_usage(response))
+        text = decode_entities(content.strip(), (m.content for m in messages))
+        return Completion(text=text, usage=_usage(response))
 
     async def structured(
         self,
@@ -100,6 +108,7 @@ class OpenAIProvider:
             deadline,
             tools=[tool],
             tool_choice={"type": "function", "function": {"name": name}},
+            **STRUCTURED_OPTIONS,
         )
         message = _first_message(response)
         raw: str | None = None
@@ -156,6 +165,8 @@ class OpenAIProvider:
         )
         content = getattr(message, "content", None)
         text = content.strip() if isinstance(content, str) and content.strip() else None
+        if text is not None:
+            text = decode_entities(text, (m.content or "" for m in messages))
         return ToolTurn(text=text, calls=calls, usage=_usage(response))
 
     async def _create(

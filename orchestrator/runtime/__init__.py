@@ -7,6 +7,7 @@ from .embedded import EmbeddedNatsServer, find_nats_server
 from .health import HealthServer, ReadinessCheck
 from .httpclient import http_get, http_request
 from .httpserver import HttpServer, QuietServer, bind_socket
+from .localmodel import LocalModel, bundled_model_path
 from .logs import configure_logging, get_logger
 from .part import GC_THRESHOLDS, VERSION, Component, Runtime, nats_options, run_main, tune_gc
 from .settings import Settings, load_settings, settings_table
@@ -29,6 +30,7 @@ __all__ = [
     "EmbeddedNatsServer",
     "HealthServer",
     "HttpServer",
+    "LocalModel",
     "QuietServer",
     "ReadinessCheck",
     "Runtime",
@@ -36,6 +38,7 @@ __all__ = [
     "UpState",
     "add_trace_ids",
     "bind_socket",
+    "bundled_model_path",
     "clear_up_state",
     "configure_logging",
     "configure_tracing",

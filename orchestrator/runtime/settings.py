@@ -172,6 +172,22 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     llm_model: Annotated[str, _d("Model name for the openai provider.")] = "gpt-4o-mini"
     llm_timeout: Annotated[float, _d("Timeout of one LLM call, in seconds.", gt=0)] = 30.0
     llm_max_retries: Annotated[int, _d("Retries of an LLM call (429, 5xx).", ge=0)] = 2
+    llm_plan_timeout: Annotated[
+        float,
+        _d(
+            "Most seconds the LLM may take to plan (and at most 30% of the conversation's "
+            "time); past it the local planner plans.",
+            gt=0,
+        ),
+    ] = 10.0
+    llm_answer_timeout: Annotated[
+        float,
+        _d(
+            "Most seconds the LLM may take to stitch several agents' outputs into one "
+            "answer; past it the outputs are the answer.",
+            gt=0,
+        ),
+    ] = 15.0
     openai_api_key: Annotated[str | None, _d("OpenAI API key (secret). Also OPENAI_API_KEY.")] = (
         None
     )

@@ -25,6 +25,7 @@ import os
 import re
 import signal
 import sys
+import tempfile
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -38,6 +39,7 @@ from ..core.urls import without_credentials
 from .child import ChildProcess, free_port
 from .embedded import EmbeddedNatsServer
 from .httpserver import bind_socket
+from .localmodel import LocalModel
 from .settings import Settings, env_name
 from .state import UpState, clear_up_state, running_up, write_up_state
 
@@ -109,8 +111,13 @@ class Supervisor:
         overrides: dict[str, str] | None = None,
         data_dir: Path | None = None,
         nats_port: int = NATS_PORT,
+        local_model: LocalModel | None = None,
     ) -> None:
         self.settings = settings
+        #: The model server to run as a part (``--local-model``), and its OpenAI base URL.
+        self.local_model = local_model
+        self.model_url = ""
+        self.model_log: Path | None = None
         #: The embedded server's JetStream store; None: a temporary one, deleted on exit.
         self.data_dir = data_dir
         self.nats_port = nats_port
@@ -148,10 +155,18 @@ class Supervisor:
 
     def _plan(self, nats_url: str) -> list[Part]:
         parts = []
+        model: dict[str, str] = {}
+        if self.local_model is not None:  # first: the agents and the orchestrator use it
+            self.model_log = Path(tempfile.gettempdir()) / f"switchboard-model-{os.getpid()}.log"
+            child, self.model_url = self.local_model.child(
+                grace=self.settings.shutdown_grace + 5, log=self.model_log
+            )
+            parts.append(Part(child=child, metrics_url=f"{self.model_url}/models"))
+            model = self.local_model.env(self.model_url)
         for name, args in (("agents", ["agent", *self.agents]), ("orchestrator", ["orchestrator"])):
             port = free_port()
             metrics = {env_name("metrics_host"): "127.0.0.1", env_name("metrics_port"): str(port)}
-            env = self._child_env(nats_url, metrics)
+            env = self._child_env(nats_url, {**metrics, **model})
             parts.append(self._part(name, args, f"http://127.0.0.1:{port}", env))
         web = f"http://{self._display_host()}:{self.port}"
         listen = {env_name("http_host"): self.host, env_name("http_port"): str(self.port)}
@@ -299,7 +314,12 @@ class Supervisor:
             )
         if not (self.settings.api_keys or self.settings.api_keys_file):
             lines.append("  access       local mode (no API keys): loopback only, user 'local'")
-        lines += [f"  {p.name:<12} pid {p.pid}, metrics {p.metrics_url}" for p in self.parts]
+        lines.append(f"  model        {self._model_line()}")
+        lines += [
+            f"  {p.name:<12} pid {p.pid}, metrics {p.metrics_url}"
+            for p in self.parts
+            if p.name != "model"
+        ]
         lines += [
             "  try:         curl -s -X POST " + web + "/v1/chat -H 'content-type: "
             'application/json\' -d \'{"message": "what is 17*23, and what time is it in '
@@ -311,6 +331,19 @@ class Supervisor:
             "",
         ]
         print("\n".join(lines), flush=True)
+
+    def _model_line(self) -> str:
+        """Which language model answers open questions, as the banner says it."""
+        if self.local_model is not None:
+            return self.local_model.describe(self.model_url, self.model_log)
+        settings = self.settings
+        provider = settings.llm_provider
+        if provider == "auto":
+            provider = "openai" if settings.openai_api_key else "local"
+        if provider == "local":
+            return "none: offline rules (--local-model runs one here; or set OPENAI_API_KEY)"
+        where = without_credentials(settings.openai_base_url or "https://api.openai.com/v1")
+        return f"{settings.llm_model} at {where}"
 
     async def _watch(self, part: Part) -> None:
         """Restart ``part`` whenever it exits while the system is meant to run."""
@@ -341,6 +374,8 @@ class Supervisor:
         if self.server is not None:
             await asyncio.to_thread(self.server.cleanup)
             self.server = None
+        if self.model_log is not None and not quiet:  # kept when `up` failed: it says why
+            await asyncio.to_thread(self.model_log.unlink, missing_ok=True)
         if not quiet:
             print("switchboard: stopped", flush=True)
 
@@ -356,6 +391,7 @@ def up(
     overrides: dict[str, str] | None = None,
     data_dir: Path | None = None,
     quiet: bool = False,
+    local_model: LocalModel | None = None,
 ) -> int:
     """Run the whole system until Ctrl-C / SIGTERM; returns the exit code.
 
@@ -381,5 +417,6 @@ def up(
         agents=agents,
         overrides=overrides,
         data_dir=data_dir,
+        local_model=local_model,
     )
     return run_main(supervisor.run)
