@@ -22,6 +22,7 @@ from ..core.envelopes import Usage
 from ..core.errors import LLMError
 from ..metrics import LLM_DURATION, LLM_REQUESTS, LLM_TOKENS
 from .base import ChatMessage, Completion
+from .openai_stream import OpenAITokenStream
 
 __all__ = ["OpenAIProvider"]
 
@@ -76,6 +77,24 @@ class OpenAIProvider:
         if not isinstance(content, str) or not content.strip():
             raise LLMError(f"The model {self.model} answered with no text.")
         return Completion(text=content.strip(), usage=_usage(response))
+
+    def stream(
+        self,
+        messages: list[ChatMessage],
+        *,
+        deadline: Deadline | None = None,
+        max_tokens: int | None = None,
+    ) -> OpenAITokenStream:
+        """:meth:`complete`, streamed (``async with provider.stream(...) as tokens``)."""
+        return OpenAITokenStream(
+            self._client,
+            provider=self.provider,
+            model=self.model,
+            messages=messages,
+            deadline=deadline,
+            max_tokens=max_tokens,
+            timeout=self.timeout,
+        )
 
     async def structured(
         self,
