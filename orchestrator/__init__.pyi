@@ -19,6 +19,8 @@ from .core import (
     ROLE_AGENT,
     ROLE_KEY,
     SERVER_MAX_PENDING,
+    TOKEN_MAX_BYTES,
+    TOKEN_MAX_DELAY,
     AgentCatalog,
     AgentError,
     AgentInfo,
@@ -97,6 +99,9 @@ from .core import (
     Subjects,
     SwitchboardError,
     TimeoutPhase,
+    TokenCoalescer,
+    TokenDetail,
+    TokenEvent,
     UnauthorizedError,
     Usage,
     UserId,
@@ -127,7 +132,7 @@ from .core import (
     without_credentials,
     work_deadline,
 )
-from .llm import LLM, ChatMessage, Completion, LocalLLM, OpenAIProvider, make_llm
+from .llm import LLM, ChatMessage, Completion, LocalLLM, OpenAIProvider, TokenStream, make_llm
 from .runtime import (
     ENV_SUPERVISOR,
     GC_THRESHOLDS,
@@ -180,6 +185,8 @@ __all__ = [
     "ROLE_AGENT",
     "ROLE_KEY",
     "SERVER_MAX_PENDING",
+    "TOKEN_MAX_BYTES",
+    "TOKEN_MAX_DELAY",
     "VERSION",
     "AgentCatalog",
     "AgentError",
@@ -274,6 +281,10 @@ __all__ = [
     "Subjects",
     "SwitchboardError",
     "TimeoutPhase",
+    "TokenCoalescer",
+    "TokenDetail",
+    "TokenEvent",
+    "TokenStream",
     "UnauthorizedError",
     "UpState",
     "Usage",

@@ -94,6 +94,8 @@ from .progress import (
     StepProgressEvent,
     StepStartedDetail,
     StepStartedEvent,
+    TokenDetail,
+    TokenEvent,
     decode_event,
     encode_event,
 )
@@ -111,6 +113,7 @@ from .sizes import (
 from .stream import EventStream
 from .subjects import Subjects, is_safe_token, new_correlation_id, safe_token
 from .tasks import stop_in_order, stop_task
+from .tokens import TOKEN_MAX_BYTES, TOKEN_MAX_DELAY, TokenCoalescer
 from .urls import without_credentials
 
 __all__ = [
@@ -123,6 +126,8 @@ __all__ = [
     "ROLE_AGENT",
     "ROLE_KEY",
     "SERVER_MAX_PENDING",
+    "TOKEN_MAX_BYTES",
+    "TOKEN_MAX_DELAY",
     "AgentCatalog",
     "AgentError",
     "AgentInfo",
@@ -201,6 +206,9 @@ __all__ = [
     "Subjects",
     "SwitchboardError",
     "TimeoutPhase",
+    "TokenCoalescer",
+    "TokenDetail",
+    "TokenEvent",
     "UnauthorizedError",
     "Usage",
     "UserId",

@@ -12,6 +12,7 @@ One msgspec Struct per kind of event, together a tagged union on ``kind``
 ``step_finished``  StepFinishedEvent      :class:`StepFinishedDetail` (output or preview)
 ``step_failed``    StepFailedEvent        :class:`ErrorInfo` (code ``skipped``: never ran)
 ``answered``       AnsweredEvent          :class:`AnsweredDetail` (answer or preview)
+``token``          TokenEvent             :class:`TokenDetail` (text of a streamed answer)
 =================  =====================  ===============================================
 
 Readers tell them apart with ``match`` (msgspec's ``examples/asyncio-kv``)::
@@ -52,12 +53,14 @@ __all__ = [
     "StepProgressEvent",
     "StepStartedDetail",
     "StepStartedEvent",
+    "TokenDetail",
+    "TokenEvent",
     "decode_event",
     "encode_event",
 ]
 
 EventKind = Literal[
-    "planned", "step_started", "step_progress", "step_finished", "step_failed", "answered"
+    "planned", "step_started", "step_progress", "step_finished", "step_failed", "answered", "token"
 ]
 
 
@@ -92,6 +95,19 @@ class AnsweredDetail(Struct, kw_only=True):
     partial: bool = False
     truncated: bool | UnsetType = UNSET
     size: int | UnsetType = UNSET
+
+
+class TokenDetail(Struct, kw_only=True):
+    """``token``: the next piece of an answer a language model is writing.
+
+    Pieces of one step (or, with no step, of the conversation's answer) arrive in order;
+    joined, they are the text the model wrote (the step's output, or the answer, may
+    still differ: an agent may post-process it). ``path`` is the call path of the agent
+    that wrote it when it was called by another agent (``ctx.call``); unset otherwise.
+    """
+
+    text: str
+    path: str | UnsetType = UNSET
 
 
 class _Event(Struct, kw_only=True, tag_field="kind"):
@@ -149,6 +165,17 @@ class AnsweredEvent(_Event, kw_only=True, tag="answered"):
     detail: AnsweredDetail
 
 
+class TokenEvent(_Event, kw_only=True, tag="token"):
+    """Text of an answer being written, as it comes (coalesced: see ``core.tokens``).
+
+    ``step`` and ``agent`` name the step whose agent streams; both unset: the
+    conversation's answer itself (the aggregator writing it with the LLM).
+    """
+
+    kind: ClassVar[Literal["token"]] = "token"
+    detail: TokenDetail
+
+
 #: Any progress event: decode with ``decode(data, ProgressEvent)``, tell apart with ``match``.
 ProgressEvent: TypeAlias = (
     PlannedEvent
@@ -157,6 +184,7 @@ ProgressEvent: TypeAlias = (
     | StepFinishedEvent
     | StepFailedEvent
     | AnsweredEvent
+    | TokenEvent
 )
 
 #: The event type of each kind.
@@ -169,6 +197,7 @@ EVENT_TYPES: dict[str, type[ProgressEvent]] = {
         StepFinishedEvent,
         StepFailedEvent,
         AnsweredEvent,
+        TokenEvent,
     )
 }
 

@@ -1,6 +1,7 @@
 """The multi-agent engine: planner -> validated DAG -> parallel executor -> aggregator."""
 
 from .aggregator import Aggregator, compose, output_text
+from .answer_stream import answer_tokens, stream_completion
 from .conversation import ConversationEngine
 from .events import EventSink
 from .executor import Executor
@@ -19,6 +20,7 @@ __all__ = [
     "LLMPlanner",
     "LocalPlanner",
     "Snapshot",
+    "answer_tokens",
     "answered_detail",
     "check_answer",
     "compose",
@@ -26,5 +28,6 @@ __all__ = [
     "output_text",
     "reply_steps",
     "split_clauses",
+    "stream_completion",
     "validate_plan",
 ]

@@ -13,6 +13,7 @@ from ..core.deadline import Deadline
 from ..core.envelopes import Usage
 from ..core.errors import LLMError
 from ..llm.base import LLM, ChatMessage
+from .answer_stream import TokenEmitter, stream_completion
 from .planner import SUMMARY_AGENT
 
 __all__ = ["Aggregator", "compose", "output_text"]
@@ -74,6 +75,7 @@ class Aggregator:
         history: Sequence[ConversationTurn] = (),
         deadline: Deadline | None = None,
         available: str = "",
+        tokens: TokenEmitter | None = None,
     ) -> tuple[str, Usage]:
         composed = compose(plan, results, unmatched=available)
         if self.llm.offline or not plan.steps:
@@ -89,7 +91,12 @@ class Aggregator:
             messages.append(ChatMessage("assistant", turn.answer))
         messages.append(ChatMessage("user", f"Question: {message}\n\nAgent results:\n{findings}"))
         try:
-            completion = await self.llm.complete(messages, deadline=deadline)
+            if tokens is None:
+                completion = await self.llm.complete(messages, deadline=deadline)
+            else:  # the answer's text goes to the watchers as it is written
+                completion = await stream_completion(
+                    self.llm, messages, emit=tokens, deadline=deadline
+                )
         except LLMError as exc:
             log.warning("llm answer failed; composing the answer", error=str(exc))
             return composed, Usage()

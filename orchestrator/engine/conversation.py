@@ -22,6 +22,7 @@ from ..core.errors import ConversationCancelledError, ErrorCode, PlanError, Swit
 from ..llm.base import LLM
 from ..metrics import CONVERSATION_DURATION, CONVERSATIONS, HISTORY_FAILURES, PLAN_STEPS
 from .aggregator import Aggregator
+from .answer_stream import answer_tokens
 from .events import EventSink
 from .executor import Executor
 from .history import NEW_CONVERSATION, HistoryStore, Snapshot
@@ -147,6 +148,7 @@ class ConversationEngine:
             history=history,
             deadline=deadline,
             available=", ".join(sorted(agents)),
+            tokens=answer_tokens(events),
         )
         usage = usage + used
         for result in results:

@@ -1,6 +1,17 @@
-from .base import LLM, ChatMessage, Completion
+from .base import LLM, ChatMessage, Completion, TokenStream
 from .factory import make_llm
-from .local import LocalLLM
+from .local import LocalLLM, LocalTokenStream
 from .openai import OpenAIProvider
+from .openai_stream import OpenAITokenStream
 
-__all__ = ["LLM", "ChatMessage", "Completion", "LocalLLM", "OpenAIProvider", "make_llm"]
+__all__ = [
+    "LLM",
+    "ChatMessage",
+    "Completion",
+    "LocalLLM",
+    "LocalTokenStream",
+    "OpenAIProvider",
+    "OpenAITokenStream",
+    "TokenStream",
+    "make_llm",
+]
