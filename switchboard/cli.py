@@ -147,7 +147,11 @@ def build_parser() -> argparse.ArgumentParser:
     ask.add_argument(
         "--timeout", type=_seconds(zero=False), default=60.0, help="seconds (default 60)"
     )
-    ask.add_argument("--stream", action="store_true", help="print progress events as they come")
+    ask.add_argument(
+        "--stream",
+        action="store_true",
+        help="print progress events (stderr) and the answer as it is written (stdout)",
+    )
     ask.add_argument("--json", action="store_true", help="print the whole reply as JSON")
 
     bench = commands.add_parser("bench", parents=[common], help="benchmarks")
