@@ -198,6 +198,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="soak, llm-latency: over HTTP through switchboard up (BFF too) instead of straight "
         "to NATS",
     )
+    bench.add_argument(
+        "--first-token",
+        metavar="URL",
+        help="llm-latency: time to first token through the system (NATS and SSE) against the "
+        "model server's own, for the OpenAI-compatible server at URL (its /v1 base; the model "
+        "is --llm-model); --requests rounds (default 10)",
+    )
     bench.add_argument("--json", action="store_true", help="print results as JSON")
 
     shown = commands.add_parser("settings", parents=[common], help="show the settings")
