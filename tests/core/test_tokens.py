@@ -47,7 +47,18 @@ async def test_held_text_goes_after_max_delay_without_another_piece() -> None:
         await eventually(lambda: len(sent.texts) == 2, timeout=5)  # quiet model: timer sends
         assert sent.texts == ["one", " two"]
     assert tokens.messages == 2
-    assert tokens.max_wait >= 0.05
+    assert tokens.max_wait > 0.03
+
+
+async def test_a_slow_model_has_each_piece_sent_at_once() -> None:
+    sent = Sent()
+    async with TokenCoalescer(sent, max_delay=0.02) as tokens:
+        for i in range(4):
+            await tokens.add(f"p{i}")
+            assert sent.texts[-1] == f"p{i}"  # nothing sent for max_delay: no holding
+            await asyncio.sleep(0.05)
+    assert tokens.messages == 4
+    assert tokens.max_wait < 0.02
 
 
 async def test_a_failing_send_loses_tokens_not_the_answer() -> None:
