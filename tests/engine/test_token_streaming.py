@@ -17,10 +17,11 @@ from typing import Any
 import httpx
 import pytest
 
-from switchboard.agents import builtin_agents
+from switchboard.agents import TaskContext, agent, builtin_agents
 from switchboard.orchestrator import (
     TOKEN_MAX_BYTES,
     TOKEN_MAX_DELAY,
+    AgentTask,
     ConversationClient,
     ConversationReply,
     EmbeddedNatsServer,
@@ -28,6 +29,7 @@ from switchboard.orchestrator import (
     Requester,
     Settings,
     TokenEvent,
+    encode_event,
 )
 from tests.helpers import eventually, metric
 from tests.support.fake_openai import Reply
@@ -205,3 +207,35 @@ async def test_a_client_leaving_mid_answer_stops_the_model_server(
             assert record.disconnected and not record.completed
             assert record.pieces < record.total  # it stopped generating mid-answer
     await llm.aclose()
+
+
+async def test_tokens_of_a_nested_call_reach_the_user_tagged_with_its_path(
+    model_server: ModelServer, settings: Settings, requester: Requester
+) -> None:
+    # What ``ctx.call`` sets for an agent another agent called: its tokens carry the path,
+    # and the orchestrator passes it on untouched.
+    @agent(
+        "nested",
+        "Writes with the model as a nested call. Example: 'nested write'",
+        keywords=("nested",),
+    )
+    async def nested(task: AgentTask, ctx: TaskContext) -> str:
+        ctx.call_path = "s1/llm>nested"
+        return await ctx.ask_llm(task.instruction, stream=True)
+
+    llm = model_server.provider()
+    tokens: list[TokenEvent] = []
+    async with agents_running(settings, nested, llm=llm), orchestrator_running(settings):
+        client = ConversationClient(requester)
+        async with client.stream(
+            "nested write a poem", user_id="tester", agents=["nested"], timeout=60
+        ) as stream:
+            async for item in stream:
+                if isinstance(item, TokenEvent):
+                    tokens.append(item)
+    await llm.aclose()
+    assert tokens
+    assert {(t.agent, t.detail.path) for t in tokens} == {("nested", "s1/llm>nested")}
+    wire = json.loads(encode_event(tokens[0]))
+    assert wire["detail"]["path"] == "s1/llm>nested"
+    assert list(wire) == ["correlation_id", "kind", "step", "agent", "detail", "ts", "seq"]
