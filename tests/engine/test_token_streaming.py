@@ -25,6 +25,8 @@ from switchboard.orchestrator import (
     ConversationClient,
     ConversationReply,
     EmbeddedNatsServer,
+    LLMError,
+    OpenAIProvider,
     ProgressEvent,
     Requester,
     Settings,
@@ -92,31 +94,33 @@ async def test_tokens_reach_a_nats_client_in_order_coalesced(
         assert reply.usage.completion_tokens == usage.completion_tokens
 
 
+class AnswerOnly:
+    """The model server's provider for answers, with planning refused at once (the local
+    planner then plans): what is under test is the aggregator's streamed answer, and a
+    small local model's plan can take the whole budget (issue 16, item 3)."""
+
+    def __init__(self, llm: OpenAIProvider) -> None:
+        self._llm = llm
+        self.provider, self.model, self.offline = llm.provider, llm.model, False
+        self.complete, self.stream, self.aclose = llm.complete, llm.stream, llm.aclose
+
+    async def structured(self, *args: Any, **kwargs: Any) -> Any:
+        raise LLMError("Planning is not under test here.")
+
+
 async def test_the_aggregators_answer_streams_too(
     model_server: ModelServer, settings: Settings, requester: Requester
 ) -> None:
-    if model_server.fake is not None:
-        model_server.fake.enqueue(
-            Reply.tool_call(
-                "make_plan",
-                {
-                    "steps": [
-                        {"id": "s1", "agent": "calculator", "instruction": "17*23"},
-                        {"id": "s2", "agent": "clock", "instruction": "time in Tokyo"},
-                    ]
-                },
-            )
-        )  # then the aggregator's answer: the default, LONG_ANSWER streamed
-    llm = model_server.provider()
+    llm = AnswerOnly(model_server.provider())
     events: list[ProgressEvent] = []
     reply: ConversationReply | None = None
     async with (
-        agents_running(settings, *builtin_agents().values()),
-        orchestrator_running(settings, llm=llm),
+        agents_running(settings, *builtin_agents().values(), llm=llm._llm),
+        orchestrator_running(settings, llm=llm),  # type: ignore[arg-type]
     ):
         client = ConversationClient(requester)
         async with client.stream(
-            "what is 17*23 and the time in Tokyo?", user_id="tester", timeout=60
+            "what is 17*23, and explain what a message broker does", user_id="tester", timeout=90
         ) as stream:
             async for item in stream:
                 if isinstance(item, ConversationReply):
@@ -126,15 +130,18 @@ async def test_the_aggregators_answer_streams_too(
     await llm.aclose()
 
     assert reply is not None
-    tokens = [e for e in events if isinstance(e, TokenEvent)]
-    assert tokens and all(t.step is None and t.agent is None for t in tokens)
-    kinds = [e.kind for e in events]
-    assert kinds.index("step_finished") < kinds.index("token")  # written from the results
-    assert max(i for i, k in enumerate(kinds) if k == "token") < kinds.index("answered")
+    assert [s.agent for s in reply.steps] == ["calculator", "llm"]  # the local plan
+    # The llm step's tokens name their step; the answer's have none.
+    tokens = [e for e in events if isinstance(e, TokenEvent) and e.step is None]
+    assert tokens and all(t.agent is None for t in tokens)
+    kinds = [e.kind if e.step or e.kind != "token" else "answer_token" for e in events]
+    finished = max(i for i, k in enumerate(kinds) if k == "step_finished")
+    assert finished < kinds.index("answer_token")  # written from the results
+    assert max(i for i, k in enumerate(kinds) if k == "answer_token") < kinds.index("answered")
     assert "".join(t.detail.text for t in tokens).strip() == reply.answer
     if model_server.fake is not None:
         assert reply.answer == LONG_ANSWER
-        assert model_server.fake.requests[-1]["stream"] is True
+        assert [r.get("stream") for r in model_server.fake.requests] == [True, True]
 
 
 async def sse_events(response: httpx.Response) -> AsyncIterator[tuple[str, Any]]:
