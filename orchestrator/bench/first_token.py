@@ -12,7 +12,8 @@ one after the other, the same question is asked
 - through the system over HTTP (the BFF's ``/v1/chat/stream``): the time to the first
   ``event: token`` line (``sse``).
 
-Each is read to its end before the next starts (a local server answers one at a time).
+Each is read to its end before the next starts (a local server answers one at a time),
+and all three send the same prompt (a server's prompt cache treats them alike).
 The row's latencies are the system's over NATS against the direct ones; extras give
 the SSE side, the overheads (``*_overhead_p50_ms``: the system's median over the
 model's), and the token messages per answer (coalescing, see ``core.tokens``) against
@@ -44,6 +45,10 @@ from .system import bench_logs, nats_server, switchboard_part, together
 __all__ = ["run_first_token"]
 
 QUESTION = "explain in three sentences what a message broker does"
+#: The built-in llm agent's system prompt (``agents/builtin/assistant.py``; a test keeps
+#: them equal): the direct request is the very prompt the agent sends, so a server's
+#: prompt cache serves every side alike.
+SYSTEM = "You are a concise, accurate assistant. Answer in a few sentences."
 
 
 @dataclass
@@ -172,7 +177,7 @@ async def _direct(client: openai.AsyncOpenAI, model: str) -> tuple[float, float,
     stream = await client.chat.completions.create(
         model=model,
         messages=[
-            {"role": "system", "content": "You are a concise, accurate assistant."},
+            {"role": "system", "content": SYSTEM},
             {"role": "user", "content": QUESTION},
         ],
         stream=True,

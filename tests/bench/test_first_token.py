@@ -11,6 +11,8 @@ import json
 import os
 import sys
 
+from switchboard.agents.builtin.assistant import SYSTEM
+from switchboard.orchestrator.bench import first_token
 from tests.support.model_server import ModelServer
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -55,3 +57,9 @@ async def test_first_token_through_the_system_against_the_model_itself(
         assert result["token_messages_per_answer_nats"] < 72
     if model_server.fake is not None:
         assert len(model_server.fake.requests) >= 3 * 3  # warm-up + 2 rounds, 3 ways each
+        prompts = {json.dumps(r["messages"]) for r in model_server.fake.requests}
+        assert len(prompts) == 1, prompts  # the same prompt every way
+
+
+def test_the_direct_request_is_the_agents_own_prompt() -> None:
+    assert first_token.SYSTEM == SYSTEM  # else a prompt cache favours one side
