@@ -13,7 +13,8 @@ one after the other, the same question is asked
   ``event: token`` line (``sse``).
 
 Each is read to its end before the next starts (a local server answers one at a time),
-and all three send the same prompt (a server's prompt cache treats them alike).
+and all three send the agent's prompt, each with a question of its own (a server's prompt
+cache treats them alike).
 The row's latencies are the system's over NATS against the direct ones; extras give
 the SSE side, the overheads (``*_overhead_p50_ms``: the system's median over the
 model's), and the token messages per answer (coalescing, see ``core.tokens``) against
@@ -23,6 +24,7 @@ the model's chunks.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import statistics
 import time
 from collections.abc import AsyncIterator, Callable
@@ -45,6 +47,15 @@ from .system import bench_logs, nats_server, switchboard_part, together
 __all__ = ["run_first_token"]
 
 QUESTION = "explain in three sentences what a message broker does"
+#: Every request asks a question of its own (numbered), as users do: no side is answered
+#: from a server's cache of the previous prompt; the shared system prompt is cached alike.
+_numbers = itertools.count(1)
+
+
+def _question() -> str:
+    return f"{QUESTION} (question {next(_numbers)})"
+
+
 #: The built-in llm agent's system prompt (``agents/builtin/assistant.py``; a test keeps
 #: them equal): the direct request is the very prompt the agent sends, so a server's
 #: prompt cache serves every side alike.
@@ -178,7 +189,7 @@ async def _direct(client: openai.AsyncOpenAI, model: str) -> tuple[float, float,
         model=model,
         messages=[
             {"role": "system", "content": SYSTEM},
-            {"role": "user", "content": QUESTION},
+            {"role": "user", "content": _question()},
         ],
         stream=True,
     )
@@ -196,7 +207,7 @@ async def _over_nats(client: ConversationClient) -> tuple[float, float, int]:
     first = 0.0
     tokens = 0
     reply: ConversationReply | None = None
-    async with client.stream(QUESTION, user_id="bench", agents=["llm"]) as events:
+    async with client.stream(_question(), user_id="bench", agents=["llm"]) as events:
         async for item in events:
             if isinstance(item, TokenEvent):
                 tokens += 1
@@ -213,7 +224,7 @@ async def _over_sse(http: httpx.AsyncClient) -> tuple[float, float, int]:
     started = time.perf_counter()
     first = 0.0
     tokens = 0
-    body = {"message": QUESTION, "agents": ["llm"]}
+    body = {"message": _question(), "agents": ["llm"]}
     async with _sse(http, body) as lines:
         async for line in lines:
             if line == "event: token":
