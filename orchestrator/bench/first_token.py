@@ -12,7 +12,7 @@ one after the other, the same question is asked
 - through the system over HTTP (the BFF's ``/v1/chat/stream``): the time to the first
   ``event: token`` line (``sse``).
 
-Each is read to its end before the next starts (a local server answers one at a time),
+Each is read to its end before the next starts (the order turns each round) (a local server answers one at a time),
 and all three send the agent's prompt, each with a question of its own (a server's prompt
 cache treats them alike).
 The row's latencies are the system's over NATS against the direct ones; extras give
@@ -133,8 +133,10 @@ async def run_first_token(
         for name in ask:  # warm up: model loaded, connections open, agents discovered
             with contextlib.suppress(Exception):
                 await ask[name]()
+        names = list(sides)
         for i in range(requests):
-            for name, side in sides.items():
+            for name in names[i % 3 :] + names[: i % 3]:  # each goes first in turn
+                side = sides[name]
                 try:
                     first, total, messages = await ask[name]()
                 except Exception as exc:
