@@ -12,9 +12,9 @@ one after the other, the same question is asked
 - through the system over HTTP (the BFF's ``/v1/chat/stream``): the time to the first
   ``event: token`` line (``sse``).
 
-Each is read to its end before the next starts (the order turns each round) (a local server answers one at a time),
-and all three send the agent's prompt, each with a question of its own (a server's prompt
-cache treats them alike).
+Each is read to its end before the next starts (a local server answers one at a time;
+the order turns each round), and all three send the agent's prompt, each with a question
+of its own (a server's prompt cache treats them alike).
 The row's latencies are the system's over NATS against the direct ones; extras give
 the SSE side, the overheads (``*_overhead_p50_ms``: the system's median over the
 model's), and the token messages per answer (coalescing, see ``core.tokens``) against
