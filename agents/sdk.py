@@ -28,10 +28,16 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from msgspec import UNSET
+
 from switchboard.orchestrator.core import (
     AgentTask,
     Deadline,
+    LLMError,
     StepProgressEvent,
+    TokenCoalescer,
+    TokenDetail,
+    TokenEvent,
     Usage,
     encode_event,
     is_safe_token,
@@ -100,6 +106,9 @@ class TaskContext:
     log: Any
     _progress: Callable[[bytes], Awaitable[bool]]
     usage: Usage = field(default_factory=Usage)
+    #: The call path of this task when another agent called it (``ctx.call``); tokens it
+    #: streams carry it, so the user sees which nested call wrote them.
+    call_path: str | None = None
 
     @property
     def correlation_id(self) -> str:
@@ -129,17 +138,54 @@ class TaskContext:
         return await self._progress(encode_event(event))
 
     async def ask_llm(
-        self, prompt: str, *, system: str | None = None, max_tokens: int | None = None
+        self,
+        prompt: str,
+        *,
+        system: str | None = None,
+        max_tokens: int | None = None,
+        stream: bool = False,
     ) -> str:
         """One completion from the configured LLM, within the deadline; usage is counted.
+
+        ``stream=True``: the answer also goes to the requester as it is written, as
+        ``token`` progress events (coalesced, see ``core.tokens``: the first piece at once,
+        then at most one message per 50 ms or 512 bytes); the whole text is returned as
+        ever. The offline provider has nothing to stream: its fixed answer is returned.
 
         Raises:
             LLMError: the provider failed.
         """
         messages = [ChatMessage("system", system)] if system else []
         messages.append(ChatMessage("user", prompt))
+        if stream and not self.llm.offline:
+            return await self._stream_llm(messages, max_tokens)
         completion = await self.llm.complete(
             messages, deadline=self.deadline, max_tokens=max_tokens
         )
         self.usage = self.usage + completion.usage
         return completion.text
+
+    async def _stream_llm(self, messages: list[ChatMessage], max_tokens: int | None) -> str:
+        async with self.llm.stream(
+            messages, deadline=self.deadline, max_tokens=max_tokens
+        ) as tokens:
+            try:
+                async with TokenCoalescer(self._send_tokens) as batch:
+                    async for text in tokens:
+                        await batch.add(text)
+            finally:
+                self.usage = self.usage + tokens.usage
+        text = tokens.text.strip()
+        if not text:
+            raise LLMError(f"The model {self.llm.model} answered with no text.")
+        return text
+
+    async def _send_tokens(self, text: str) -> bool:
+        event = TokenEvent(
+            correlation_id=self.task.correlation_id,
+            step=self.task.task_id,
+            agent=self.task.agent,
+            detail=TokenDetail(text=text, path=self.call_path or UNSET),
+            ts=time.time(),
+        )
+        return await self._progress(encode_event(event))

@@ -19,6 +19,8 @@ from .core import (
     ROLE_AGENT,
     ROLE_KEY,
     SERVER_MAX_PENDING,
+    TOKEN_MAX_BYTES,
+    TOKEN_MAX_DELAY,
     AgentCatalog,
     AgentError,
     AgentInfo,
@@ -99,6 +101,9 @@ from .core import (
     Subjects,
     SwitchboardError,
     TimeoutPhase,
+    TokenCoalescer,
+    TokenDetail,
+    TokenEvent,
     TurnStep,
     UnauthorizedError,
     Usage,
@@ -131,7 +136,7 @@ from .core import (
     without_credentials,
     work_deadline,
 )
-from .llm import LLM, ChatMessage, Completion, LocalLLM, OpenAIProvider, make_llm
+from .llm import LLM, ChatMessage, Completion, LocalLLM, OpenAIProvider, TokenStream, make_llm
 from .runtime import (
     ENV_SUPERVISOR,
     GC_THRESHOLDS,
@@ -190,6 +195,8 @@ __all__ = [
     "ROLE_AGENT",
     "ROLE_KEY",
     "SERVER_MAX_PENDING",
+    "TOKEN_MAX_BYTES",
+    "TOKEN_MAX_DELAY",
     "VERSION",
     "AgentCatalog",
     "AgentError",
@@ -287,6 +294,10 @@ __all__ = [
     "Subjects",
     "SwitchboardError",
     "TimeoutPhase",
+    "TokenCoalescer",
+    "TokenDetail",
+    "TokenEvent",
+    "TokenStream",
     "TurnStep",
     "UnauthorizedError",
     "UpState",

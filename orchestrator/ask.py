@@ -12,7 +12,7 @@ from .core.codec import encode
 from .core.connection import connect
 from .core.conversation import ConversationReply
 from .core.errors import SwitchboardError
-from .core.progress import PlannedEvent, ProgressEvent
+from .core.progress import PlannedEvent, ProgressEvent, TokenEvent
 from .core.requester import Requester
 from .core.subjects import Subjects, new_correlation_id, safe_token
 from .runtime.logs import configure_logging
@@ -50,9 +50,11 @@ async def ask(
     )
     await requester.start()
     client = ConversationClient(requester, default_timeout=timeout, retries=0)
+    reply_printed = False  # streamed to stdout already, token by token
     try:
         if stream:
             reply = None
+            printer = _TokenPrinter(enabled=not as_json)
             async with client.stream(
                 message,
                 user_id=user_id,
@@ -64,9 +66,13 @@ async def ask(
                     match item:
                         case ConversationReply():
                             reply = item
+                        case TokenEvent():
+                            printer.write(item)
                         case _:
                             _print_event(item)
             assert reply is not None
+            if printer.printed(reply.answer):
+                reply_printed = True
         else:
             reply = await client.ask(
                 message,
@@ -84,7 +90,8 @@ async def ask(
     if as_json:
         sys.stdout.buffer.write(encode(reply) + b"\n")
     else:
-        print(reply.answer)
+        if not reply_printed:
+            print(reply.answer)
         print(
             f"({correlation_id}, {reply.duration_ms:.0f} ms"
             + (", partial" if reply.partial else "")
@@ -102,3 +109,34 @@ def _print_event(event: ProgressEvent) -> None:
         case _:  # as it came, the same text as ever
             detail = msgspec.to_builtins(event.detail)
     print(f"[{event.seq:>3}] {event.kind}{where}: {detail}", file=sys.stderr)
+
+
+class _TokenPrinter:
+    """Writes streamed text to stdout as it comes, one line per writer (a step, or the
+    answer itself); ``printed`` says whether the answer was among what it wrote."""
+
+    def __init__(self, *, enabled: bool) -> None:
+        self.enabled = enabled
+        self.source: tuple[str | None, str | None] | None = None
+        self.texts: dict[tuple[str | None, str | None], list[str]] = {}
+
+    def write(self, event: TokenEvent) -> None:
+        if not self.enabled:
+            return
+        path = event.detail.path if isinstance(event.detail.path, str) else None
+        source = (event.step, path)
+        if self.source is not None and source != self.source:
+            sys.stdout.write("\n")  # another writer: a line of its own
+        self.source = source
+        self.texts.setdefault(source, []).append(event.detail.text)
+        sys.stdout.write(event.detail.text)
+        sys.stdout.flush()
+
+    def printed(self, answer: str) -> bool:
+        """End the streamed line; True when the streamed text of the last writer is the
+        whole answer (it is not printed again)."""
+        if self.source is None:
+            return False
+        sys.stdout.write("\n")
+        sys.stdout.flush()
+        return "".join(self.texts[self.source]).strip() == answer.strip()

@@ -22,6 +22,7 @@ __all__ = [
     "HTTP_REJECTED",
     "HTTP_REQUESTS",
     "LLM_DURATION",
+    "LLM_FIRST_TOKEN",
     "LLM_REQUESTS",
     "LLM_TOKENS",
     "PLAN_FALLBACKS",
@@ -99,6 +100,13 @@ LLM_TOKENS = Counter(
     "switchboard_llm_tokens_total",
     "Tokens used by language model calls, by kind (prompt, completion).",
     ["provider", "model", "kind"],
+)
+
+LLM_FIRST_TOKEN = Histogram(
+    "switchboard_llm_time_to_first_token_seconds",
+    "Time from a streamed language model call's start to its first text chunk.",
+    ["provider", "model"],
+    buckets=LATENCY_BUCKETS,
 )
 
 # -- HTTP (BFF) ------------------------------------------------------------------------------

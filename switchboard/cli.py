@@ -156,7 +156,11 @@ def build_parser() -> argparse.ArgumentParser:
     ask.add_argument(
         "--timeout", type=_seconds(zero=False), default=60.0, help="seconds (default 60)"
     )
-    ask.add_argument("--stream", action="store_true", help="print progress events as they come")
+    ask.add_argument(
+        "--stream",
+        action="store_true",
+        help="print progress events (stderr) and the answer as it is written (stdout)",
+    )
     ask.add_argument("--json", action="store_true", help="print the whole reply as JSON")
 
     bench = commands.add_parser("bench", parents=[common], help="benchmarks")
@@ -208,6 +212,13 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="engine: also a traced orchestrator and agent, same run (spans made and dropped: "
         "OTEL_TRACES_EXPORTER=none), to compare tracing off and on",
+    )
+    bench.add_argument(
+        "--first-token",
+        metavar="URL",
+        help="llm-latency: time to first token through the system (NATS and SSE) against the "
+        "model server's own, for the OpenAI-compatible server at URL (its /v1 base; the model "
+        "is --llm-model); --requests rounds (default 10)",
     )
     bench.add_argument("--json", action="store_true", help="print results as JSON")
 

@@ -14,6 +14,7 @@ from switchboard.orchestrator.runtime.logs import configure_logging
 pytest_plugins = [
     "switchboard.orchestrator.testing",
     "tests.support.fake_openai",
+    "tests.support.model_server",
     "tests.support.system",
     "tests.support.up",
     "tests.support.llama",

@@ -31,7 +31,7 @@ async def answer(task: AgentTask, ctx: TaskContext) -> str:
             if value is not None
         )
         prompt = f"{prompt}\n\nResults of earlier steps:\n{context}"
-    return await ctx.ask_llm(prompt, system=SYSTEM)
+    return await ctx.ask_llm(prompt, system=SYSTEM, stream=True)
 
 
 ASSISTANT = Agent(

@@ -93,8 +93,9 @@ async def chat_stream(
 ) -> Response[Any]:
     """Server-Sent Events: ``planned``, ``step_started``, ``step_progress``,
     ``step_finished``, ``step_failed``, ``replanned`` (a further round), ``answered``
-    (ProgressEvent data), then one ``reply``
-    event with the whole ConversationReply -- or an ``error`` event with a problem body."""
+    (ProgressEvent data), ``token`` (text of an answer as a model writes it: a step's, or
+    with no step the answer's own), then one ``reply`` event with the whole
+    ConversationReply -- or an ``error`` event with a problem body."""
     slot = admit(bff.limiter, user)
 
     async def events() -> AsyncIterator[ServerSentEventMessage]:

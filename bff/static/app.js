@@ -564,6 +564,41 @@
     ui.log.scrollTop = ui.log.scrollHeight;
   }
 
+  // -- streamed text (token events) ---------------------------------------------------------
+
+  // Text being written, per writer: a step (its agent's model), a nested call inside it
+  // (its call path), or the answer itself (no step). The answer area shows the answer's
+  // own text once it streams, else the writer heard from last; a step's row shows its own.
+  function tokenSource(data) {
+    const path = data.detail && data.detail.path;
+    if (!data.step) return path ? `answer › ${path}` : "answer";
+    return path ? `${data.step} › ${path}` : data.step;
+  }
+
+  function appendToken(view, data) {
+    const text = (data.detail && data.detail.text) || "";
+    if (!text) return;
+    view.drafts = view.drafts || new Map();
+    const source = tokenSource(data);
+    const draft = (view.drafts.get(source) || "") + text;
+    view.drafts.set(source, draft);
+    if (data.step && !(data.detail && data.detail.path)) setStep(view, data.step, "running", draft);
+    renderDraft(view, source);
+  }
+
+  function renderDraft(view, source) {
+    const shown = view.drafts.has("answer") ? "answer" : source;
+    view.answer.classList.remove("pending");
+    view.answer.classList.add("streaming");
+    view.answer.dataset.source = shown;
+    view.answer.textContent = view.drafts.get(shown);
+  }
+
+  function endDraft(view) {
+    view.answer.classList.remove("streaming");
+    delete view.answer.dataset.source;
+  }
+
   // -- one question, followed live -------------------------------------------------------
 
   /** Applies one progress event to the turn; returns true once the turn is over. */
@@ -598,8 +633,12 @@
         announce(`Round ${detail.round}: ${((detail.plan || {}).steps || []).length} more step(s).`);
         return false;
       }
+      case "token":
+        appendToken(view, data);
+        return false;
       case "answered":
         // The whole answer comes with the reply, next.
+        endDraft(view);
         setAnswer(
           view,
           previewed(data.detail.answer, data.detail.truncated, data.detail.size),
@@ -607,10 +646,12 @@
         );
         return false;
       case "reply":
+        endDraft(view);
         applyReply(view, data);
         announce("Answer received.");
         return true;
       case "error":
+        endDraft(view);
         showError(data);
         failTurn(view, `No answer: ${data.detail || data.title}`);
         return true;

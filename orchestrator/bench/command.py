@@ -34,6 +34,7 @@ from ..runtime.settings import Settings, env_name
 from .core import run_core
 from .e2e import run_e2e
 from .engine import run_engine
+from .first_token import run_first_token
 from .latency import run_llm_latency
 from .report import print_json, print_table
 from .soak import run_soak
@@ -70,6 +71,8 @@ _BASELINES = {"core": "raw"}
 
 def _baseline_name(args: argparse.Namespace) -> str:
     """What the table calls the baseline: llm-latency's is slow, and HTTP with --through-bff."""
+    if args.mode == "llm-latency" and getattr(args, "first_token", None):
+        return "model itself"  # time to first token straight from the model server
     if args.mode == "llm-latency":
         slow = f"{args.delay:g}s"
         return f"front {slow} chain" if args.through_bff else f"raw {slow} chain"
@@ -146,6 +149,16 @@ async def _run(args: argparse.Namespace, settings: Settings) -> Sequence[BenchRe
             generator=args.load_generator,
             subject_prefix=prefix,
             part_env=part_env,
+            progress=progress,
+        )
+    if mode == "llm-latency" and getattr(args, "first_token", None):
+        return await run_first_token(
+            model_url=args.first_token,
+            model=settings.llm_model,
+            api_key=settings.openai_api_key or "unset",
+            nats_url=nats_url,
+            requests=10 if args.requests is None else requests,
+            subject_prefix=prefix,
             progress=progress,
         )
     if mode == "llm-latency":

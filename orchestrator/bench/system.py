@@ -285,15 +285,23 @@ async def switchboard_part(
     logs: BenchLogs,
     env: Mapping[str, str] | None = None,
     ready_timeout: float = 60.0,
+    port: int | None = None,
 ) -> AsyncIterator[Part]:
     """``python -m switchboard ARGS`` with its own metrics port; yields once ``/readyz`` is 200.
+
+    ``port``: the metrics port (a free one if None), also the HTTP port for the BFF (which
+    serves ``/readyz`` and ``/metrics`` there).
 
     Raises:
         ConfigurationError: it exited while starting, or was not ready in time.
     """
-    port = free_port()
+    port = free_port() if port is None else port
     base = f"http://127.0.0.1:{port}"
-    metrics = {"SWITCHBOARD_METRICS_HOST": "127.0.0.1", "SWITCHBOARD_METRICS_PORT": str(port)}
+    metrics = {
+        "SWITCHBOARD_METRICS_HOST": "127.0.0.1",
+        "SWITCHBOARD_METRICS_PORT": str(port),
+        "SWITCHBOARD_HTTP_PORT": str(port),  # the BFF's: it serves /readyz there
+    }
     child = ChildProcess(
         name,
         args,

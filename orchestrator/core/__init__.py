@@ -97,6 +97,8 @@ from .progress import (
     StepProgressEvent,
     StepStartedDetail,
     StepStartedEvent,
+    TokenDetail,
+    TokenEvent,
     decode_event,
     encode_event,
 )
@@ -114,6 +116,7 @@ from .sizes import (
 from .stream import EventStream
 from .subjects import Subjects, is_safe_token, new_correlation_id, safe_token
 from .tasks import stop_in_order, stop_task
+from .tokens import TOKEN_MAX_BYTES, TOKEN_MAX_DELAY, TokenCoalescer
 from .urls import without_credentials
 
 __all__ = [
@@ -126,6 +129,8 @@ __all__ = [
     "ROLE_AGENT",
     "ROLE_KEY",
     "SERVER_MAX_PENDING",
+    "TOKEN_MAX_BYTES",
+    "TOKEN_MAX_DELAY",
     "AgentCatalog",
     "AgentError",
     "AgentInfo",
@@ -206,6 +211,9 @@ __all__ = [
     "Subjects",
     "SwitchboardError",
     "TimeoutPhase",
+    "TokenCoalescer",
+    "TokenDetail",
+    "TokenEvent",
     "TurnStep",
     "UnauthorizedError",
     "Usage",

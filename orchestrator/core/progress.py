@@ -13,6 +13,7 @@ One msgspec Struct per kind of event, together a tagged union on ``kind``
 ``step_failed``    StepFailedEvent        :class:`ErrorInfo` (code ``skipped``: never ran)
 ``answered``       AnsweredEvent          :class:`AnsweredDetail` (answer or preview)
 ``replanned``      ReplannedEvent         :class:`ReplannedDetail` (round, reason, its plan)
+``token``          TokenEvent             :class:`TokenDetail` (text of a streamed answer)
 =================  =====================  ===============================================
 
 Readers tell them apart with ``match`` (msgspec's ``examples/asyncio-kv``)::
@@ -55,6 +56,8 @@ __all__ = [
     "StepProgressEvent",
     "StepStartedDetail",
     "StepStartedEvent",
+    "TokenDetail",
+    "TokenEvent",
     "decode_event",
     "encode_event",
 ]
@@ -67,6 +70,7 @@ EventKind = Literal[
     "step_failed",
     "answered",
     "replanned",
+    "token",
 ]
 
 
@@ -114,6 +118,19 @@ class ReplannedDetail(Struct, kw_only=True):
     round: int
     reason: str
     plan: Plan
+
+
+class TokenDetail(Struct, kw_only=True):
+    """``token``: the next piece of an answer a language model is writing.
+
+    Pieces of one step (or, with no step, of the conversation's answer) arrive in order;
+    joined, they are the text the model wrote (the step's output, or the answer, may
+    still differ: an agent may post-process it). ``path`` is the call path of the agent
+    that wrote it when it was called by another agent (``ctx.call``); unset otherwise.
+    """
+
+    text: str
+    path: str | UnsetType = UNSET
 
 
 class _Event(Struct, kw_only=True, tag_field="kind"):
@@ -178,6 +195,17 @@ class ReplannedEvent(_Event, kw_only=True, tag="replanned"):
     detail: ReplannedDetail
 
 
+class TokenEvent(_Event, kw_only=True, tag="token"):
+    """Text of an answer being written, as it comes (coalesced: see ``core.tokens``).
+
+    ``step`` and ``agent`` name the step whose agent streams; both unset: the
+    conversation's answer itself (the aggregator writing it with the LLM).
+    """
+
+    kind: ClassVar[Literal["token"]] = "token"
+    detail: TokenDetail
+
+
 #: Any progress event: decode with ``decode(data, ProgressEvent)``, tell apart with ``match``.
 ProgressEvent: TypeAlias = (
     PlannedEvent
@@ -187,6 +215,7 @@ ProgressEvent: TypeAlias = (
     | StepFailedEvent
     | AnsweredEvent
     | ReplannedEvent
+    | TokenEvent
 )
 
 #: The event type of each kind.
@@ -200,6 +229,7 @@ EVENT_TYPES: dict[str, type[ProgressEvent]] = {
         StepFailedEvent,
         AnsweredEvent,
         ReplannedEvent,
+        TokenEvent,
     )
 }
 

@@ -2,6 +2,7 @@
 
 from .adapt import UNCLEAR_INPUT, Adaptation, adapt
 from .aggregator import CITED, Aggregator, cite, compose, output_text, outputs_answer
+from .answer_stream import answer_tokens, stream_completion
 from .conversation import ConversationEngine
 from .events import EventSink
 from .executor import Executor
@@ -34,6 +35,7 @@ __all__ = [
     "ToolLoop",
     "ToolTurnOutcome",
     "adapt",
+    "answer_tokens",
     "answered_detail",
     "check_answer",
     "check_llm_plan",
@@ -46,6 +48,7 @@ __all__ = [
     "reply_steps",
     "resolve_followup",
     "split_clauses",
+    "stream_completion",
     "turn_steps",
     "validate_plan",
 ]

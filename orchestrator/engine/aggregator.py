@@ -28,7 +28,9 @@ from ..core.conversation import ConversationTurn, Plan, StepResult
 from ..core.deadline import Deadline
 from ..core.envelopes import Usage
 from ..core.errors import LLMError
-from ..llm.base import LLM, ChatMessage
+from ..llm.base import LLM, ChatMessage, Completion
+from ..llm.entities import decode_entities
+from .answer_stream import TokenEmitter, stream_completion
 from .planner import SUMMARY_AGENT
 
 __all__ = ["CITED", "Aggregator", "cite", "compose", "output_text", "outputs_answer"]
@@ -134,6 +136,7 @@ class Aggregator:
         deadline: Deadline | None = None,
         available: str = "",
         draft: str | None = None,
+        tokens: TokenEmitter | None = None,
     ) -> tuple[str, Usage]:
         """``draft``: the model's answer, already written in the tool-calling loop
         (``engine.rounds``): no second LLM call is made, and the same policy holds for it
@@ -162,7 +165,14 @@ class Aggregator:
         if self.budget is not None:
             deadline = (deadline or Deadline.after(self.budget)).earlier(self.budget)
         try:
-            completion = await self.llm.complete(messages, deadline=deadline)
+            if tokens is None:
+                completion = await self.llm.complete(messages, deadline=deadline)
+            else:  # the answer's text goes to the watchers as it is written
+                completion = await stream_completion(
+                    self.llm, messages, emit=tokens, deadline=deadline
+                )
+                text = decode_entities(completion.text, (m.content or "" for m in messages))
+                completion = Completion(text=text, usage=completion.usage)
         except LLMError as exc:
             log.warning("llm answer failed; composing the answer", error=str(exc))
             return composed, Usage()

@@ -29,6 +29,7 @@ from ..core.errors import PlanError, SwitchboardError
 from ..llm.base import LLM, ToolCallingLLM
 from ..metrics import CONVERSATION_DURATION, CONVERSATIONS, HISTORY_FAILURES, PLAN_STEPS
 from .aggregator import Aggregator
+from .answer_stream import answer_tokens
 from .events import EventSink
 from .executor import Executor
 from .history import NEW_CONVERSATION, HistoryStore, Snapshot, turn_steps
@@ -182,6 +183,7 @@ class ConversationEngine:
             deadline=deadline,
             available=", ".join(sorted(agents)),
             draft=outcome.draft,
+            tokens=answer_tokens(events),
         )
         usage = usage + outcome.usage + used
         for result in results:

@@ -29,7 +29,7 @@ from ..core.deadline import Deadline
 from ..core.envelopes import AgentResult, AgentTask, ErrorInfo
 from ..core.errors import RequestError, SwitchboardError
 from ..core.options import RequestOptions, new_request_id
-from ..core.progress import StepFinishedDetail, StepStartedDetail
+from ..core.progress import StepFinishedDetail, StepStartedDetail, TokenEvent
 from ..core.requester import Requester
 from ..core.sizes import preview
 from ..core.subjects import Subjects
@@ -264,6 +264,10 @@ class Executor:
                 match item:
                     case AgentResult():
                         return item
+                    case TokenEvent():  # a streamed answer's text, passed on as this step's
+                        await events.emit(
+                            "token", step=step.id, agent=step.agent, detail=item.detail
+                        )
                     case _:  # the agent's progress, passed on as this step's
                         await events.emit(
                             "step_progress", step=step.id, agent=step.agent, detail=item.detail

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal, Protocol, TypeVar, runtime_checkable
+from types import TracebackType
+from typing import Any, Literal, Protocol, Self, TypeVar, runtime_checkable
 
 import msgspec
 
@@ -14,6 +15,7 @@ __all__ = [
     "ChatMessage",
     "Completion",
     "Role",
+    "TokenStream",
     "Tool",
     "ToolCall",
     "ToolCallingLLM",
@@ -69,6 +71,45 @@ class Completion(msgspec.Struct, frozen=True):
     usage: Usage = msgspec.field(default_factory=Usage)
 
 
+class TokenStream(Protocol):
+    """A streamed answer: the text as it is generated, then its usage.
+
+    ::
+
+        async with llm.stream(messages, deadline=deadline) as tokens:
+            async for text in tokens:
+                ...  # a chunk of the answer, in order
+        tokens.usage  # counted from the stream (zero when the server sends none)
+
+    Leaving the block early (``break``, an error, the task cancelled) closes the stream:
+    the HTTP response is closed, so the model server stops generating.
+
+    Raises (from entering the block or the iteration):
+        LLMError: the provider failed, or the deadline passed.
+    """
+
+    @property
+    def usage(self) -> Usage: ...
+
+    @property
+    def text(self) -> str:
+        """The chunks so far, joined."""
+        ...
+
+    async def __aenter__(self) -> Self: ...
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
+
+    def __aiter__(self) -> Self: ...
+
+    async def __anext__(self) -> str: ...
+
+
 class LLM(Protocol):
     """A language model: free text, or a value of a msgspec type.
 
@@ -98,6 +139,19 @@ class LLM(Protocol):
 
         Raises:
             LLMError: the provider failed after its retries, or timed out.
+        """
+        ...
+
+    def stream(
+        self,
+        messages: list[ChatMessage],
+        *,
+        deadline: Deadline | None = None,
+        max_tokens: int | None = None,
+    ) -> TokenStream:
+        """:meth:`complete`, streamed: use as ``async with llm.stream(...) as tokens``.
+
+        Nothing is sent before the block is entered.
         """
         ...
 

@@ -24,6 +24,7 @@ from ..core.errors import LLMError
 from ..metrics import LLM_DURATION, LLM_REQUESTS, LLM_TOKENS
 from .base import ChatMessage, Completion, Tool, ToolCall, ToolTurn
 from .entities import decode_entities
+from .openai_stream import OpenAITokenStream
 
 __all__ = ["OpenAIProvider"]
 
@@ -85,6 +86,24 @@ class OpenAIProvider:
             raise LLMError(f"The model {self.model} answered with no text.")
         text = decode_entities(content.strip(), (m.content for m in messages))
         return Completion(text=text, usage=_usage(response))
+
+    def stream(
+        self,
+        messages: list[ChatMessage],
+        *,
+        deadline: Deadline | None = None,
+        max_tokens: int | None = None,
+    ) -> OpenAITokenStream:
+        """:meth:`complete`, streamed (``async with provider.stream(...) as tokens``)."""
+        return OpenAITokenStream(
+            self._client,
+            provider=self.provider,
+            model=self.model,
+            messages=messages,
+            deadline=deadline,
+            max_tokens=max_tokens,
+            timeout=self.timeout,
+        )
 
     async def structured(
         self,

@@ -48,7 +48,7 @@ CONFORMANCE = [
 #: The ``event:`` names of progress events (ProgressEvent.kind).
 PROGRESS_KINDS = frozenset(
     ["planned", "step_started", "step_progress", "step_finished", "step_failed", "answered"]
-)
+) | {"token"}
 
 
 def sse_conformance(ctx: Any, response: Any, case: Any) -> bool | None:

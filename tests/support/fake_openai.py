@@ -44,7 +44,7 @@ import re
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from types import TracebackType
 from typing import Any, Self
 
@@ -57,6 +57,7 @@ __all__ = [
     "FakeOpenAI",
     "Reply",
     "Responder",
+    "StreamRecord",
     "ToolCall",
     "fake_openai",
     "tool_messages",
@@ -121,6 +122,10 @@ class Reply:
     content_type: str = _JSON
     headers: tuple[tuple[str, str], ...] = ()
     delay: float = 0.0
+    chunk_delay: float = 0.0
+    """Seconds between streamed chunks (``"stream": true``): a model generating tokens."""
+    stream_usage: bool = True
+    """False: ignore ``stream_options.include_usage``, as servers without stream usage do."""
 
     # -- successful completions
 
@@ -230,6 +235,11 @@ class Reply:
         """The same reply, sent after ``seconds`` (a slow server)."""
         return replace(self, delay=seconds)
 
+    def streamed(self, chunk_delay: float, *, usage: bool = True) -> Self:
+        """The same reply, streamed one piece every ``chunk_delay`` seconds; ``usage`` False:
+        no usage chunk even when asked (servers that do not send one)."""
+        return replace(self, chunk_delay=chunk_delay, stream_usage=usage)
+
     def with_headers(self, headers: Mapping[str, str]) -> Self:
         """The same reply with extra response headers."""
         return replace(self, headers=(*self.headers, *headers.items()))
@@ -239,6 +249,22 @@ Responder = Callable[[JSONObject], Reply | Awaitable[Reply]]
 """A dynamic answer: gets the parsed request body, returns (or awaits to) a :class:`Reply`."""
 
 Scripted = Reply | Responder
+
+
+@dataclass(slots=True)
+class StreamRecord:
+    """What happened to one streamed answer (``FakeOpenAI.streams``, in request order).
+
+    ``pieces`` counts the content pieces sent; ``disconnected`` is True when the client
+    closed the HTTP stream before the last chunk (the server stopped generating there);
+    ``done`` is set once the stream ended either way.
+    """
+
+    total: int
+    pieces: int = 0
+    disconnected: bool = False
+    completed: bool = False
+    done: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 # --------------------------------------------------------------------------- helpers
@@ -323,6 +349,7 @@ class FakeOpenAI:
         self.requests: list[JSONObject] = []
         self.request_headers: list[dict[str, str]] = []
         self.responder_errors: list[BaseException] = []
+        self.streams: list[StreamRecord] = []
         self._script: deque[Scripted] = deque()
         self._shutdown_timeout = shutdown_timeout
         self._ids = itertools.count(1)
@@ -526,7 +553,7 @@ class FakeOpenAI:
                     headers=(("x-should-retry", "false"),),
                 )
             return  # else: the client hung up; there is nobody to answer
-        await self._answer(request, reply, send)
+        await self._answer(request, reply, send, receive)
 
     async def _next_reply(self, request: JSONObject) -> Reply:
         scripted = self._script.popleft() if self._script else self.default
@@ -568,7 +595,9 @@ class FakeOpenAI:
             await asyncio.gather(*waiters, return_exceptions=True)
         return sleep.done() and not sleep.cancelled()
 
-    async def _answer(self, request: JSONObject, reply: Reply, send: _Send) -> None:
+    async def _answer(
+        self, request: JSONObject, reply: Reply, send: _Send, receive: _Receive
+    ) -> None:
         if reply.body is not None:
             await self._send(
                 send,
@@ -621,7 +650,7 @@ class FakeOpenAI:
             "service_tier": "default",
         }
         if request.get("stream") is True:
-            await self._stream(send, reply, common, calls, finish_reason, usage, request)
+            await self._stream(send, reply, common, calls, finish_reason, usage, request, receive)
             return
 
         message: JSONObject = {
@@ -651,9 +680,14 @@ class FakeOpenAI:
         finish_reason: str,
         usage: JSONObject,
         request: JSONObject,
+        receive: _Receive,
     ) -> None:
         options = request.get("stream_options")
-        include_usage = isinstance(options, Mapping) and options.get("include_usage") is True
+        include_usage = (
+            reply.stream_usage
+            and isinstance(options, Mapping)
+            and options.get("include_usage") is True
+        )
 
         def chunk(delta: JSONObject, finish: str | None = None) -> JSONObject:
             body: JSONObject = {
@@ -685,16 +719,30 @@ class FakeOpenAI:
 
         headers = [(b"content-type", _SSE.encode()), (b"cache-control", b"no-cache")]
         headers += [(k.encode("latin-1"), v.encode("latin-1")) for k, v in reply.headers]
-        await send({"type": "http.response.start", "status": reply.status, "headers": headers})
-        for body in chunks:
+        record = StreamRecord(total=len(_pieces(reply.content)) if reply.content else 0)
+        self.streams.append(record)
+        try:
+            await send({"type": "http.response.start", "status": reply.status, "headers": headers})
+            for body in chunks:
+                if reply.chunk_delay > 0 and not await self._wait(reply.chunk_delay, receive):
+                    # the client hung up mid-answer (or the server is closing): stop generating
+                    record.disconnected = self._closing is None or not self._closing.is_set()
+                    return
+                await send(
+                    {
+                        "type": "http.response.body",
+                        "body": b"data: " + _encode(body) + b"\n\n",
+                        "more_body": True,
+                    }
+                )
+                if body["choices"] and "content" in body["choices"][0]["delta"]:
+                    record.pieces += bool(body["choices"][0]["delta"]["content"])
             await send(
-                {
-                    "type": "http.response.body",
-                    "body": b"data: " + _encode(body) + b"\n\n",
-                    "more_body": True,
-                }
+                {"type": "http.response.body", "body": b"data: [DONE]\n\n", "more_body": False}
             )
-        await send({"type": "http.response.body", "body": b"data: [DONE]\n\n", "more_body": False})
+            record.completed = True
+        finally:
+            record.done.set()
 
     @staticmethod
     async def _send(
