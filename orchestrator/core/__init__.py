@@ -9,6 +9,7 @@ the rest of Switchboard: an import-linter contract (``pyproject.toml``) says so.
 """
 
 from . import headers, metrics, wire
+from .calls import DEFAULT_MAX_CALL_DEPTH, DEFAULT_MAX_CALLS, CallBudget, CallPath, parse_budget
 from .catalog import ROLE_AGENT, ROLE_KEY, AgentCatalog, AgentInfo, agent_metadata
 from .client import ConversationClient
 from .codec import DEFAULT_MAX_PAYLOAD, decode, encode, invalid_field
@@ -60,6 +61,11 @@ from .envelopes import (
 from .errors import (
     AgentError,
     AnswerTooLargeError,
+    CallBudgetError,
+    CallCycleError,
+    CallDepthError,
+    CallForbiddenError,
+    CallRefusedError,
     ConfigurationError,
     ConnectionClosedError,
     ConversationCancelledError,
@@ -85,6 +91,9 @@ from .options import RequestOptions, new_request_id
 from .progress import (
     AnsweredDetail,
     AnsweredEvent,
+    CallDetail,
+    CallFinishedEvent,
+    CallStartedEvent,
     EventKind,
     PlannedEvent,
     ProgressEvent,
@@ -114,6 +123,8 @@ from .tasks import stop_in_order, stop_task
 from .urls import without_credentials
 
 __all__ = [
+    "DEFAULT_MAX_CALLS",
+    "DEFAULT_MAX_CALL_DEPTH",
     "DEFAULT_MAX_INFLIGHT_BYTES",
     "DEFAULT_MAX_PAYLOAD",
     "MAX_ANSWER_BYTES",
@@ -132,6 +143,16 @@ __all__ = [
     "AnswerTooLargeError",
     "AnsweredDetail",
     "AnsweredEvent",
+    "CallBudget",
+    "CallBudgetError",
+    "CallCycleError",
+    "CallDepthError",
+    "CallDetail",
+    "CallFinishedEvent",
+    "CallForbiddenError",
+    "CallPath",
+    "CallRefusedError",
+    "CallStartedEvent",
     "ConfigurationError",
     "ConnectionClosedError",
     "ConnectionEvents",
@@ -220,6 +241,7 @@ __all__ = [
     "metrics",
     "new_correlation_id",
     "new_request_id",
+    "parse_budget",
     "preview",
     "remote_error",
     "replay_key",

@@ -12,7 +12,14 @@ One msgspec Struct per kind of event, together a tagged union on ``kind``
 ``step_finished``  StepFinishedEvent      :class:`StepFinishedDetail` (output or preview)
 ``step_failed``    StepFailedEvent        :class:`ErrorInfo` (code ``skipped``: never ran)
 ``answered``       AnsweredEvent          :class:`AnsweredDetail` (answer or preview)
+``call_started``   CallStartedEvent       :class:`CallDetail` (an agent called an agent)
+``call_finished``  CallFinishedEvent      :class:`CallDetail` (that call's outcome)
 =================  =====================  ===============================================
+
+The two ``call_*`` kinds are nested calls (``ctx.call``): ``step`` is the plan step under
+which they run, ``agent`` the callee, and the detail's ``path`` the whole way down
+(``s1>trip>clock``), so a reader can draw them nested under their step. Each caller
+passes its callees' events up with its own progress.
 
 Readers tell them apart with ``match`` (msgspec's ``examples/asyncio-kv``)::
 
@@ -43,6 +50,9 @@ from .envelopes import ErrorInfo
 __all__ = [
     "AnsweredDetail",
     "AnsweredEvent",
+    "CallDetail",
+    "CallFinishedEvent",
+    "CallStartedEvent",
     "EventKind",
     "PlannedEvent",
     "ProgressEvent",
@@ -57,7 +67,14 @@ __all__ = [
 ]
 
 EventKind = Literal[
-    "planned", "step_started", "step_progress", "step_finished", "step_failed", "answered"
+    "planned",
+    "step_started",
+    "step_progress",
+    "step_finished",
+    "step_failed",
+    "answered",
+    "call_started",
+    "call_finished",
 ]
 
 
@@ -92,6 +109,22 @@ class AnsweredDetail(Struct, kw_only=True):
     partial: bool = False
     truncated: bool | UnsetType = UNSET
     size: int | UnsetType = UNSET
+
+
+class CallDetail(Struct, kw_only=True):
+    """``call_started`` / ``call_finished``: one agent-to-agent call.
+
+    ``path`` is the call's path (``s1>trip>clock``: the step, the caller, the callee);
+    ``instruction`` what the callee was asked. On ``call_finished``, ``ok`` and either a
+    preview of the ``output`` or the ``error``; ``duration_ms`` as the caller measured it.
+    """
+
+    path: str
+    instruction: str = ""
+    ok: bool | UnsetType = UNSET
+    output: Any = UNSET
+    error: ErrorInfo | UnsetType = UNSET
+    duration_ms: float | UnsetType = UNSET
 
 
 class _Event(Struct, kw_only=True, tag_field="kind"):
@@ -149,6 +182,20 @@ class AnsweredEvent(_Event, kw_only=True, tag="answered"):
     detail: AnsweredDetail
 
 
+class CallStartedEvent(_Event, kw_only=True, tag="call_started"):
+    """An agent called another agent (``ctx.call``), under plan step ``step``."""
+
+    kind: ClassVar[Literal["call_started"]] = "call_started"
+    detail: CallDetail
+
+
+class CallFinishedEvent(_Event, kw_only=True, tag="call_finished"):
+    """An agent-to-agent call ended (answered, failed or refused)."""
+
+    kind: ClassVar[Literal["call_finished"]] = "call_finished"
+    detail: CallDetail
+
+
 #: Any progress event: decode with ``decode(data, ProgressEvent)``, tell apart with ``match``.
 ProgressEvent: TypeAlias = (
     PlannedEvent
@@ -157,6 +204,8 @@ ProgressEvent: TypeAlias = (
     | StepFinishedEvent
     | StepFailedEvent
     | AnsweredEvent
+    | CallStartedEvent
+    | CallFinishedEvent
 )
 
 #: The event type of each kind.
@@ -169,6 +218,8 @@ EVENT_TYPES: dict[str, type[ProgressEvent]] = {
         StepFinishedEvent,
         StepFailedEvent,
         AnsweredEvent,
+        CallStartedEvent,
+        CallFinishedEvent,
     )
 }
 

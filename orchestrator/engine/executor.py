@@ -22,12 +22,18 @@ from typing import Any
 
 import structlog
 
+from ..core import headers as h
 from ..core.conversation import Plan, PlanStep, StepResult
 from ..core.deadline import Deadline
 from ..core.envelopes import AgentResult, AgentTask, ErrorInfo
-from ..core.errors import RequestError, SwitchboardError
+from ..core.errors import RequestError, RequestTimeoutError, SwitchboardError, TimeoutPhase
 from ..core.options import RequestOptions, new_request_id
-from ..core.progress import StepFinishedDetail, StepStartedDetail
+from ..core.progress import (
+    CallFinishedEvent,
+    CallStartedEvent,
+    StepFinishedDetail,
+    StepStartedDetail,
+)
 from ..core.requester import Requester
 from ..core.sizes import preview
 from ..core.subjects import Subjects
@@ -181,6 +187,8 @@ class Executor:
                     subject, task, correlation_id, step_deadline, step, events, options
                 )
             except SwitchboardError as exc:
+                if isinstance(exc, RequestTimeoutError) and exc.phase is TimeoutPhase.SILENT:
+                    await self._cancel_calls(correlation_id, step)
                 backoff = min(0.05 * 2 ** (attempts - 1), 1.0)
                 if (
                     exc.retryable
@@ -247,6 +255,11 @@ class Executor:
                 match item:
                     case AgentResult():
                         return item
+                    case CallStartedEvent() | CallFinishedEvent():
+                        # The agent called an agent (ctx.call): shown under this step.
+                        await events.emit(
+                            item.kind, step=step.id, agent=item.agent, detail=item.detail
+                        )
                     case _:  # the agent's progress, passed on as this step's
                         await events.emit(
                             "step_progress", step=step.id, agent=step.agent, detail=item.detail
@@ -256,6 +269,19 @@ class Executor:
             subject=subject,
             correlation_id=correlation_id,
         )
+
+    async def _cancel_calls(self, correlation_id: str, step: PlanStep) -> None:
+        """The step's agent went silent (its process died): its calls to other agents, and
+        theirs, would run on for nobody. One subtree cancel notice stops them all."""
+        try:
+            await self.requester.publish(
+                self.subjects.cancel(correlation_id),
+                b"",
+                correlation_id=correlation_id,
+                headers={h.CANCEL_PATH: f"{step.id}>{step.agent}"},
+            )
+        except SwitchboardError as exc:  # best effort: their deadlines still hold
+            log.debug("subtree cancel not sent", step=step.id, error=str(exc))
 
     @staticmethod
     def _skipped(step: PlanStep, because: str | None) -> StepResult:
