@@ -1,6 +1,7 @@
 """Switchboard agents: the SDK (write an agent in a few lines) and the built-in agents."""
 
 from .builtin import BUILTIN_NAMES, BUILTIN_PATTERNS, builtin_agents
+from .calls import Caller
 from .client import call_agent, serving
 from .loader import load_agents
 from .sdk import Agent, AgentHandler, TaskContext, agent
@@ -12,6 +13,7 @@ __all__ = [
     "Agent",
     "AgentHandler",
     "AgentWorker",
+    "Caller",
     "TaskContext",
     "agent",
     "builtin_agents",
