@@ -64,7 +64,7 @@ def link(name: str, callee: str | None) -> Agent:
         try:
             if callee is not None:
                 return f"{name}<{await ctx.call(callee, task.instruction)}"
-            if task.instruction == "hang":
+            if "hang" in task.instruction.split():
                 await asyncio.sleep(3600)
             return name
         except asyncio.CancelledError:
@@ -75,7 +75,7 @@ def link(name: str, callee: str | None) -> Agent:
         name=name,
         description=f"Test chain link {name}: passes its instruction on.",
         handler=handler,
-        keywords=(name,),
+        keywords=("chain",),
         calls=(callee,) if callee else (),
     )
 

@@ -1,0 +1,144 @@
+"""A tree of agent-to-agent calls across processes: one conversation, shrinking deadlines,
+and a SIGKILLed top caller whose descendants stop within seconds.
+
+``chain_a`` calls ``chain_b`` calls ``chain_c`` calls ``chain_d`` (three calls deep, the
+default limit), each agent in its own process; the orchestrator runs in the test. Every
+link writes what it saw (correlation id, user, time left, pid) and when it was cancelled
+to a ledger file.
+
+When ``chain_a``'s process is killed, nothing in it can tell its callee to stop. The
+orchestrator notices the silence (no heartbeat from the step) and sends one subtree
+cancel notice for ``s1>chain_a``: ``chain_b``, ``chain_c`` and ``chain_d`` stop, each in
+its own process, long before their deadlines (about 30, 28, 26 s away).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from switchboard.orchestrator import (
+    ConversationReply,
+    ConversationRequest,
+    EmbeddedNatsServer,
+    Requester,
+    Settings,
+)
+from switchboard.orchestrator.core import Deadline
+from tests.support.call_agents import CALL_LEDGER_ENV
+from tests.support.system import converse, orchestrator_running
+
+if TYPE_CHECKING:
+    from .conftest import Parts
+
+pytestmark = pytest.mark.slow
+
+LINKS = ("chain_a", "chain_b", "chain_c", "chain_d")
+#: "Within seconds": the descendants' own deadlines are 24 s and more away.
+STOPPED_WITHIN = 10.0
+
+
+def ledger(path: Path) -> list[dict[str, Any]]:
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+async def until(condition: Any, timeout: float, what: str) -> float:
+    """Wait for ``condition()``; returns the seconds it took."""
+    started = time.monotonic()
+    while not condition():
+        if time.monotonic() - started > timeout:
+            raise AssertionError(f"not within {timeout} s: {what}")
+        await asyncio.sleep(0.05)
+    return time.monotonic() - started
+
+
+async def test_a_call_tree_across_processes_shares_one_conversation_and_dies_with_its_root(
+    nats_server: EmbeddedNatsServer,
+    settings: Settings,
+    requester: Requester,
+    parts: Parts,
+    tmp_path: Path,
+) -> None:
+    notes = tmp_path / "calls.jsonl"
+    processes = await asyncio.gather(
+        *(
+            parts.agent(
+                name,
+                f"tests.support.call_agents:{name}",
+                nats_url=nats_server.url,
+                **{CALL_LEDGER_ENV: str(notes)},
+            )
+            for name in LINKS
+        )
+    )
+    await parts.ready(*processes)
+    async with orchestrator_running(settings):
+        # 1. The chain answers; one correlation id and user everywhere; deadlines shrink.
+        reply = await converse(requester, "chain_a go", user="alice", agents=["chain_a"])
+        for _ in range(50):  # until the orchestrator's catalog has chain_a
+            if reply.steps:
+                break
+            await asyncio.sleep(0.1)
+            reply = await converse(requester, "chain_a go", user="alice", agents=["chain_a"])
+        assert reply.steps, reply
+        assert reply.steps[0].output == "chain_a<chain_b<chain_c<chain_d", reply
+        seen = {n["agent"]: n for n in ledger(notes) if n["event"] == "started"}
+        assert set(seen) == set(LINKS)
+        assert {n["correlation_id"] for n in seen.values()} == {reply.correlation_id}
+        assert {n["user"] for n in seen.values()} == {"alice"}
+        assert len({n["pid"] for n in seen.values()}) == 4  # each in its own process
+        budgets = [seen[name]["time_left"] for name in LINKS]
+        assert budgets == sorted(budgets, reverse=True) and len(set(budgets)) == 4, budgets
+
+        # 2. SIGKILL the top caller while the chain hangs at its end: all below it stop.
+        notes.unlink()
+        hung = asyncio.ensure_future(hang(requester))
+        try:
+            await until(
+                lambda: any(n["agent"] == "chain_d" for n in ledger(notes)),
+                20,
+                "the chain reaches chain_d",
+            )
+            await processes[0].kill()
+            took = await until(
+                lambda: {n["agent"] for n in ledger(notes) if n["event"] == "cancelled"}
+                >= {"chain_b", "chain_c", "chain_d"},
+                STOPPED_WITHIN,
+                "chain_b, chain_c and chain_d cancelled after chain_a was killed",
+            )
+            answer = await asyncio.wait_for(hung, 10)
+        finally:
+            hung.cancel()
+    cancelled = [n for n in ledger(notes) if n["event"] == "cancelled"]
+    started = {n["agent"]: n["pid"] for n in ledger(notes) if n["event"] == "started"}
+    assert {(n["agent"], n["pid"]) for n in cancelled} == {
+        (name, started[name]) for name in LINKS[1:]
+    }, cancelled
+    assert took < STOPPED_WITHIN
+    # The conversation answered too: its step failed as silent, well before its deadline.
+    assert answer.steps[0].status == "failed" and answer.steps[0].error is not None
+    assert answer.steps[0].error.code == "timeout", answer.steps[0].error
+
+
+async def hang(requester: Requester) -> ConversationReply:
+    request = ConversationRequest(
+        correlation_id="conv-alice-hang",
+        user_id="alice",
+        message="chain_a hang",
+        agents=["chain_a"],
+        timeout_s=30,
+    )
+    return await requester.call(
+        requester.subjects.converse,
+        request,
+        ConversationReply,
+        correlation_id=request.correlation_id,
+        deadline=Deadline.after(35),
+    )
