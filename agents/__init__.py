@@ -4,6 +4,7 @@ from .builtin import BUILTIN_NAMES, BUILTIN_PATTERNS, builtin_agents
 from .calls import Caller
 from .client import call_agent, serving
 from .loader import load_agents
+from .permissions import agent_user, agent_users, inbox_prefix, render_auth
 from .sdk import Agent, AgentHandler, TaskContext, agent
 from .worker import AgentWorker
 
@@ -16,8 +17,12 @@ __all__ = [
     "Caller",
     "TaskContext",
     "agent",
+    "agent_user",
+    "agent_users",
     "builtin_agents",
     "call_agent",
+    "inbox_prefix",
     "load_agents",
+    "render_auth",
     "serving",
 ]

@@ -108,8 +108,10 @@ async def test_a_call_tree_across_processes_shares_one_conversation_and_dies_wit
             )
             await processes[0].kill()
             took = await until(
-                lambda: {n["agent"] for n in ledger(notes) if n["event"] == "cancelled"}
-                >= {"chain_b", "chain_c", "chain_d"},
+                lambda: (
+                    {n["agent"] for n in ledger(notes) if n["event"] == "cancelled"}
+                    >= {"chain_b", "chain_c", "chain_d"}
+                ),
                 STOPPED_WITHIN,
                 "chain_b, chain_c and chain_d cancelled after chain_a was killed",
             )
