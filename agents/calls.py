@@ -154,7 +154,9 @@ class Caller:
         )
         started = time.perf_counter()
         await self._emit(
-            CallStartedEvent, path, CallDetail(path=str(path), instruction=instruction)
+            CallStartedEvent,
+            path,
+            CallDetail(path=str(path), task_id=task.task_id, instruction=instruction),
         )
         try:
             result = await self._send(task, path, call_deadline, options)
@@ -165,6 +167,7 @@ class Caller:
                 path,
                 CallDetail(
                     path=str(path),
+                    task_id=task.task_id,
                     ok=False,
                     error=ErrorInfo(error.code.value, str(error)),
                     duration_ms=_ms(started),
@@ -181,6 +184,7 @@ class Caller:
             path,
             CallDetail(
                 path=str(path),
+                task_id=task.task_id,
                 ok=True,
                 output=preview(result.output).value,
                 duration_ms=_ms(started),

@@ -74,6 +74,15 @@ def destination(text: str) -> str:
     return zones[-1]
 
 
+def _span(minutes: float) -> str:
+    """``780`` -> "13 hours", ``150`` -> "2 hours 30 minutes"."""
+    hours, rest = divmod(round(minutes), 60)
+    parts = [f"{hours} hour{'s' * (hours != 1)}"] if hours else []
+    if rest or not parts:
+        parts.append(f"{rest} minute{'s' * (rest != 1)}")
+    return " ".join(parts)
+
+
 def _number(answer: object, what: str) -> float:
     match = _RESULT.search(str(answer))
     if match is None:
@@ -100,7 +109,7 @@ async def plan_trip(task: AgentTask, ctx: TaskContext) -> str:
     arrival_day = datetime.strptime(day, "%d %B %Y") + timedelta(days=days)
     later = {0: "the same day", 1: "the next day"}.get(days, f"{days} days later")
     return (
-        f"It is {int(hour):02d}:{minute} in {place} now; {minutes:g} minutes from now it "
+        f"It is {int(hour):02d}:{minute} in {place} now; {_span(minutes)} from now it "
         f"will be {of_day // 60:02d}:{of_day % 60:02d} there, on "
         f"{arrival_day:%A}, {arrival_day.day} {arrival_day:%B %Y} ({later})."
     )

@@ -115,11 +115,13 @@ class CallDetail(Struct, kw_only=True):
     """``call_started`` / ``call_finished``: one agent-to-agent call.
 
     ``path`` is the call's path (``s1>trip>clock``: the step, the caller, the callee);
+    ``task_id`` the callee's task (one per call: two calls may share a path);
     ``instruction`` what the callee was asked. On ``call_finished``, ``ok`` and either a
     preview of the ``output`` or the ``error``; ``duration_ms`` as the caller measured it.
     """
 
     path: str
+    task_id: str = ""
     instruction: str = ""
     ok: bool | UnsetType = UNSET
     output: Any = UNSET
