@@ -7,10 +7,13 @@ is in ``tests/chaos/test_call_tree.py``.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 
 import msgspec
 import pytest
+from nats.aio.client import Client as NATS
+from nats.aio.msg import Msg
 
 from switchboard.agents import builtin_agents, call_agent
 from switchboard.orchestrator import (
@@ -20,9 +23,11 @@ from switchboard.orchestrator import (
     CallStartedEvent,
     ConversationReply,
     ConversationRequest,
+    ProgressEvent,
     RemoteError,
     Requester,
     Settings,
+    decode_event,
     new_correlation_id,
 )
 from switchboard.orchestrator.core import (
@@ -35,8 +40,9 @@ from switchboard.orchestrator.core import (
     RequestOptions,
     headers,
 )
+from tests.helpers import eventually
 from tests.support.call_agents import CHAIN, NOTES, branch, fan, leaf, ping, pong, sneaky
-from tests.support.system import agents_running, orchestrator_running
+from tests.support.system import agents_running, converse, orchestrator_running
 
 
 @pytest.fixture(autouse=True)
@@ -232,3 +238,103 @@ async def test_the_trip_agent_answers_offline_with_nested_calls_under_its_step(
     assert all(e.detail.ok for e in calls if isinstance(e, CallFinishedEvent))
     seqs = [e.seq for e in events if not isinstance(e, ConversationReply)]
     assert seqs == sorted(seqs)  # relayed events are numbered in the conversation's order
+
+
+# -- cancellation ---------------------------------------------------------------------------------
+
+
+def cancelled(agent: str) -> bool:
+    return any(n["agent"] == agent and n["event"] == "cancelled" for n in NOTES)
+
+
+async def test_a_cancelled_caller_cancels_its_callees_down_the_chain(
+    settings: Settings, requester: Requester
+) -> None:
+    async with agents_running(settings, *CHAIN):
+        call = asyncio.ensure_future(call_agent(requester, "chain_a", "hang", timeout=30.0))
+        await eventually(lambda: bool(started("chain_d")))
+        call.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await call
+        # Each caller's own cancellation sent the cancel notice of its one request.
+        await eventually(
+            lambda: all(cancelled(name) for name in ("chain_a", "chain_b", "chain_c", "chain_d"))
+        )
+
+
+async def test_a_conversation_cancel_reaches_every_descendant(
+    settings: Settings, requester: Requester
+) -> None:
+    async with agents_running(settings, *CHAIN):
+        call = asyncio.ensure_future(
+            call_agent(requester, "chain_a", "hang", timeout=30.0, correlation_id="conv-bob-9")
+        )
+        await eventually(lambda: bool(started("chain_d")))
+        await requester.publish(requester.subjects.cancel("conv-bob-9"), b"")
+        with pytest.raises(RemoteError) as caught:
+            await call
+    assert caught.value.code.value == "cancelled"
+    assert all(cancelled(name) for name in ("chain_a", "chain_b", "chain_c", "chain_d"))
+
+
+async def test_a_subtree_cancel_stops_only_the_calls_below_its_path(
+    settings: Settings, requester: Requester
+) -> None:
+    """``Switchboard-Cancel-Path: s1>chain_a>chain_b``: chain_c and chain_d stop, chain_b's
+    call fails, and the request that carries no call path (chain_a's step) is not hit."""
+    async with agents_running(settings, *CHAIN):
+        call = asyncio.ensure_future(
+            call_agent(requester, "chain_a", "hang", timeout=30.0, correlation_id="conv-bob-10")
+        )
+        await eventually(lambda: bool(started("chain_d")))
+        await requester.publish(
+            requester.subjects.cancel("conv-bob-10"),
+            b"",
+            headers={headers.CANCEL_PATH: "s1>chain_a>chain_b"},
+        )
+        with pytest.raises(RemoteError) as caught:
+            await call
+    assert caught.value.code.value == "cancelled"  # chain_b's own request, answered cancelled
+    assert cancelled("chain_c") and cancelled("chain_d")
+    assert not cancelled("chain_a")
+
+
+# -- events on ai.events.<id> -------------------------------------------------------------------
+
+
+async def test_nested_calls_are_published_on_the_events_subject(
+    settings: Settings, requester: Requester, nats_client: NATS
+) -> None:
+    published = msgspec.structs.replace(settings, publish_events=True)
+    seen: list[ProgressEvent] = []
+
+    async def on_event(msg: Msg) -> None:
+        seen.append(decode_event(msg.data))
+
+    sub = await nats_client.subscribe("ai.events.>", cb=on_event)
+    try:
+        async with (
+            agents_running(published, *builtin_agents().values()),
+            orchestrator_running(published),
+        ):
+            for _ in range(50):
+                reply = await converse(
+                    requester, "What time will it be in Paris when I land in 2 hours?"
+                )
+                if reply.steps:
+                    break
+                await asyncio.sleep(0.1)
+            await eventually(
+                lambda: any(
+                    e.kind == "answered" and e.correlation_id == reply.correlation_id for e in seen
+                )
+            )
+    finally:
+        await sub.unsubscribe()
+    mine = [e for e in seen if e.correlation_id == reply.correlation_id]
+    calls = [e for e in mine if isinstance(e, CallStartedEvent | CallFinishedEvent)]
+    assert len(calls) == 6 and {e.step for e in calls} == {"s1"}
+    assert {e.detail.path for e in calls} == {"s1>trip>clock", "s1>trip>calculator"}
+    kinds = [e.kind for e in mine]
+    assert kinds.index("step_started") < kinds.index("call_started")
+    assert kinds.index("call_finished") < kinds.index("step_finished")
