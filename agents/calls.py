@@ -51,6 +51,7 @@ from switchboard.orchestrator.core import (
     Usage,
     encode_event,
     headers,
+    metrics,
     new_request_id,
     preview,
     work_deadline,
@@ -123,6 +124,27 @@ class Caller:
         budget: int | None = None,
     ) -> Any:
         """Call ``agent`` with ``instruction``; its output (see ``TaskContext.call``)."""
+        outcome = "ok"
+        try:
+            return await self._call(agent, instruction, deadline, inputs, timeout, budget)
+        except SwitchboardError as exc:
+            outcome = exc.code.value
+            raise
+        except asyncio.CancelledError:
+            outcome = "cancelled"
+            raise
+        finally:
+            metrics.AGENT_CALLS.labels(self.path.agent, agent, outcome).inc()
+
+    async def _call(
+        self,
+        agent: str,
+        instruction: str,
+        deadline: Deadline,
+        inputs: Mapping[str, Any] | None,
+        timeout: float | None,
+        budget: int | None,
+    ) -> Any:
         if agent not in self.declared:
             raise CallForbiddenError(
                 f"The {self.path.agent} agent may not call {agent}: it declares "

@@ -92,7 +92,8 @@ async def chat_stream(
     correlation_id: NamedDependency[str],
 ) -> Response[Any]:
     """Server-Sent Events: ``planned``, ``step_started``, ``step_progress``,
-    ``step_finished``, ``step_failed``, ``answered`` (ProgressEvent data), then one ``reply``
+    ``step_finished``, ``step_failed``, ``call_started``, ``call_finished``, ``answered``
+    (ProgressEvent data), then one ``reply``
     event with the whole ConversationReply -- or an ``error`` event with a problem body."""
     slot = admit(bff.limiter, user)
 

@@ -40,7 +40,7 @@ from switchboard.orchestrator.core import (
     RequestOptions,
     headers,
 )
-from tests.helpers import eventually
+from tests.helpers import eventually, metric
 from tests.support.call_agents import CHAIN, NOTES, branch, fan, leaf, ping, pong, sneaky
 from tests.support.system import agents_running, converse, orchestrator_running
 
@@ -113,11 +113,18 @@ async def test_a_chain_deeper_than_the_setting_is_refused_before_it_is_sent(
 
 
 async def test_a_cycle_is_refused_with_its_code(settings: Settings, requester: Requester) -> None:
+    refused = {"caller": "pong", "callee": "ping", "outcome": "call_cycle"}
+    before = metric("switchboard_agent_calls_total", **refused)
     async with agents_running(settings, ping, pong):
         with pytest.raises(RemoteError) as caught:
             await call_agent(requester, "ping", "hello", timeout=8.0)
     assert caught.value.code.value == "call_cycle"
     assert len(started("ping")) == 1 and len(started("pong")) == 1
+    assert metric("switchboard_agent_calls_total", **refused) == before + 1
+    # ping's call to pong failed with the refusal pong passed back
+    assert metric(
+        "switchboard_agent_calls_total", caller="ping", callee="pong", outcome="call_cycle"
+    )
 
 
 @pytest.mark.parametrize(
