@@ -40,6 +40,7 @@ from switchboard.orchestrator.core import (
     CallRefusedError,
     CallStartedEvent,
     Deadline,
+    DecodeError,
     ErrorCode,
     ErrorInfo,
     RemoteError,
@@ -77,6 +78,7 @@ class Caller:
 
     __slots__ = (
         "_progress",
+        "accept_timeout",
         "budget",
         "declared",
         "heartbeat",
@@ -99,6 +101,7 @@ class Caller:
         max_depth: int,
         progress: Progress,
         heartbeat: float = 1.0,
+        accept_timeout: float | None = 5.0,
         retries: int = 2,
     ) -> None:
         self.requester = requester
@@ -109,6 +112,7 @@ class Caller:
         self.max_depth = max_depth
         self._progress = progress
         self.heartbeat = heartbeat
+        self.accept_timeout = accept_timeout
         self.retries = retries
         #: The LLM tokens the callees reported, summed.
         self.usage = Usage()
@@ -171,6 +175,7 @@ class Caller:
         options = RequestOptions(
             target=agent,
             heartbeat=self.heartbeat,
+            accept_timeout=self.accept_timeout,
             request_id=new_request_id(),
             headers={headers.CALL_PATH: str(path), headers.CALL_BUDGET: str(lease)},
         )
@@ -260,7 +265,7 @@ class Caller:
                         return item
                     case CallStartedEvent() | CallFinishedEvent():
                         # A call below ours: pass it up, under our step.
-                        if CallPath.parse(item.detail.path).under(str(path)):
+                        if _below(item.detail.path, path):
                             item.step = self.path.step
                             await self._relay(encode_event(item))
                     case _:
@@ -313,6 +318,14 @@ def _refusal(exc: SwitchboardError, path: CallPath) -> SwitchboardError:
     if isinstance(exc, RemoteError) and exc.code in _REFUSALS:
         return _REFUSALS[exc.code](str(exc), path=str(path))
     return exc
+
+
+def _below(reported: str, path: CallPath) -> bool:
+    """Whether a callee's event is about a call under ``path`` (anything else is dropped)."""
+    try:
+        return CallPath.parse(reported).under(str(path))
+    except DecodeError:
+        return False
 
 
 def _ms(started: float) -> float:

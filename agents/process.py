@@ -43,6 +43,7 @@ async def run_agents(settings: Settings, specs: Sequence[str]) -> int:
                 max_call_depth=settings.max_call_depth,
                 max_calls=settings.max_calls,
                 call_heartbeat=settings.heartbeat_interval,
+                call_accept_timeout=settings.accept_timeout,
             )
             runtime.add(worker, ready=_running(worker), name=f"agent:{agent.name}")
         await runtime.run()

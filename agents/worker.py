@@ -73,12 +73,14 @@ class AgentWorker:
         max_call_depth: int = DEFAULT_MAX_CALL_DEPTH,
         max_calls: int = DEFAULT_MAX_CALLS,
         call_heartbeat: float = 1.0,
+        call_accept_timeout: float | None = 5.0,
     ) -> None:
         self.agent = agent
         self.requester = requester
         self.max_call_depth = max_call_depth
         self.max_calls = max_calls
         self.call_heartbeat = call_heartbeat
+        self.call_accept_timeout = call_accept_timeout
         self.subjects = subjects or Subjects()
         self.llm: LLM = llm or LocalLLM()
         self.endpoint = Endpoint(
@@ -183,6 +185,7 @@ class AgentWorker:
             max_depth=self.max_call_depth,
             progress=request.progress,
             heartbeat=self.call_heartbeat,
+            accept_timeout=self.call_accept_timeout,
         )
 
     def _error_body(self, request: Request, error: ErrorInfo) -> bytes:

@@ -9,7 +9,8 @@ to a ledger file.
 When ``chain_a``'s process is killed, nothing in it can tell its callee to stop. The
 orchestrator notices the silence (no heartbeat from the step) and sends one subtree
 cancel notice for ``s1>chain_a``: ``chain_b``, ``chain_c`` and ``chain_d`` stop, each in
-its own process, long before their deadlines (about 30, 28, 26 s away).
+its own process, long before their deadlines (about 30, 28, 26 s away). In between, the
+same processes refuse a call that would loop and one that would nest too deep.
 """
 
 from __future__ import annotations
@@ -29,7 +30,14 @@ from switchboard.orchestrator import (
     Requester,
     Settings,
 )
-from switchboard.orchestrator.core import Deadline
+from switchboard.orchestrator.core import (
+    AgentResult,
+    AgentTask,
+    Deadline,
+    RemoteError,
+    RequestOptions,
+    headers,
+)
 from tests.support.call_agents import CALL_LEDGER_ENV
 from tests.support.system import converse, orchestrator_running
 
@@ -97,8 +105,34 @@ async def test_a_call_tree_across_processes_shares_one_conversation_and_dies_wit
         budgets = [seen[name]["time_left"] for name in LINKS]
         assert budgets == sorted(budgets, reverse=True) and len(set(budgets)) == 4, budgets
 
-        # 2. SIGKILL the top caller while the chain hangs at its end: all below it stop.
-        notes.unlink()
+        # 2. Across the processes, a call that would loop or nest too deep is refused with
+        # its code before it is sent. The test plays an agent "x" that called chain_a (and
+        # chain_c that called it): chain_b's call to chain_c loops; with "x" on top, chain_c's
+        # call to chain_d is the fourth call down, one more than the default limit.
+        for path, code, never in (
+            ("s9>chain_c>chain_a", "call_cycle", "chain_c"),
+            ("s9>x>chain_a", "call_depth", "chain_d"),
+        ):
+            notes.unlink(missing_ok=True)
+            with pytest.raises(RemoteError) as caught:
+                await requester.call(
+                    "ai.agents.chain_a",
+                    AgentTask(
+                        correlation_id=f"conv-x-{code}",
+                        task_id="s9",
+                        agent="chain_a",
+                        instruction="go",
+                    ),
+                    AgentResult,
+                    correlation_id=f"conv-x-{code}",
+                    deadline=Deadline.after(10),
+                    options=RequestOptions(headers={headers.CALL_PATH: path}),
+                )
+            assert caught.value.code.value == code, caught.value
+            assert never not in {n["agent"] for n in ledger(notes)}
+
+        # 3. SIGKILL the top caller while the chain hangs at its end: all below it stop.
+        notes.unlink(missing_ok=True)
         hung = asyncio.ensure_future(hang(requester))
         try:
             await until(

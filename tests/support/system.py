@@ -100,6 +100,7 @@ async def agents_running(
             max_call_depth=settings.max_call_depth,
             max_calls=settings.max_calls,
             call_heartbeat=settings.heartbeat_interval,
+            call_accept_timeout=settings.accept_timeout,
         )
         for a in agents
     ]
