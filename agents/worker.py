@@ -148,8 +148,9 @@ class AgentWorker:
             usage=context.usage,
             duration_ms=round((time.perf_counter() - started) * 1000, 3),
         )
-        if called and caller is not None:
-            result.unused_calls = caller.budget.left
+        leased = request.headers.get(headers.CALL_BUDGET)
+        if leased is not None:  # what this task did not use goes back to whoever leased it
+            result.unused_calls = _unused(leased, caller)
         try:
             return encode(result)
         except (TypeError, msgspec.EncodeError) as exc:
@@ -203,6 +204,19 @@ class AgentWorker:
 
     def __repr__(self) -> str:
         return f"<AgentWorker {self.agent.name} {self.endpoint!r}>"
+
+
+def _unused(leased: str, caller: Caller | None) -> int:
+    """The calls of a lease a task did not use: all of them without a caller; else what its
+    caller has left, plus any part of the lease over this worker's own ``max_calls``."""
+    lease = parse_budget(leased, most=_ANY)
+    if caller is None:
+        return lease
+    return caller.budget.left + max(0, lease - caller.budget.total)
+
+
+#: No bound: a lease read only to be given back.
+_ANY = 10**9
 
 
 class _TaskId(msgspec.Struct):

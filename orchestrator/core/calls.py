@@ -14,8 +14,10 @@ left minus a margin, a fresh request id -- with two headers more:
     A request without the header is a plan step: its path is ``<task id>>agent``.
 
 ``Switchboard-Call-Budget``
-    How many calls the callee, and everything it calls in turn, may still make. Each
-    step's tree of calls starts with ``max_calls``; a call costs one and *leases* part
+    How many calls the callee, and everything it calls in turn, may still make. The
+    conversation starts with ``max_calls``: the orchestrator leases each plan step an even
+    share of what is left when it starts (the steps still to start share the rest), and
+    gets back what the step's tree did not use. A call costs one and *leases* part
     of what remains to its callee, which spends it on calls of its own and sends back
     what it did not use with its result (``AgentResult.unused_calls``). No shared state
     is needed: at any moment the leases out plus the calls made plus what the caller
@@ -44,7 +46,7 @@ __all__ = [
 
 #: Calls one agent-to-agent chain may nest: ``s1>a>b>c>d`` is three calls deep.
 DEFAULT_MAX_CALL_DEPTH = 3
-#: Calls the whole tree under one plan step may make, at every depth together.
+#: Calls a conversation may make, at every depth together (a worker's own bound on a lease).
 DEFAULT_MAX_CALLS = 16
 
 SEPARATOR = ">"
@@ -163,12 +165,19 @@ class CallBudget:
         if self.left < 1:
             raise CallBudgetError(
                 f"The call {path} was refused: the conversation's budget of agent calls "
-                f"({self.total} for this task, SWITCHBOARD_MAX_CALLS) is spent.",
+                f"(SWITCHBOARD_MAX_CALLS; this task was lent {self.total}) is spent.",
                 path=str(path),
             )
         spare = self.left - 1
         lease = spare // 2 if share is None else max(0, min(share, spare))
         self.left -= 1 + lease
+        return lease
+
+    def share(self, parts: int) -> int:
+        """Lease an even share of what is left to one of ``parts`` plan steps still to start
+        (no call is spent: a plan step is not a call); returns the lease."""
+        lease = self.left // max(1, parts)
+        self.left -= lease
         return lease
 
     def give_back(self, lease: int, unused: int | None) -> None:

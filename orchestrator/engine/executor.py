@@ -23,6 +23,7 @@ from typing import Any
 import structlog
 
 from ..core import headers as h
+from ..core.calls import CallBudget
 from ..core.conversation import Plan, PlanStep, StepResult
 from ..core.deadline import Deadline
 from ..core.envelopes import AgentResult, AgentTask, ErrorInfo
@@ -58,8 +59,12 @@ class Executor:
         retries: int = 2,
         heartbeat: float = 1.0,
         accept_timeout: float = 5.0,
+        max_calls: int | None = None,
     ) -> None:
         self.requester = requester
+        #: The conversation's budget of agent-to-agent calls, shared out to its steps
+        #: (``Switchboard-Call-Budget``); None: each agent's own ``max_calls`` per step.
+        self.max_calls = max_calls
         self.subjects = subjects or requester.subjects
         self.step_timeout = step_timeout
         self.retries = retries
@@ -86,8 +91,13 @@ class Executor:
                 every such crash, none lost, after the other steps were cancelled.
         """
         state = _RunState(plan)
+        calls = None if self.max_calls is None else CallBudget(self.max_calls)
 
         async def run_step(step: PlanStep) -> None:
+            lease = 0
+            if calls is not None:  # the steps still to start share what is left
+                lease = calls.share(len(state.waiting) + state.starting)
+                state.starting -= 1
             result = await self._step(
                 step,
                 state.inputs(step),
@@ -95,6 +105,8 @@ class Executor:
                 user_id=user_id,
                 deadline=deadline,
                 events=events,
+                calls=calls,
+                lease=lease,
             )
             await self._settle(state, step.id, result, events)
 
@@ -102,6 +114,7 @@ class Executor:
         async with asyncio.TaskGroup() as group:
             while True:
                 ready = state.take_ready()
+                state.starting += len(ready)
                 if len(ready) == 1 and not running:
                     # Nothing to run beside it (a one-step plan, a chain): no task, no wait.
                     await run_step(ready[0])
@@ -154,6 +167,8 @@ class Executor:
         user_id: str | None,
         deadline: Deadline,
         events: EventSink,
+        calls: CallBudget | None = None,
+        lease: int = 0,
     ) -> StepResult:
         step_deadline = deadline.earlier(step.timeout_s or self.step_timeout)
         task = AgentTask(
@@ -173,6 +188,7 @@ class Executor:
             heartbeat=self.heartbeat,
             accept_timeout=self.accept_timeout,
             request_id=new_request_id(),
+            headers=None if calls is None else {h.CALL_BUDGET: str(lease)},
         )
         await events.emit(
             "step_started",
@@ -216,6 +232,8 @@ class Executor:
                     attempts=attempts,
                     duration_ms=round((time.perf_counter() - started) * 1000, 3),
                 )
+            if calls is not None:  # what the step's calls did not use is the next steps'
+                calls.give_back(lease, result.unused_calls or 0)
             await events.emit(
                 "step_finished",
                 step=step.id,
@@ -302,7 +320,7 @@ class Executor:
 class _RunState:
     """One run of a plan: the steps still waiting, the results so far, the outputs."""
 
-    __slots__ = ("outputs", "plan", "results", "steps", "waiting")
+    __slots__ = ("outputs", "plan", "results", "starting", "steps", "waiting")
 
     def __init__(self, plan: Plan) -> None:
         self.plan = plan
@@ -310,6 +328,8 @@ class _RunState:
         self.waiting: dict[str, PlanStep] = dict(self.steps)
         self.results: dict[str, StepResult] = {}
         self.outputs: dict[str, Any] = {}
+        #: Steps taken from ``waiting`` whose run has not begun yet (they share the calls).
+        self.starting = 0
 
     def take_ready(self) -> list[PlanStep]:
         """The waiting steps whose dependencies have all finished, no longer waiting."""

@@ -175,7 +175,7 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     max_calls: Annotated[
         int,
         _d(
-            "Agent-to-agent calls one plan step's whole tree may make; more: call_budget.",
+            "Agent-to-agent calls one conversation may make, at every depth; more: call_budget.",
             ge=0,
             le=1000,
         ),

@@ -345,3 +345,22 @@ async def test_nested_calls_are_published_on_the_events_subject(
     kinds = [e.kind for e in mine]
     assert kinds.index("step_started") < kinds.index("call_started")
     assert kinds.index("call_finished") < kinds.index("step_finished")
+
+
+async def test_the_whole_conversation_shares_one_budget_of_calls(
+    settings: Settings, requester: Requester
+) -> None:
+    """Two steps fan out at once (16 calls each, wanted): the conversation's 9 is all they
+    get together, shared out by the orchestrator and given back as the steps end."""
+    small = msgspec.structs.replace(settings, max_calls=9)
+    async with agents_running(small, fan, branch, leaf), orchestrator_running(small):
+        for _ in range(50):  # until the orchestrator's catalog has fan
+            reply = await converse(requester, "fan one, and also fan two", agents=["fan"])
+            if reply.steps:
+                break
+            await asyncio.sleep(0.1)
+    assert [(s.agent, s.status) for s in reply.steps] == [("fan", "ok"), ("fan", "ok")], reply
+    calls_made = len(started("branch")) + len(started("leaf"))
+    assert 0 < calls_made <= 9, calls_made
+    refused = sum(str(s.output).count("call_budget") for s in reply.steps)
+    assert calls_made + refused == 32, (calls_made, refused)
