@@ -42,7 +42,7 @@ from tests.support.call_agents import CALL_LEDGER_ENV
 from tests.support.system import converse, orchestrator_running
 
 if TYPE_CHECKING:
-    from .conftest import Parts
+    from .conftest import Part, Parts
 
 pytestmark = pytest.mark.slow
 
@@ -113,7 +113,7 @@ async def test_a_call_tree_across_processes_shares_one_conversation_and_dies_wit
             ("s9>chain_c>chain_a", "call_cycle", "chain_c"),
             ("s9>x>chain_a", "call_depth", "chain_d"),
         ):
-            notes.unlink(missing_ok=True)
+            await asyncio.to_thread(notes.unlink, missing_ok=True)
             with pytest.raises(RemoteError) as caught:
                 await requester.call(
                     "ai.agents.chain_a",
@@ -131,41 +131,64 @@ async def test_a_call_tree_across_processes_shares_one_conversation_and_dies_wit
             assert caught.value.code.value == code, caught.value
             assert never not in {n["agent"] for n in ledger(notes)}
 
-        # 3. SIGKILL the top caller while the chain hangs at its end: all below it stop.
-        notes.unlink(missing_ok=True)
-        hung = asyncio.ensure_future(hang(requester))
-        try:
-            await until(
-                lambda: any(n["agent"] == "chain_d" for n in ledger(notes)),
-                20,
-                "the chain reaches chain_d",
-            )
-            await processes[0].kill()
-            took = await until(
-                lambda: (
-                    {n["agent"] for n in ledger(notes) if n["event"] == "cancelled"}
-                    >= {"chain_b", "chain_c", "chain_d"}
-                ),
-                STOPPED_WITHIN,
-                "chain_b, chain_c and chain_d cancelled after chain_a was killed",
-            )
-            answer = await asyncio.wait_for(hung, 10)
-        finally:
-            hung.cancel()
-    cancelled = [n for n in ledger(notes) if n["event"] == "cancelled"]
-    started = {n["agent"]: n["pid"] for n in ledger(notes) if n["event"] == "started"}
-    assert {(n["agent"], n["pid"]) for n in cancelled} == {
-        (name, started[name]) for name in LINKS[1:]
-    }, cancelled
-    assert took < STOPPED_WITHIN
-    # The conversation answered too: its step failed as silent, well before its deadline.
-    assert answer.steps[0].status == "failed" and answer.steps[0].error is not None
-    assert answer.steps[0].error.code == "timeout", answer.steps[0].error
+        # 3. SIGKILL the top caller while the chain hangs at its end: all below it stop
+        # (the orchestrator notices the silent step and cancels the subtree s1>chain_a).
+        answer, took = await kill_mid_chain(requester, notes, processes[0], "conv-alice-hang-1")
+        cancelled = [n for n in ledger(notes) if n["event"] == "cancelled"]
+        started = {n["agent"]: n["pid"] for n in ledger(notes) if n["event"] == "started"}
+        assert {(n["agent"], n["pid"]) for n in cancelled} == {
+            (name, started[name]) for name in LINKS[1:]
+        }, cancelled
+        assert took < STOPPED_WITHIN
+        # The conversation answered too: its step failed as silent, well before its deadline.
+        assert answer.steps[0].status == "failed" and answer.steps[0].error is not None
+        assert answer.steps[0].error.code == "timeout", answer.steps[0].error
+
+        # 4. A caller in the middle dies: its own caller (chain_a, in a new process) notices
+        # and cancels what is below it; chain_a goes on and fails its step with a timeout.
+        replacement = await parts.agent(
+            "chain_a-2",
+            "tests.support.call_agents:chain_a",
+            nats_url=nats_server.url,
+            **{CALL_LEDGER_ENV: str(notes)},
+        )
+        await parts.ready(replacement)
+        answer, took = await kill_mid_chain(requester, notes, processes[1], "conv-alice-hang-2")
+        cancelled_agents = {n["agent"] for n in ledger(notes) if n["event"] == "cancelled"}
+        assert cancelled_agents == {"chain_c", "chain_d"}, ledger(notes)
+        assert answer.steps[0].status == "failed" and answer.steps[0].error is not None
+        assert answer.steps[0].error.code == "timeout", answer.steps[0].error
+        assert "chain_b" in answer.steps[0].error.message
 
 
-async def hang(requester: Requester) -> ConversationReply:
+async def kill_mid_chain(
+    requester: Requester, notes: Path, victim: Part, correlation_id: str
+) -> tuple[ConversationReply, float]:
+    """Hang a chain, SIGKILL ``victim``, wait until every link below it is cancelled;
+    the conversation's reply and the seconds the cancellations took."""
+    below = LINKS[LINKS.index(victim.label) + 1 :]
+    await asyncio.to_thread(notes.unlink, missing_ok=True)
+    hung = asyncio.ensure_future(hang(requester, correlation_id))
+    try:
+        await until(
+            lambda: any(n["agent"] == "chain_d" for n in ledger(notes)),
+            20,
+            "the chain reaches chain_d",
+        )
+        await victim.kill()
+        took = await until(
+            lambda: {n["agent"] for n in ledger(notes) if n["event"] == "cancelled"} >= set(below),
+            STOPPED_WITHIN,
+            f"{below} cancelled after {victim.label} was killed",
+        )
+        return await asyncio.wait_for(hung, 15), took
+    finally:
+        hung.cancel()
+
+
+async def hang(requester: Requester, correlation_id: str) -> ConversationReply:
     request = ConversationRequest(
-        correlation_id="conv-alice-hang",
+        correlation_id=correlation_id,
         user_id="alice",
         message="chain_a hang",
         agents=["chain_a"],
