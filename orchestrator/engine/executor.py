@@ -274,10 +274,12 @@ class Executor:
                     case AgentResult():
                         return item
                     case CallStartedEvent() | CallFinishedEvent():
-                        # The agent called an agent (ctx.call): shown under this step.
-                        await events.emit(
-                            item.kind, step=step.id, agent=item.agent, detail=item.detail
-                        )
+                        # The agent called an agent (ctx.call): shown under this step, if
+                        # the call is one of this step's (its path starts with it).
+                        if item.detail.path.startswith(f"{step.id}>{step.agent}>"):
+                            await events.emit(
+                                item.kind, step=step.id, agent=item.agent, detail=item.detail
+                            )
                     case _:  # the agent's progress, passed on as this step's
                         await events.emit(
                             "step_progress", step=step.id, agent=step.agent, detail=item.detail
