@@ -10,7 +10,9 @@ When ``chain_a``'s process is killed, nothing in it can tell its callee to stop.
 orchestrator notices the silence (no heartbeat from the step) and sends one subtree
 cancel notice for ``s1>chain_a``: ``chain_b``, ``chain_c`` and ``chain_d`` stop, each in
 its own process, long before their deadlines (about 30, 28, 26 s away). In between, the
-same processes refuse a call that would loop and one that would nest too deep.
+same processes refuse a call that would loop and one that would nest too deep. Last, with
+``chain_a`` replaced, ``chain_b`` is killed mid-chain: ``chain_a``'s own call notices the
+silence and cancels the calls below it (``chain_c``, ``chain_d``).
 """
 
 from __future__ import annotations
