@@ -24,6 +24,9 @@ async def run_agents(settings: Settings, specs: Sequence[str]) -> int:
     runtime = Runtime(settings, part="agent", name="+".join(a.name for a in chosen))
     await runtime.connect()
     llm = make_llm(settings)
+    # Agents that call agents send requests: the process's one requester (asked for now,
+    # before the runtime starts, so its inbox is subscribed before any work arrives).
+    requester = runtime.requester if any(a.calls for a in chosen) else None
     try:
         for agent in chosen:
             worker = AgentWorker(
@@ -36,6 +39,11 @@ async def run_agents(settings: Settings, specs: Sequence[str]) -> int:
                 max_payload=settings.max_payload,
                 max_inflight_bytes=settings.max_inflight_bytes,
                 default_timeout=settings.step_timeout,
+                requester=requester,
+                max_call_depth=settings.max_call_depth,
+                max_calls=settings.max_calls,
+                call_heartbeat=settings.heartbeat_interval,
+                call_accept_timeout=settings.accept_timeout,
             )
             runtime.add(worker, ready=_running(worker), name=f"agent:{agent.name}")
         await runtime.run()

@@ -19,22 +19,35 @@ needs from, not a parsed argument; dependency outputs are in ``task.inputs``. An
 provider, a bound logger). It returns text or any msgspec-encodable value. Raise
 :class:`~switchboard.orchestrator.core.errors.AgentError` for a clear, user-facing failure;
 anything else is reported as an internal error and logged.
+
+An agent may call the agents it declares (``calls=``) through its context::
+
+    @agent("trip", "Answers travel time questions.", calls=("clock", "calculator"))
+    async def trip(task, ctx):
+        now = await ctx.call("clock", "time in Tokyo")
+        hours = await ctx.call("calculator", "13 + 9")
+        ...
+
+See :meth:`TaskContext.call` and :meth:`TaskContext.call_all`.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from msgspec import UNSET
 
 from switchboard.orchestrator.core import (
     AgentTask,
+    CallForbiddenError,
     Deadline,
     LLMError,
     StepProgressEvent,
+    SwitchboardError,
     TokenCoalescer,
     TokenDetail,
     TokenEvent,
@@ -43,6 +56,9 @@ from switchboard.orchestrator.core import (
     is_safe_token,
 )
 from switchboard.orchestrator.llm.base import LLM, ChatMessage
+
+if TYPE_CHECKING:
+    from .calls import Caller
 
 __all__ = ["Agent", "AgentHandler", "TaskContext", "agent"]
 
@@ -60,6 +76,9 @@ class Agent:
     patterns: tuple[str, ...] = ()
     input_hints: str = ""
     version: str = "1.0.0"
+    #: The agents this one may call (``ctx.call``); the NATS permissions of its user
+    #: allow exactly these (``deploy/nats/auth.conf``).
+    calls: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not is_safe_token(self.name) or len(self.name) > 64:
@@ -67,6 +86,12 @@ class Agent:
                 f"Agent name {self.name!r} must be 1-64 letters, digits, '_' or '-' "
                 "(it becomes the NATS subject ai.agents.<name>)."
             )
+        for callee in self.calls:
+            if not is_safe_token(callee) or len(callee) > 64 or callee == self.name:
+                raise ValueError(
+                    f"Agent {self.name!r} declares a call to {callee!r}: an agent name, "
+                    "not its own."
+                )
         if not self.description.strip():
             raise ValueError(f"Agent {self.name!r} needs a description: the planner reads it.")
 
@@ -79,8 +104,12 @@ def agent(
     patterns: tuple[str, ...] = (),
     input_hints: str = "",
     version: str = "1.0.0",
+    calls: tuple[str, ...] = (),
 ) -> Callable[[AgentHandler], Agent]:
-    """Decorator: turn an async handler into an :class:`Agent`."""
+    """Decorator: turn an async handler into an :class:`Agent`.
+
+    ``calls`` names the agents its handler may call with ``ctx.call``.
+    """
 
     def wrap(handler: AgentHandler) -> Agent:
         return Agent(
@@ -91,6 +120,7 @@ def agent(
             patterns=patterns,
             input_hints=input_hints,
             version=version,
+            calls=calls,
         )
 
     return wrap
@@ -109,6 +139,7 @@ class TaskContext:
     #: The call path of this task when another agent called it (``ctx.call``); tokens it
     #: streams carry it, so the user sees which nested call wrote them.
     call_path: str | None = None
+    _caller: Caller | None = None
 
     @property
     def correlation_id(self) -> str:
@@ -189,3 +220,88 @@ class TaskContext:
             ts=time.time(),
         )
         return await self._progress(encode_event(event))
+
+    async def call(
+        self,
+        agent: str,
+        instruction: str,
+        *,
+        inputs: Mapping[str, Any] | None = None,
+        timeout: float | None = None,
+        budget: int | None = None,
+    ) -> Any:
+        """Ask another agent (one this agent declares in ``calls=``); its output.
+
+        The call carries this task's correlation id and user, and this task's time left
+        minus a margin (``timeout`` seconds, if sooner): the callee never outlives its
+        caller. ``budget`` is how many calls the callee may make in turn (default: half of
+        what this task has left after this call; what it does not use comes back).
+        Cancelling the caller cancels the callee. The callee's LLM usage is added to
+        :attr:`usage`. Several calls at once: :meth:`call_all`, or ``asyncio.gather``.
+
+        Raises:
+            CallForbiddenError: ``agent`` is not declared.
+            CallCycleError: ``agent`` is already on the call path (it would loop).
+            CallDepthError: the calls would nest deeper than ``max_call_depth``.
+            CallBudgetError: the conversation's budget of calls is spent.
+            RemoteError: the callee failed (``.code``: agent_error, timeout ...).
+            RequestTimeoutError, NoRespondersError: as any agent request.
+        """
+        if self._caller is None:
+            raise CallForbiddenError(
+                f"The {self.task.agent} agent cannot call {agent}: its worker has no caller."
+            )
+        try:
+            return await self._caller.call(
+                agent,
+                instruction,
+                deadline=self.deadline,
+                inputs=inputs,
+                timeout=timeout,
+                budget=budget,
+            )
+        finally:
+            self.usage = self.usage + self._caller.usage
+            self._caller.usage = Usage()
+
+    async def call_all(
+        self,
+        calls: Sequence[tuple[str, str]],
+        *,
+        return_exceptions: bool = False,
+    ) -> list[Any]:
+        """:meth:`call` each ``(agent, instruction)`` at once; their outputs, in order.
+
+        The calls left are shared evenly among them. The first error (a
+        :class:`SwitchboardError`) cancels the others and is raised; with
+        ``return_exceptions`` each failed call's error is in its place instead.
+        """
+        if not calls:
+            return []
+        left = self._caller.budget.left if self._caller is not None else 0
+        share = max(0, left - len(calls)) // len(calls)
+        results: list[Any] = [None] * len(calls)
+
+        async def one(index: int, agent: str, instruction: str) -> None:
+            try:
+                results[index] = await self.call(agent, instruction, budget=share)
+            except SwitchboardError as exc:
+                if not return_exceptions:
+                    raise
+                results[index] = exc
+
+        try:
+            async with asyncio.TaskGroup() as group:
+                for index, (agent, instruction) in enumerate(calls):
+                    group.create_task(one(index, agent, instruction))
+        except ExceptionGroup as failed:
+            first = failed.exceptions[0]
+            if all(isinstance(exc, SwitchboardError) for exc in failed.exceptions):
+                raise first from None
+            raise
+        return results
+
+    @property
+    def calls_left(self) -> int:
+        """How many more calls this task (and its callees together) may make."""
+        return self._caller.budget.left if self._caller is not None else 0

@@ -67,6 +67,11 @@ _STATUS: dict[ErrorCode, int] = {
     ErrorCode.SHUTTING_DOWN: 503,
     ErrorCode.TIMEOUT: 504,
     ErrorCode.CANCELLED: 409,
+    # An agent's call to another agent was refused: the request was fine, an agent was not.
+    ErrorCode.CALL_CYCLE: 502,
+    ErrorCode.CALL_DEPTH: 502,
+    ErrorCode.CALL_BUDGET: 502,
+    ErrorCode.CALL_FORBIDDEN: 502,
 }
 
 #: The code of an error Litestar raised with a status of its own (routing, body size).
@@ -92,6 +97,10 @@ _TITLES: dict[ErrorCode, str] = {
     ErrorCode.SHUTTING_DOWN: "Service restarting",
     ErrorCode.TIMEOUT: "Timed out",
     ErrorCode.CANCELLED: "Cancelled",
+    ErrorCode.CALL_CYCLE: "An agent call would loop",
+    ErrorCode.CALL_DEPTH: "Agent calls nested too deep",
+    ErrorCode.CALL_BUDGET: "Agent call budget spent",
+    ErrorCode.CALL_FORBIDDEN: "Agent call not declared",
 }
 
 

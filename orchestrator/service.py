@@ -94,6 +94,7 @@ class OrchestratorService:
                 retries=settings.step_retries,
                 heartbeat=settings.heartbeat_interval,
                 accept_timeout=settings.accept_timeout,
+                max_calls=settings.max_calls,
             ),
             llm=llm,
             history=self.history,

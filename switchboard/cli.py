@@ -5,7 +5,7 @@
     switchboard up                      everything on one machine (embedded nats-server)
     switchboard orchestrator            the orchestrator service
     switchboard agent NAME [NAME...]    built-in agents (calculator clock text llm summarizer
-                                        all) or your own (module:attribute)
+                                        trip all) or your own (module:attribute)
     switchboard bff                     the HTTP API and web page
     switchboard ask "question"          ask from the terminal (--stream shows progress)
     switchboard bench MODE              benchmarks against a raw nats-py baseline

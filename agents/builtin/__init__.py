@@ -1,4 +1,5 @@
-"""The built-in agents: calculator, clock and text (offline logic), llm and summarizer.
+"""The built-in agents: calculator, clock and text (offline logic), llm and summarizer,
+and trip, which works by calling the clock and the calculator (``ctx.call``).
 
 The first three are pure functions run in a worker thread (their work is
 bounded, but it is CPU work, and the event loop must never block); the last
@@ -16,10 +17,11 @@ from ..sdk import Agent, TaskContext
 from . import calculator, clock, text
 from .assistant import ASSISTANT
 from .summarizer import SUMMARIZER
+from .trip import TRIP
 
 __all__ = ["BUILTIN_NAMES", "BUILTIN_PATTERNS", "builtin_agents"]
 
-BUILTIN_NAMES = ("calculator", "clock", "text", "llm", "summarizer")
+BUILTIN_NAMES = ("calculator", "clock", "text", "llm", "summarizer", "trip")
 
 
 def _offline(module: ModuleType, input_hints: str) -> Agent:
@@ -47,6 +49,7 @@ def builtin_agents() -> dict[str, Agent]:
         "text": _offline(text, "quoted text, text after a colon, or earlier steps' outputs"),
         "llm": ASSISTANT,
         "summarizer": SUMMARIZER,
+        "trip": TRIP,
     }
 
 

@@ -92,10 +92,10 @@ async def chat_stream(
     correlation_id: NamedDependency[str],
 ) -> Response[Any]:
     """Server-Sent Events: ``planned``, ``step_started``, ``step_progress``,
-    ``step_finished``, ``step_failed``, ``replanned`` (a further round), ``answered``
-    (ProgressEvent data), ``token`` (text of an answer as a model writes it: a step's, or
-    with no step the answer's own), then one ``reply`` event with the whole
-    ConversationReply -- or an ``error`` event with a problem body."""
+    ``step_finished``, ``step_failed``, ``call_started``, ``call_finished``, ``replanned`` (a
+    further round), ``answered`` (ProgressEvent data), ``token`` (text of an answer as a model
+    writes it: a step's, or with no step the answer's own), then one ``reply`` event with the
+    whole ConversationReply -- or an ``error`` event with a problem body."""
     slot = admit(bff.limiter, user)
 
     async def events() -> AsyncIterator[ServerSentEventMessage]:

@@ -523,6 +523,63 @@
     }
   }
 
+  // -- nested agent-to-agent calls, under the step that made them ------------------------
+
+  // A call_started / call_finished event: one row per call (its task id; its path, such
+  // as "s1>trip>clock", says where), indented by its depth, in a list under its step
+  // (created on the first call).
+  function renderCall(view, data) {
+    const step = view.steps.get(data.step);
+    const detail = data.detail || {};
+    if (!step || !detail.path) return;
+    let list = step.calls;
+    if (!list) {
+      list = document.createElement("ul");
+      list.className = "calls";
+      list.dataset.testid = "step-calls";
+      list.setAttribute("aria-label", `Calls made by step ${data.step}`);
+      step.note.before(list);
+      step.calls = list;
+      step.callRows = new Map();
+    }
+    const key = detail.task_id || detail.path;
+    let row = step.callRows.get(key);
+    if (!row) {
+      const agents = detail.path.split(">").slice(1);
+      row = document.createElement("li");
+      row.className = "call";
+      row.dataset.testid = "call-row";
+      row.dataset.path = detail.path;
+      row.style.setProperty("--depth", String(agents.length - 2));
+      const head = document.createElement("span");
+      head.className = "call-head mono";
+      head.textContent = `${agents[agents.length - 2]} → ${agents[agents.length - 1]}`;
+      head.title = detail.path;
+      const what = document.createElement("span");
+      what.className = "call-instruction";
+      what.textContent = detail.instruction || "";
+      const note = document.createElement("span");
+      note.className = "call-note small";
+      note.dataset.testid = "call-note";
+      row.append(head, what, note);
+      step.callRows.set(key, row);
+      list.append(row);
+    }
+    const note = row.querySelector(".call-note");
+    if (data.kind === "call_started") {
+      row.dataset.status = "running";
+      note.textContent = "running";
+    } else if (detail.ok) {
+      row.dataset.status = "done";
+      note.textContent = `${describe(detail.output)} · ${formatDuration(detail.duration_ms)}`;
+    } else {
+      row.dataset.status = "failed";
+      const error = detail.error || {};
+      note.textContent = `${error.code}: ${error.message}`;
+    }
+    note.title = note.textContent;
+  }
+
   // Marks the steps still queued or running when the request ends without a reply.
   function stopUnfinished(view) {
     for (const [id, step] of view.steps) {
@@ -644,6 +701,10 @@
           previewed(data.detail.answer, data.detail.truncated, data.detail.size),
           data.detail.partial,
         );
+        return false;
+      case "call_started":
+      case "call_finished":
+        renderCall(view, data);
         return false;
       case "reply":
         endDraft(view);

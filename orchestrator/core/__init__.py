@@ -9,6 +9,7 @@ the rest of Switchboard: an import-linter contract (``pyproject.toml``) says so.
 """
 
 from . import headers, metrics, tracing, wire
+from .calls import DEFAULT_MAX_CALL_DEPTH, DEFAULT_MAX_CALLS, CallBudget, CallPath, parse_budget
 from .catalog import ROLE_AGENT, ROLE_KEY, AgentCatalog, AgentInfo, agent_metadata
 from .client import ConversationClient
 from .codec import DEFAULT_MAX_PAYLOAD, decode, encode, invalid_field
@@ -61,6 +62,11 @@ from .envelopes import (
 from .errors import (
     AgentError,
     AnswerTooLargeError,
+    CallBudgetError,
+    CallCycleError,
+    CallDepthError,
+    CallForbiddenError,
+    CallRefusedError,
     ConfigurationError,
     ConnectionClosedError,
     ConversationCancelledError,
@@ -86,6 +92,9 @@ from .options import RequestOptions, new_request_id
 from .progress import (
     AnsweredDetail,
     AnsweredEvent,
+    CallDetail,
+    CallFinishedEvent,
+    CallStartedEvent,
     EventKind,
     PlannedEvent,
     ProgressEvent,
@@ -120,6 +129,8 @@ from .tokens import TOKEN_MAX_BYTES, TOKEN_MAX_DELAY, TokenCoalescer
 from .urls import without_credentials
 
 __all__ = [
+    "DEFAULT_MAX_CALLS",
+    "DEFAULT_MAX_CALL_DEPTH",
     "DEFAULT_MAX_INFLIGHT_BYTES",
     "DEFAULT_MAX_PAYLOAD",
     "MAX_ANSWER_BYTES",
@@ -140,6 +151,16 @@ __all__ = [
     "AnswerTooLargeError",
     "AnsweredDetail",
     "AnsweredEvent",
+    "CallBudget",
+    "CallBudgetError",
+    "CallCycleError",
+    "CallDepthError",
+    "CallDetail",
+    "CallFinishedEvent",
+    "CallForbiddenError",
+    "CallPath",
+    "CallRefusedError",
+    "CallStartedEvent",
     "ConfigurationError",
     "ConnectionClosedError",
     "ConnectionEvents",
@@ -234,6 +255,7 @@ __all__ = [
     "metrics",
     "new_correlation_id",
     "new_request_id",
+    "parse_budget",
     "preview",
     "remote_error",
     "replay_key",

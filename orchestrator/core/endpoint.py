@@ -50,6 +50,7 @@ from nats.aio.client import Client as NATS
 
 from . import headers as h
 from . import tracing, wire
+from .calls import CallPath
 from .codec import DEFAULT_MAX_PAYLOAD, decode, encode
 from .connection import map_nats_errors
 from .deadline import Deadline
@@ -754,14 +755,20 @@ class Endpoint:
         try:
             correlation_id = msg.subject.rsplit(".", 1)[-1]
             reply = msg.headers.get(h.REPLY_TO_CANCEL) if msg.headers else None
+            # A subtree cancel (a caller died): only the calls on that path and below it.
+            below = msg.headers.get(h.CANCEL_PATH) if msg.headers and not reply else None
             if reply and self._detach(reply, msg.headers or {}):
                 return
             if reply:
                 task = self._by_reply.get(reply)
                 targets = [task] if task is not None else []
             else:
-                targets = [t for t, r in self._tasks.items() if r.correlation_id == correlation_id]
-            queued = self._withdraw(reply, correlation_id) if self._backlog else []
+                targets = [
+                    t
+                    for t, r in self._tasks.items()
+                    if r.correlation_id == correlation_id and _on_path(r.headers, below)
+                ]
+            queued = self._withdraw(reply, correlation_id, below) if self._backlog else []
             if not targets and not queued:
                 if reply:  # its request may not have been read yet
                     self._given_up[reply] = None
@@ -784,7 +791,7 @@ class Endpoint:
         except Exception:
             log.exception("failed to process a cancel notice", endpoint=self.name)
 
-    def _withdraw(self, reply: str | None, correlation_id: str) -> list[Msg]:
+    def _withdraw(self, reply: str | None, correlation_id: str, below: str | None) -> list[Msg]:
         """Take the queued requests a cancel notice names out of the backlog."""
         if reply:
             hit = [e for e in self._backlog if e[0].reply == reply]
@@ -792,7 +799,9 @@ class Endpoint:
             hit = [
                 e
                 for e in self._backlog
-                if e[0].headers and e[0].headers.get(h.CORRELATION_ID) == correlation_id
+                if e[0].headers
+                and e[0].headers.get(h.CORRELATION_ID) == correlation_id
+                and _on_path(e[0].headers, below)
             ]
         for entry in hit:
             self._backlog.remove(entry)
@@ -971,6 +980,20 @@ def _arrived(msg: Msg) -> None:
 
 def _reply_of(request: Request) -> str:
     return request.reply
+
+
+def _on_path(headers: Mapping[str, str], below: str | None) -> bool:
+    """Whether a request is hit by a cancel notice that names call path ``below`` (None:
+    the whole conversation): its own ``Switchboard-Call-Path`` is that path or under it."""
+    if below is None:
+        return True
+    path = headers.get(h.CALL_PATH)
+    if path is None:
+        return False
+    try:
+        return CallPath.parse(path).under(below)
+    except DecodeError:
+        return False
 
 
 def _milliseconds(value: str | None) -> float | None:

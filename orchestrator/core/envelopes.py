@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from msgspec import Meta, Struct, field
+from msgspec import UNSET, Meta, Struct, UnsetType, field
 
 from .subjects import TOKEN_PATTERN
 
@@ -102,3 +102,7 @@ class AgentResult(Struct, kw_only=True):
     error: ErrorInfo | None = None
     usage: Usage | None = None
     duration_ms: float = 0.0
+    #: On the result of an agent-to-agent call: the calls of the budget it was leased
+    #: (``Switchboard-Call-Budget``) that it did not use, given back to its caller. Unset
+    #: (not sent) on a plan step's result.
+    unused_calls: int | UnsetType = UNSET

@@ -20,7 +20,12 @@ replies and in HTTP problem bodies::
     ├── AnswerTooLargeError             too_large     (.size, .limit: the answer's bytes)
     ├── PlanError                       bad_request
     ├── AgentError                      agent_error
-    └── LLMError                        llm_error
+    ├── LLMError                        llm_error
+    └── CallRefusedError                (an agent-to-agent call refused before it ran)
+        ├── CallCycleError              call_cycle     (the callee is already on the path)
+        ├── CallDepthError              call_depth     (deeper than max_call_depth)
+        ├── CallBudgetError             call_budget    (the conversation's calls are spent)
+        └── CallForbiddenError          call_forbidden (the caller did not declare it)
 
 Messages are full sentences with their context, safe to show to a caller:
 they never contain a ``repr`` of a foreign exception. Foreign exceptions are
@@ -35,6 +40,11 @@ import enum
 __all__ = [
     "AgentError",
     "AnswerTooLargeError",
+    "CallBudgetError",
+    "CallCycleError",
+    "CallDepthError",
+    "CallForbiddenError",
+    "CallRefusedError",
     "ConfigurationError",
     "ConnectionClosedError",
     "ConversationCancelledError",
@@ -74,6 +84,14 @@ class ErrorCode(enum.StrEnum):
     #: Extension of DESIGN.md's vocabulary: an operator cancelled the conversation
     #: (``ai.cancel.<id>``); without it the requester could only time out.
     CANCELLED = "cancelled"
+    #: Agent-to-agent calls refused before anything was sent (``ctx.call``; see
+    #: ``core.calls``): the callee is already on the call path, the path is as deep as
+    #: ``max_call_depth`` allows, the conversation's budget of calls is spent, or the
+    #: caller did not declare the callee (``@agent(..., calls=(...))``).
+    CALL_CYCLE = "call_cycle"
+    CALL_DEPTH = "call_depth"
+    CALL_BUDGET = "call_budget"
+    CALL_FORBIDDEN = "call_forbidden"
 
     @classmethod
     def parse(cls, value: str) -> ErrorCode:
@@ -295,3 +313,39 @@ class LLMError(SwitchboardError):
     """The language model provider failed (after its retries) or answered nonsense."""
 
     code = ErrorCode.LLM_ERROR
+
+
+class CallRefusedError(SwitchboardError):
+    """An agent-to-agent call was refused before it ran, by the caller's SDK or by the
+    callee's worker (a header can be forged). ``path`` is the call path it would have made
+    (``s1>trip>clock``)."""
+
+    code = ErrorCode.AGENT_ERROR
+
+    def __init__(self, message: str, *, path: str = "") -> None:
+        super().__init__(message)
+        self.path = path
+
+
+class CallCycleError(CallRefusedError):
+    """The callee is already on the call path (A calls B calls A)."""
+
+    code = ErrorCode.CALL_CYCLE
+
+
+class CallDepthError(CallRefusedError):
+    """The call would nest deeper than ``max_call_depth``."""
+
+    code = ErrorCode.CALL_DEPTH
+
+
+class CallBudgetError(CallRefusedError):
+    """The budget of calls this part of the conversation holds is spent."""
+
+    code = ErrorCode.CALL_BUDGET
+
+
+class CallForbiddenError(CallRefusedError):
+    """The caller did not declare the callee in ``@agent(..., calls=(...))``."""
+
+    code = ErrorCode.CALL_FORBIDDEN

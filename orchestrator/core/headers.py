@@ -8,6 +8,9 @@ from typing import Final
 __all__ = [
     "BATCH",
     "BEATS",
+    "CALL_BUDGET",
+    "CALL_PATH",
+    "CANCEL_PATH",
     "CORRELATION_ID",
     "ERROR",
     "HEARTBEAT",
@@ -48,6 +51,16 @@ REPLY_TO_CANCEL: Final = "Switchboard-Cancel-Reply"
 #: attempt, so a worker that has it in hand (or answered it lately) attaches the retry to
 #: that work instead of doing it twice.
 REQUEST_ID: Final = "Switchboard-Request-Id"
+
+#: On agent-to-agent calls: the path of the call, ``<step id>>caller>...>callee``
+#: (``s1>trip>clock``); the callee refuses a cycle or a path deeper than its setting.
+CALL_PATH: Final = "Switchboard-Call-Path"
+#: On agent-to-agent calls: how many calls the callee and everything it calls may still
+#: make (a lease out of the caller's budget; what is left comes back with the result).
+CALL_BUDGET: Final = "Switchboard-Call-Budget"
+#: On conversation-wide cancel notices: cancel only the requests on this call path and
+#: below it (a caller that died: its callees, and theirs, stop).
+CANCEL_PATH: Final = "Switchboard-Cancel-Path"
 
 #: Header nats-server sets on status messages, and the no-responders status.
 NATS_STATUS: Final = "Status"

@@ -26,6 +26,7 @@ from prometheus_client.registry import Collector
 from prometheus_client.samples import Exemplar
 
 __all__ = [
+    "AGENT_CALLS",
     "CANCEL_NOTICES",
     "CONSUMER_RESUBSCRIBES",
     "CORRELATION_CANCELLED",
@@ -319,4 +320,13 @@ NATS_ERRORS = Counter(
     "switchboard_nats_errors_total",
     "Asynchronous errors reported by the NATS client, by kind.",
     ["kind"],
+)
+
+# -- agent-to-agent calls (ctx.call) ------------------------------------------------------------
+
+AGENT_CALLS = Counter(
+    "switchboard_agent_calls_total",
+    "Calls an agent made to another agent (ctx.call), by outcome: ok, or the error code "
+    "(call_cycle, call_depth, call_budget, call_forbidden when refused before sending).",
+    ["caller", "callee", "outcome"],
 )

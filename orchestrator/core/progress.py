@@ -14,7 +14,14 @@ One msgspec Struct per kind of event, together a tagged union on ``kind``
 ``answered``       AnsweredEvent          :class:`AnsweredDetail` (answer or preview)
 ``replanned``      ReplannedEvent         :class:`ReplannedDetail` (round, reason, its plan)
 ``token``          TokenEvent             :class:`TokenDetail` (text of a streamed answer)
+``call_started``   CallStartedEvent       :class:`CallDetail` (an agent called an agent)
+``call_finished``  CallFinishedEvent      :class:`CallDetail` (that call's outcome)
 =================  =====================  ===============================================
+
+The two ``call_*`` kinds are nested calls (``ctx.call``): ``step`` is the plan step under
+which they run, ``agent`` the callee, and the detail's ``path`` the whole way down
+(``s1>trip>clock``), so a reader can draw them nested under their step. Each caller
+passes its callees' events up with its own progress.
 
 Readers tell them apart with ``match`` (msgspec's ``examples/asyncio-kv``)::
 
@@ -45,6 +52,9 @@ from .envelopes import ErrorInfo
 __all__ = [
     "AnsweredDetail",
     "AnsweredEvent",
+    "CallDetail",
+    "CallFinishedEvent",
+    "CallStartedEvent",
     "EventKind",
     "PlannedEvent",
     "ProgressEvent",
@@ -71,6 +81,8 @@ EventKind = Literal[
     "answered",
     "replanned",
     "token",
+    "call_started",
+    "call_finished",
 ]
 
 
@@ -131,6 +143,24 @@ class TokenDetail(Struct, kw_only=True):
 
     text: str
     path: str | UnsetType = UNSET
+
+
+class CallDetail(Struct, kw_only=True):
+    """``call_started`` / ``call_finished``: one agent-to-agent call.
+
+    ``path`` is the call's path (``s1>trip>clock``: the step, the caller, the callee);
+    ``task_id`` the callee's task (one per call: two calls may share a path);
+    ``instruction`` what the callee was asked. On ``call_finished``, ``ok`` and either a
+    preview of the ``output`` or the ``error``; ``duration_ms`` as the caller measured it.
+    """
+
+    path: str
+    task_id: str = ""
+    instruction: str = ""
+    ok: bool | UnsetType = UNSET
+    output: Any = UNSET
+    error: ErrorInfo | UnsetType = UNSET
+    duration_ms: float | UnsetType = UNSET
 
 
 class _Event(Struct, kw_only=True, tag_field="kind"):
@@ -206,6 +236,20 @@ class TokenEvent(_Event, kw_only=True, tag="token"):
     detail: TokenDetail
 
 
+class CallStartedEvent(_Event, kw_only=True, tag="call_started"):
+    """An agent called another agent (``ctx.call``), under plan step ``step``."""
+
+    kind: ClassVar[Literal["call_started"]] = "call_started"
+    detail: CallDetail
+
+
+class CallFinishedEvent(_Event, kw_only=True, tag="call_finished"):
+    """An agent-to-agent call ended (answered, failed or refused)."""
+
+    kind: ClassVar[Literal["call_finished"]] = "call_finished"
+    detail: CallDetail
+
+
 #: Any progress event: decode with ``decode(data, ProgressEvent)``, tell apart with ``match``.
 ProgressEvent: TypeAlias = (
     PlannedEvent
@@ -216,6 +260,8 @@ ProgressEvent: TypeAlias = (
     | AnsweredEvent
     | ReplannedEvent
     | TokenEvent
+    | CallStartedEvent
+    | CallFinishedEvent
 )
 
 #: The event type of each kind.
@@ -230,6 +276,8 @@ EVENT_TYPES: dict[str, type[ProgressEvent]] = {
         AnsweredEvent,
         ReplannedEvent,
         TokenEvent,
+        CallStartedEvent,
+        CallFinishedEvent,
     )
 }
 

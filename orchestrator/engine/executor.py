@@ -23,13 +23,21 @@ from typing import Any
 
 import structlog
 
+from ..core import headers as h
 from ..core import tracing
+from ..core.calls import CallBudget
 from ..core.conversation import Plan, PlanStep, StepResult
 from ..core.deadline import Deadline
 from ..core.envelopes import AgentResult, AgentTask, ErrorInfo
-from ..core.errors import RequestError, SwitchboardError
+from ..core.errors import RequestError, RequestTimeoutError, SwitchboardError, TimeoutPhase
 from ..core.options import RequestOptions, new_request_id
-from ..core.progress import StepFinishedDetail, StepStartedDetail, TokenEvent
+from ..core.progress import (
+    CallFinishedEvent,
+    CallStartedEvent,
+    StepFinishedDetail,
+    StepStartedDetail,
+    TokenEvent,
+)
 from ..core.requester import Requester
 from ..core.sizes import preview
 from ..core.subjects import Subjects
@@ -54,8 +62,12 @@ class Executor:
         retries: int = 2,
         heartbeat: float = 1.0,
         accept_timeout: float = 5.0,
+        max_calls: int | None = None,
     ) -> None:
         self.requester = requester
+        #: The conversation's budget of agent-to-agent calls, shared out to its steps
+        #: (``Switchboard-Call-Budget``); None: each agent's own ``max_calls`` per step.
+        self.max_calls = max_calls
         self.subjects = subjects or requester.subjects
         self.step_timeout = step_timeout
         self.retries = retries
@@ -86,8 +98,13 @@ class Executor:
                 every such crash, none lost, after the other steps were cancelled.
         """
         state = _RunState(plan, prior)
+        calls = None if self.max_calls is None else CallBudget(self.max_calls)
 
         async def run_step(step: PlanStep) -> None:
+            lease = 0
+            if calls is not None:  # the steps still to start share what is left
+                lease = calls.share(len(state.waiting) + state.starting)
+                state.starting -= 1
             result = await self._step(
                 step,
                 state.inputs(step),
@@ -95,6 +112,8 @@ class Executor:
                 user_id=user_id,
                 deadline=deadline,
                 events=events,
+                calls=calls,
+                lease=lease,
             )
             await self._settle(state, step.id, result, events)
 
@@ -102,6 +121,7 @@ class Executor:
         async with asyncio.TaskGroup() as group:
             while True:
                 ready = state.take_ready()
+                state.starting += len(ready)
                 if len(ready) == 1 and not running:
                     # Nothing to run beside it (a one-step plan, a chain): no task, no wait.
                     await run_step(ready[0])
@@ -155,6 +175,8 @@ class Executor:
         user_id: str | None,
         deadline: Deadline,
         events: EventSink,
+        calls: CallBudget | None = None,
+        lease: int = 0,
     ) -> StepResult:
         step_deadline = deadline.earlier(step.timeout_s or self.step_timeout)
         task = AgentTask(
@@ -174,6 +196,7 @@ class Executor:
             heartbeat=self.heartbeat,
             accept_timeout=self.accept_timeout,
             request_id=new_request_id(),
+            headers=None if calls is None else {h.CALL_BUDGET: str(lease)},
         )
         await events.emit(
             "step_started",
@@ -189,6 +212,8 @@ class Executor:
                         subject, task, correlation_id, step_deadline, step, events, options
                     )
             except SwitchboardError as exc:
+                if isinstance(exc, RequestTimeoutError) and exc.phase is TimeoutPhase.SILENT:
+                    await self._cancel_calls(correlation_id, step)
                 backoff = min(0.05 * 2 ** (attempts - 1), 1.0)
                 if (
                     exc.retryable
@@ -216,6 +241,8 @@ class Executor:
                     attempts=attempts,
                     duration_ms=round((time.perf_counter() - started) * 1000, 3),
                 )
+            if calls is not None:  # what the step's calls did not use is the next steps'
+                calls.give_back(lease, result.unused_calls or 0)
             await events.emit(
                 "step_finished",
                 step=step.id,
@@ -268,6 +295,13 @@ class Executor:
                         await events.emit(
                             "token", step=step.id, agent=step.agent, detail=item.detail
                         )
+                    case CallStartedEvent() | CallFinishedEvent():
+                        # The agent called an agent (ctx.call): shown under this step, if
+                        # the call is one of this step's (its path starts with it).
+                        if item.detail.path.startswith(f"{step.id}>{step.agent}>"):
+                            await events.emit(
+                                item.kind, step=step.id, agent=item.agent, detail=item.detail
+                            )
                     case _:  # the agent's progress, passed on as this step's
                         await events.emit(
                             "step_progress", step=step.id, agent=step.agent, detail=item.detail
@@ -277,6 +311,19 @@ class Executor:
             subject=subject,
             correlation_id=correlation_id,
         )
+
+    async def _cancel_calls(self, correlation_id: str, step: PlanStep) -> None:
+        """The step's agent went silent (its process died): its calls to other agents, and
+        theirs, would run on for nobody. One subtree cancel notice stops them all."""
+        try:
+            await self.requester.publish(
+                self.subjects.cancel(correlation_id),
+                b"",
+                correlation_id=correlation_id,
+                headers={h.CANCEL_PATH: f"{step.id}>{step.agent}"},
+            )
+        except SwitchboardError as exc:  # best effort: their deadlines still hold
+            log.debug("subtree cancel not sent", step=step.id, error=str(exc))
 
     @staticmethod
     def _skipped(step: PlanStep, because: str | None) -> StepResult:
@@ -297,7 +344,7 @@ class Executor:
 class _RunState:
     """One run of a plan: the steps still waiting, the results so far, the outputs."""
 
-    __slots__ = ("outputs", "plan", "prior", "results", "steps", "waiting")
+    __slots__ = ("outputs", "plan", "prior", "results", "starting", "steps", "waiting")
 
     def __init__(self, plan: Plan, prior: Mapping[str, Any] | None = None) -> None:
         self.plan = plan
@@ -306,6 +353,8 @@ class _RunState:
         self.results: dict[str, StepResult] = {}
         self.prior: Mapping[str, Any] = prior or _NOTHING
         self.outputs: dict[str, Any] = dict(prior) if prior else {}
+        #: Steps taken from ``waiting`` whose run has not begun yet (they share the calls).
+        self.starting = 0
 
     def take_ready(self) -> list[PlanStep]:
         """The waiting steps whose dependencies have all finished, no longer waiting."""

@@ -195,6 +195,24 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
         str | None, _d("OpenAI-compatible server URL. Also OPENAI_BASE_URL.")
     ] = None
 
+    # -- agent-to-agent calls -----------------------------------------------------------------
+    max_call_depth: Annotated[
+        int,
+        _d(
+            "Most agent-to-agent calls one chain may nest (ctx.call); deeper: call_depth.",
+            ge=1,
+            le=16,
+        ),
+    ] = 3
+    max_calls: Annotated[
+        int,
+        _d(
+            "Agent-to-agent calls one conversation may make, at every depth; more: call_budget.",
+            ge=0,
+            le=1000,
+        ),
+    ] = 16
+
     # -- BFF ----------------------------------------------------------------------------------
     http_host: Annotated[str, _d("Address the BFF listens on.")] = "127.0.0.1"
     http_port: Annotated[int, _d("Port the BFF listens on.", ge=0, le=65535)] = 8080

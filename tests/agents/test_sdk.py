@@ -150,6 +150,7 @@ def test_loading_user_agents_and_all_builtins() -> None:
         "text",
         "llm",
         "summarizer",
+        "trip",
     }
 
 

@@ -89,8 +89,20 @@ async def agents_running(
 ) -> AsyncIterator[list[AgentWorker]]:
     runtime = Runtime(settings, part="agent", name="test", health=False, configure_logs=False)
     await runtime.connect()
+    requester = runtime.requester if any(a.calls for a in agents) else None
     workers = [
-        AgentWorker(runtime.nc, a, subjects=runtime.subjects, llm=llm or LocalLLM()) for a in agents
+        AgentWorker(
+            runtime.nc,
+            a,
+            subjects=runtime.subjects,
+            llm=llm or LocalLLM(),
+            requester=requester,
+            max_call_depth=settings.max_call_depth,
+            max_calls=settings.max_calls,
+            call_heartbeat=settings.heartbeat_interval,
+            call_accept_timeout=settings.accept_timeout,
+        )
+        for a in agents
     ]
     for worker in workers:
         runtime.add(worker)

@@ -128,6 +128,35 @@ async def test_question_is_planned_run_and_answered(page: Page) -> None:
     await page.screenshot(path=str(ARTIFACTS / "answer.png"), full_page=True)
 
 
+async def test_nested_agent_calls_show_under_their_step(page: Page) -> None:
+    """The trip agent calls the clock and the calculator (twice): three call rows under
+    its step, from the call_started / call_finished events, each done with its output."""
+    turns = page.get_by_test_id("turn")
+    await _ask(page, "What time will it be in Tokyo when I land in 13 hours?")
+
+    turn = turns.last
+    row = turn.locator("[data-testid=step-row][data-agent=trip]")
+    await expect(row).to_have_attribute("data-status", "done")
+    calls = row.get_by_test_id("step-calls").get_by_test_id("call-row")
+    await expect(calls).to_have_count(3)
+    for path in ("s1>trip>clock", "s1>trip>calculator"):
+        await expect(
+            row.locator(f'[data-testid=call-row][data-path="{path}"]').first
+        ).to_be_visible()
+    for index in range(3):
+        await expect(calls.nth(index)).to_have_attribute("data-status", "done")
+    await expect(row.locator('[data-path="s1>trip>clock"] >> .call-head')).to_have_text(
+        "trip → clock"
+    )
+    await expect(
+        row.locator('[data-path="s1>trip>clock"]').get_by_test_id("call-note")
+    ).to_contain_text("Tokyo")
+    await expect(turn.get_by_test_id("answer")).to_contain_text("13 hours from now")
+
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    await page.screenshot(path=str(ARTIFACTS / "nested-calls.png"), full_page=True)
+
+
 async def test_errors_are_shown_in_a_banner(page: Page) -> None:
     banner = page.get_by_test_id("error-banner")
     send = page.get_by_test_id("send")
