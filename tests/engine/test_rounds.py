@@ -19,7 +19,9 @@ from switchboard.orchestrator import (
     OpenAIProvider,
     Requester,
     Settings,
+    Usage,
 )
+from switchboard.orchestrator.engine import CITED
 from tests.engine.test_adapt import ask_streaming, replanned
 from tests.helpers import metric
 from tests.support.agents import INJECTION, mole, sleepy
@@ -33,6 +35,10 @@ def provider(fake: FakeOpenAI) -> OpenAIProvider:
     return OpenAIProvider(
         model=MODEL, api_key="test-key", base_url=fake.base_url, timeout=10.0, max_retries=0
     )
+
+
+#: A question the model plans (the rules are sure of only one of its two clauses).
+JOKE_AND_SUM = "what is 6*7? and tell me a joke"
 
 
 def plan(*steps: tuple[str, str]) -> Reply:
@@ -100,7 +106,9 @@ async def test_three_rounds_each_built_on_the_last_result(
         reply, events = await ask_streaming(requester, "17*23, plus 9, then a quarter of it")
     await llm.aclose()
     assert fake_openai.pending == 0 and not fake_openai.responder_errors
-    assert reply.answer == "The answer is 100."
+    # The model's draft ("The answer is 100.") reads the results, but deterministic outputs
+    # are the answer as they are: a model may stitch them, never replace them.
+    assert reply.answer == "- 17 * 23 = 391\n- 391 + 9 = 400\n- 400 / 4 = 100"
     assert [(s.id, s.agent, s.output, s.round) for s in reply.steps] == [
         ("s1", "calculator", "17 * 23 = 391", 1),
         ("r2s1", "calculator", "391 + 9 = 400", 2),
@@ -137,9 +145,10 @@ async def test_a_one_round_conversation_costs_the_plan_and_one_answer(
         agents_running(settings, *builtin_agents().values()),
         orchestrator_running(settings, llm=llm),
     ):
-        reply, events = await ask_streaming(requester, "what is 6*7?")
+        # Two clauses: a one-clause question the rules are sure of asks no model at all.
+        reply, events = await ask_streaming(requester, JOKE_AND_SUM)
     await llm.aclose()
-    assert reply.answer == "6 times 7 is 42."
+    assert reply.answer == "6 * 7 = 42"  # one output: it is the answer, not the draft
     assert len(fake_openai.requests) == 2  # as before rounds: plan + answer, no third call
     assert replanned(events) == []
     assert reply.usage.total_tokens > 0
@@ -163,9 +172,10 @@ async def test_junk_in_round_two_falls_back_without_losing_round_one(
         orchestrator_running(settings, llm=llm),
     ):
         first, first_events = await ask_streaming(requester, "17*23 and the time in Tokyo")
-        second, _ = await ask_streaming(requester, "2*2")
+        second, _ = await ask_streaming(requester, "what is 2*2? and tell me a joke")
     await llm.aclose()
-    assert first.answer == "391, and it is late in Tokyo."
+    # Round one's outputs, whole: they are the answer (the draft is not).
+    assert first.answer.startswith("- 17 * 23 = 391\n- In Tokyo (Asia/Tokyo) it is ")
     assert [(s.agent, s.status, s.round) for s in first.steps] == [
         ("calculator", "ok", 1),
         ("clock", "ok", 1),
@@ -174,7 +184,7 @@ async def test_junk_in_round_two_falls_back_without_losing_round_one(
     answer_now = fake_openai.requests[2]
     assert answer_now["tool_choice"] == "none"  # the model answers from round 1's results
     assert [r["status"] for r in tool_results(answer_now)] == ["ok", "ok"]
-    assert second.answer == "4."
+    assert second.answer == "2 * 2 = 4"
     assert [s.output for s in second.steps] == ["2 * 2 = 4"]
     assert metric("switchboard_plan_fallbacks_total", reason="round_invalid") == fallbacks + 2
 
@@ -229,7 +239,8 @@ async def test_agent_output_is_data_and_cannot_widen_what_may_be_called(
         direct = await call_agent(requester, "vault", "ping")  # it runs, and answers
     await llm.aclose()
     assert not fake_openai.responder_errors
-    assert reply.answer == "Nothing found."
+    # The mole's one output is the answer as it is (shown to the user, never obeyed).
+    assert reply.answer == f"Report on the news: nothing found. {INJECTION}"
     assert [s.agent for s in reply.steps] == ["mole"]
     assert replanned(events) == []
     # The vault was running (a request naming it reaches it) but never called for the mole.
@@ -239,6 +250,9 @@ async def test_agent_output_is_data_and_cannot_widen_what_may_be_called(
         assert sorted(t["function"]["name"] for t in request["tools"]) == ["calculator", "mole"]
     assert_results_only_in_tool_messages(fake_openai, INJECTION)
     assert msgspec.json.decode(fake_openai.requests[1]["messages"][-1]["content"])["status"] == "ok"
+
+
+TOKYO = "what time is it in Tokyo? and tell me a joke"
 
 
 async def test_a_follow_up_reaches_the_model_with_the_conversation(
@@ -255,17 +269,15 @@ async def test_a_follow_up_reaches_the_model_with_the_conversation(
         agents_running(settings, *builtin_agents().values()),
         orchestrator_running(settings, llm=llm),
     ):
-        await ask_streaming(requester, "what time is it in Tokyo?", conversation_id="trip")
+        first, _ = await ask_streaming(requester, TOKYO, conversation_id="trip")
         reply, _ = await ask_streaming(requester, "and in London?", conversation_id="trip")
     await llm.aclose()
-    assert reply.answer == "It is morning in London."
+    assert reply.answer.startswith("In London (Europe/London) it is ")  # the clock's output
     for request in fake_openai.requests[2:]:  # the plan and the answer of the follow-up
         said = [(m["role"], m.get("content")) for m in request["messages"]]
-        assert ("user", "what time is it in Tokyo?") in said
-        assert ("assistant", "It is evening in Tokyo.") in said
-        assert said.index(("user", "and in London?")) > said.index(
-            ("assistant", "It is evening in Tokyo.")
-        )
+        assert ("user", TOKYO) in said
+        assert ("assistant", first.answer) in said
+        assert said.index(("user", "and in London?")) > said.index(("assistant", first.answer))
 
 
 @pytest.mark.parametrize(
@@ -281,7 +293,7 @@ async def test_each_limit_makes_the_model_answer_with_tools_off(
         agents_running(settings, *builtin_agents().values()),
         orchestrator_running(msgspec.structs.replace(settings, **limit), llm=llm),
     ):
-        reply, events = await ask_streaming(requester, "what is 6*7?")
+        reply, events = await ask_streaming(requester, JOKE_AND_SUM)
     await llm.aclose()
     assert [s.output for s in reply.steps] == ["6 * 7 = 42"]
     assert replanned(events) == []
@@ -305,9 +317,9 @@ async def test_parallel_tool_calls_run_in_parallel(
         agents_running(settings, *builtin_agents().values(), sleepy),
         orchestrator_running(settings, llm=llm),
     ):
-        reply, events = await ask_streaming(requester, "add, then sleep twice")
+        reply, events = await ask_streaming(requester, "what is 1+1? and tell me a joke")
     await llm.aclose()
-    assert reply.answer == "Slept twice."
+    assert reply.answer == "- 1 + 1 = 2\n- slept 0.3\n- slept 0.2"  # outputs, not the draft
     assert [(s.id, s.output) for s in reply.steps] == [
         ("s1", "1 + 1 = 2"),
         ("r2s1", "slept 0.3"),
@@ -323,3 +335,34 @@ async def test_parallel_tool_calls_run_in_parallel(
     assert [m["tool_call_id"] for m in tool_messages(answer)][1:] == [
         c["id"] for c in answer["messages"][-3]["tool_calls"]
     ]
+
+
+@agent("poet", "Writes a short poem on a topic (with a language model).", keywords=("poem",))
+async def poet(task: AgentTask, ctx: TaskContext) -> str:
+    ctx.usage = Usage(prompt_tokens=12, completion_tokens=8, total_tokens=20)  # as ask_llm does
+    return f"A poem on {task.instruction}: roses are red."
+
+
+async def test_the_models_draft_stitches_model_written_outputs_and_cites_them(
+    fake_openai: FakeOpenAI, settings: Settings, requester: Requester
+) -> None:
+    # Outputs a model wrote may be stitched by the draft -- the tool loop's last turn, with
+    # no second call -- and the outputs are cited under it, so the truth stays in sight.
+    fake_openai.enqueue(
+        plan(("poet", "the sea poem"), ("poet", "the moon poem")),
+        Reply.text("Two poems, one on the sea and one on the moon."),
+    )
+    llm = provider(fake_openai)
+    async with (
+        agents_running(settings, *builtin_agents().values(), poet),
+        orchestrator_running(settings, llm=llm),
+    ):
+        reply, _ = await ask_streaming(requester, "a poem on the sea, and a poem on the moon")
+    await llm.aclose()
+    assert len(fake_openai.requests) == 2  # the plan, and the draft: no third call
+    assert reply.answer == (
+        "Two poems, one on the sea and one on the moon.\n\n"
+        f"{CITED}\n"
+        "- s1 (poet): A poem on the sea poem: roses are red.\n"
+        "- s2 (poet): A poem on the moon poem: roses are red."
+    )
