@@ -2,9 +2,9 @@
 
 ``OpenAIProvider.stream`` returns one of these. The request goes out when the ``async
 with`` block is entered (``stream=True``, ``stream_options.include_usage``); each chunk's
-text comes out of the iteration, and the last chunk's ``usage`` (servers that send none
-leave it zero) is counted. Leaving the block -- at the end, on ``break``, on an error, or
-because the task was cancelled -- closes the HTTP response (the SDK's ``AsyncStream.close``):
+text comes out of the iteration, and the last chunk's ``usage`` is counted (a server
+that sends none: the chunks, about a token each). Leaving the block -- at the end, on
+``break``, on an error, or because the task was cancelled -- closes the HTTP response (the SDK's ``AsyncStream.close``):
 the connection is dropped with the body unread, so the model server sees its client gone
 and stops generating.
 
@@ -65,7 +65,12 @@ class OpenAITokenStream:
 
     @property
     def usage(self) -> Usage:
-        return self._usage
+        """The server's usage; from one that sends none (llama.cpp's server ignores
+        ``include_usage``), the completion counted in chunks, about a token each -- a
+        model's answer never counts as free."""
+        if self._usage.total_tokens or not self._parts:
+            return self._usage
+        return Usage(completion_tokens=len(self._parts), total_tokens=len(self._parts))
 
     @property
     def text(self) -> str:
@@ -175,10 +180,9 @@ class OpenAITokenStream:
     def _observe(self) -> None:
         LLM_REQUESTS.labels(self.provider, self.model, self._outcome).inc()
         LLM_DURATION.labels(self.provider, self.model).observe(time.perf_counter() - self._started)
-        LLM_TOKENS.labels(self.provider, self.model, "prompt").inc(self._usage.prompt_tokens)
-        LLM_TOKENS.labels(self.provider, self.model, "completion").inc(
-            self._usage.completion_tokens
-        )
+        usage = self.usage
+        LLM_TOKENS.labels(self.provider, self.model, "prompt").inc(usage.prompt_tokens)
+        LLM_TOKENS.labels(self.provider, self.model, "completion").inc(usage.completion_tokens)
 
 
 def _usage(usage: Any) -> Usage:

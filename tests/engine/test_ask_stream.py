@@ -6,6 +6,8 @@ import asyncio
 import os
 import sys
 
+import pytest
+
 from switchboard.agents import builtin_agents
 from switchboard.orchestrator import Settings
 from tests.support.fake_openai import Reply
@@ -15,6 +17,9 @@ from tests.support.system import agents_running, orchestrator_running
 ANSWER = " ".join(f"word{i}" for i in range(1, 41))
 
 
+# The fake only: the real model's streaming is shown through NATS and SSE
+# (tests/engine/test_token_streaming.py); this shows the client's side.
+@pytest.mark.parametrize("model_server", ["fake"], indirect=True)
 async def test_ask_stream_prints_the_answer_as_it_comes(
     model_server: ModelServer, settings: Settings
 ) -> None:

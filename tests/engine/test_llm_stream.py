@@ -69,10 +69,12 @@ async def test_a_server_without_stream_usage_still_streams(fake_openai: FakeOpen
     fake_openai.enqueue(Reply.text(ANSWER).streamed(0.0, usage=False))
     llm = provider(fake_openai)
     async with llm.stream(HI) as tokens:
-        text = "".join([chunk async for chunk in tokens])
+        chunks = [chunk async for chunk in tokens]
     await llm.aclose()
-    assert text == ANSWER
-    assert tokens.usage == Usage()
+    assert "".join(chunks) == ANSWER
+    # No usage from the server: the completion is counted in chunks (a token each, about),
+    # so a model's answer never looks free (the answer policy tells model outputs by it).
+    assert tokens.usage == Usage(completion_tokens=len(chunks), total_tokens=len(chunks))
 
 
 async def test_leaving_early_closes_the_servers_stream(fake_openai: FakeOpenAI) -> None:

@@ -33,6 +33,7 @@ from switchboard.orchestrator import (
     TokenEvent,
     encode_event,
 )
+from switchboard.orchestrator.engine import CITED
 from tests.helpers import eventually, metric
 from tests.support.fake_openai import Reply
 from tests.support.model_server import LONG_ANSWER, ModelServer
@@ -138,9 +139,11 @@ async def test_the_aggregators_answer_streams_too(
     finished = max(i for i, k in enumerate(kinds) if k == "step_finished")
     assert finished < kinds.index("answer_token")  # written from the results
     assert max(i for i, k in enumerate(kinds) if k == "answer_token") < kinds.index("answered")
-    assert "".join(t.detail.text for t in tokens).strip() == reply.answer
+    # The answer is the text streamed, then the agents' own outputs cited under it.
+    streamed = "".join(t.detail.text for t in tokens).strip()
+    assert reply.answer.startswith(f"{streamed}\n\n{CITED}\n- s1 (calculator): 17 * 23 = 391")
     if model_server.fake is not None:
-        assert reply.answer == LONG_ANSWER
+        assert streamed == LONG_ANSWER
         assert [r.get("stream") for r in model_server.fake.requests] == [True, True]
 
 

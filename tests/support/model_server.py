@@ -1,12 +1,12 @@
 """The model server of the end-to-end streaming tests: the fake, or any real one.
 
-The ``model_server`` fixture is parametrized by the server's base URL: ``fake`` (the
-default) starts :class:`~tests.support.fake_openai.FakeOpenAI` answering every request
-with :data:`LONG_ANSWER`, streamed a word every 10 ms. Set
-``SWITCHBOARD_TEST_MODEL_URL`` (and ``SWITCHBOARD_TEST_MODEL``, the model id) to run
-the same tests against a real OpenAI-compatible server, e.g. llama.cpp's::
+The ``model_server`` fixture is parametrized by the server: ``llama`` is the real small
+model (llama.cpp with SmolLM2, ``tests.support.llama``), and ``fake`` is
+:class:`~tests.support.fake_openai.FakeOpenAI` answering every request with
+:data:`LONG_ANSWER`, streamed a word every 10 ms. Set ``SWITCHBOARD_TEST_MODEL_URL`` (and
+``SWITCHBOARD_TEST_MODEL``, the model id) to run them against another OpenAI-compatible
+server instead of llama::
 
-    /work/llmvenv/bin/python -m llama_cpp.server --model smollm2.gguf --port 8088
     SWITCHBOARD_TEST_MODEL_URL=http://127.0.0.1:8088/v1 pytest tests/engine/test_token_streaming.py
 
 What only the fake can show (the exact text, that the server saw its client leave)
@@ -18,12 +18,16 @@ from __future__ import annotations
 import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import pytest
 import pytest_asyncio
 
 from switchboard.orchestrator import OpenAIProvider
 from tests.support.fake_openai import FakeOpenAI, Reply
+
+if TYPE_CHECKING:
+    from tests.support.llama import LlamaServer
 
 __all__ = ["LONG_ANSWER", "ModelServer", "model_server"]
 
@@ -53,9 +57,19 @@ class ModelServer:
         )
 
 
-@pytest_asyncio.fixture(params=[URL], ids=lambda url: "fake" if url == "fake" else "real")
+#: The servers every streaming test runs against: the scripted fake, and the real small
+#: model (llama.cpp with SmolLM2, the ``llama_server`` session fixture) -- or the server
+#: ``SWITCHBOARD_TEST_MODEL_URL`` names instead of that one.
+SERVERS = ["fake", URL if URL != "fake" else "llama"]
+
+
+@pytest_asyncio.fixture(params=SERVERS, ids=lambda url: url if url in ("fake", "llama") else "real")
 async def model_server(request: pytest.FixtureRequest) -> AsyncIterator[ModelServer]:
     """The model server the streaming tests talk to (see the module docstring)."""
+    if request.param == "llama":
+        llama: LlamaServer = request.getfixturevalue("llama_server")
+        yield ModelServer(llama.base_url, llama.model, None)
+        return
     if request.param != "fake":
         yield ModelServer(
             request.param, os.environ.get("SWITCHBOARD_TEST_MODEL", "local-model"), None

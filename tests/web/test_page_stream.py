@@ -66,6 +66,9 @@ async def streaming_page(
     assert not errors, f"JavaScript errors on the page: {errors}"
 
 
+# The fake only: the real model's streaming is shown through NATS and SSE
+# (tests/engine/test_token_streaming.py); this shows the client's side.
+@pytest.mark.parametrize("model_server", ["fake"], indirect=True)
 async def test_the_answer_grows_on_the_page_as_it_is_written(
     streaming_page: Page, model_server: ModelServer
 ) -> None:
