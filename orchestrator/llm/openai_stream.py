@@ -4,9 +4,9 @@
 with`` block is entered (``stream=True``, ``stream_options.include_usage``); each chunk's
 text comes out of the iteration, and the last chunk's ``usage`` is counted (a server
 that sends none: the chunks, about a token each). Leaving the block -- at the end, on
-``break``, on an error, or because the task was cancelled -- closes the HTTP response (the SDK's ``AsyncStream.close``):
-the connection is dropped with the body unread, so the model server sees its client gone
-and stops generating.
+``break``, on an error, or because the task was cancelled -- closes the HTTP response (the
+SDK's ``AsyncStream.close``): the connection is dropped with the body unread, so the model
+server sees its client gone and stops generating.
 
 Timing: the wait for each chunk (the first included) is bounded by the provider's timeout
 (how long a model may stay silent) and by the deadline, so a stream never runs past the
