@@ -30,11 +30,11 @@ from ..core.errors import ConversationCancelledError, ErrorCode, PlanError
 from ..core.progress import ReplannedDetail
 from ..llm.base import ToolCallingLLM
 from .adapt import adapt
-from .aggregator import compose
+from .aggregator import compose, outputs_answer
 from .events import EventSink
 from .executor import Executor
 from .plan import validate_plan
-from .planner import LocalPlanner
+from .planner import LocalPlanner, split_clauses
 from .tools import ToolLoop
 
 __all__ = ["RoundLimits", "Rounds", "RoundsOutcome"]
@@ -117,9 +117,16 @@ class Rounds:
         """
         results = await self._run_round(plan, 1, correlation_id, user_id, deadline, events, {})
         outcome = RoundsOutcome(plan=plan, results=results)
+        # The model reads the results only of a plan it made, and only when they may not
+        # answer yet: a step failed, part of the request has no step, or outputs a model
+        # wrote need stitching. Otherwise the outputs are the answer, and asking the model
+        # again would be a call the conversation does not need.
         loop = (
             ToolLoop(self.llm, agents, message, history=history)
-            if self.llm is not None and plan.steps
+            if self.llm is not None
+            and plan.steps
+            and plan.source == "llm"
+            and not answered(plan, results, message)
             else None
         )
         if loop is None and (self.limits.max_rounds <= 1 or all(r.status == "ok" for r in results)):
@@ -227,3 +234,13 @@ class Rounds:
         if round_ > 1:
             results = [msgspec.structs.replace(r, round=round_) for r in results]
         return results
+
+
+def answered(plan: Plan, results: Sequence[StepResult], message: str) -> bool:
+    """Round 1 answers the request as it is: every step ran, every clause of the request
+    has a step, and the outputs need no model to stitch them (``outputs_answer``)."""
+    return (
+        all(r.status == "ok" for r in results)
+        and len(plan.steps) >= len(split_clauses(message))
+        and outputs_answer(plan, results)
+    )

@@ -171,7 +171,9 @@ async def test_junk_in_round_two_falls_back_without_losing_round_one(
         agents_running(settings, *builtin_agents().values()),
         orchestrator_running(settings, llm=llm),
     ):
-        first, first_events = await ask_streaming(requester, "17*23 and the time in Tokyo")
+        first, first_events = await ask_streaming(
+            requester, "what is 17*23? what time is it in Tokyo? and tell me a joke"
+        )
         second, _ = await ask_streaming(requester, "what is 2*2? and tell me a joke")
     await llm.aclose()
     # Round one's outputs, whole: they are the answer (the draft is not).
@@ -202,7 +204,10 @@ async def test_the_round_limit_ends_a_model_that_never_stops_calling_tools(
         agents_running(settings, *builtin_agents().values(), mole),
         orchestrator_running(settings, llm=llm),
     ):
-        reply, events = await ask_streaming(requester, "report on the weather")
+        # A clause the plan has no step for: the model reads the results.
+        reply, events = await ask_streaming(
+            requester, "report on the weather, and tell me if it holds"
+        )
     await llm.aclose()
     assert [s.round for s in reply.steps] == [1, 2, 3]  # max_rounds (3), not one more
     assert [e.detail.round for e in replanned(events)] == [2, 3]
@@ -234,7 +239,7 @@ async def test_agent_output_is_data_and_cannot_widen_what_may_be_called(
         orchestrator_running(settings, llm=llm),
     ):
         reply, events = await ask_streaming(
-            requester, "report on the news", agents=["mole", "calculator"]
+            requester, "report on the news, and tell me what to do", agents=["mole", "calculator"]
         )
         direct = await call_agent(requester, "vault", "ping")  # it runs, and answers
     await llm.aclose()

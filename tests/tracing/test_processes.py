@@ -58,7 +58,9 @@ async def test_one_chat_is_one_trace_across_bff_orchestrator_and_agents(
                     response = await http.post(
                         f"{up.url}/v1/chat",
                         json={
-                            "message": "what is 17*23 and what is the spelling of necessary",
+                            # A clause with no step: the model reads the results.
+                            "message": "what is 17*23 and what is the spelling of necessary, "
+                            "and tell me which was harder",
                             "agents": ["calculator", "flaky"],
                         },
                         headers=carrier,
@@ -111,7 +113,8 @@ async def test_one_chat_is_one_trace_across_bff_orchestrator_and_agents(
         call = one(spans, name="chat gpt-4o-mini", parent_id=purpose.span_id)
         assert call.attributes["gen_ai.usage.input_tokens"] > 0
         assert call.attributes["gen_ai.usage.output_tokens"] > 0
-    assert body["answer"] == "391, and it is spelt necessary."
+    # Both outputs are deterministic: they are the answer, not the model's draft.
+    assert body["answer"].startswith("- 17 * 23 = 391\n")
     # Log lines written inside a span name it: the orchestrator's "step retried" line.
     retried = [line for line in logs.splitlines() if "step retried" in line]
     assert retried and all(f'"trace_id": "{trace_id}"' in line for line in retried), retried
