@@ -235,7 +235,8 @@ class Caller:
             try:
                 return await self._stream(task, path, deadline, options)
             except RequestTimeoutError as exc:
-                if exc.phase is TimeoutPhase.SILENT:
+                if exc.phase in (TimeoutPhase.SILENT, TimeoutPhase.NOT_ACCEPTED):
+                    # Silent, or dead before its first beat: what it started runs for nobody.
                     await self._cancel_below(path)
                 if not (exc.retryable and attempts <= self.retries):
                     raise

@@ -142,9 +142,10 @@ async def test_a_call_tree_across_processes_shares_one_conversation_and_dies_wit
             (name, started[name]) for name in LINKS[1:]
         }, cancelled
         assert took < STOPPED_WITHIN
-        # The conversation answered too: its step failed as silent, well before its deadline.
+        # The conversation answered too, well before its deadline: its step failed (lost,
+        # then retried where nothing serves chain_a any more).
         assert answer.steps[0].status == "failed" and answer.steps[0].error is not None
-        assert answer.steps[0].error.code == "timeout", answer.steps[0].error
+        assert answer.steps[0].error.code in ("timeout", "no_responders"), answer.steps[0].error
 
         # 4. A caller in the middle dies: its own caller (chain_a, in a new process) notices
         # and cancels what is below it; chain_a goes on and fails its step with a timeout.
@@ -159,7 +160,8 @@ async def test_a_call_tree_across_processes_shares_one_conversation_and_dies_wit
         cancelled_agents = {n["agent"] for n in ledger(notes) if n["event"] == "cancelled"}
         assert cancelled_agents == {"chain_c", "chain_d"}, ledger(notes)
         assert answer.steps[0].status == "failed" and answer.steps[0].error is not None
-        assert answer.steps[0].error.code == "timeout", answer.steps[0].error
+        # chain_a's call to chain_b was lost, then retried where nothing serves chain_b.
+        assert answer.steps[0].error.code in ("timeout", "no_responders"), answer.steps[0].error
         assert "chain_b" in answer.steps[0].error.message
 
 
