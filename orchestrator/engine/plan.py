@@ -13,7 +13,10 @@ from collections.abc import Collection
 from ..core.conversation import Plan
 from ..core.errors import PlanError
 
-__all__ = ["dependents", "validate_plan"]
+__all__ = ["GENERAL_AGENT", "dependents", "validate_plan"]
+
+#: The agent that takes clauses nothing else matches (if it runs).
+GENERAL_AGENT = "llm"
 
 
 def validate_plan(

@@ -14,7 +14,8 @@ hints (the ones the local planner plans with) and against the local plan:
 - a step that repeats an earlier one (same agent, same instruction) is merged
   into it, its dependents rewired (``repeated_step``);
 - a step is for the wrong agent when its agent advertises hints and none of
-  them matches its instruction while another agent's do (``wrong_agent``);
+  them matches its instruction while another agent's do, or while none do and
+  the general agent runs, which the rules give such a clause (``wrong_agent``);
 - the plan misses an agent the rules chose by a pattern for some clause of
   the message (``missed_agent``): the rules see those clauses for sure.
 
@@ -32,6 +33,7 @@ from typing import TYPE_CHECKING
 
 from ..core.catalog import AgentInfo
 from ..core.conversation import Plan, PlanStep
+from .plan import GENERAL_AGENT
 
 if TYPE_CHECKING:
     from .planner import LocalPlanner
@@ -97,7 +99,13 @@ def check_llm_plan(
             continue
         seen[key] = step.id
         scores = rules.scores(instruction, agents, until=until)
-        if scores.get(step.agent, 0) == 0 and _hinted(agents[step.agent]) and any(scores.values()):
+        if (
+            scores.get(step.agent, 0) == 0
+            and _hinted(agents[step.agent])
+            and (any(scores.values()) or GENERAL_AGENT in agents)
+        ):
+            # Another agent's hints match -- or none do, and the clause is the general
+            # agent's, as the rules would give it.
             return PlanCheck(plan, "wrong_agent", unusable=True)
         kept.append(step)
     steps = []

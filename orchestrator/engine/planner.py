@@ -32,15 +32,13 @@ from ..core.subjects import safe_token
 from ..llm.base import LLM, ChatMessage
 from ..metrics import PLAN_FALLBACKS
 from .followup import resolve_followup
-from .plan import validate_plan
+from .plan import GENERAL_AGENT, validate_plan
 from .plancheck import check_llm_plan
 
 __all__ = ["GENERAL_AGENT", "SUMMARY_AGENT", "LLMPlanner", "LocalPlanner", "split_clauses"]
 
 log = structlog.get_logger("switchboard.planner")
 
-#: The agent that takes clauses nothing else matches (if it runs).
-GENERAL_AGENT = "llm"
 #: The agent that condenses the outputs of the steps before it.
 SUMMARY_AGENT = "summarizer"
 
