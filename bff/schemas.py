@@ -7,6 +7,7 @@ from typing import Annotated
 from msgspec import Meta, Struct
 
 from switchboard.orchestrator import MAX_MESSAGE_CHARS, AgentName, CorrelationId
+from switchboard.orchestrator.core.codec import NOT_BLANK
 
 __all__ = ["MAX_BODY", "ChatRequest"]
 
@@ -27,7 +28,7 @@ class ChatRequest(Struct, kw_only=True):
         Meta(
             min_length=1,
             max_length=MAX_MESSAGE_CHARS,
-            pattern=r"\S",  # not only blanks: as empty as an empty one
+            pattern=NOT_BLANK,  # not only blanks: as empty as an empty one
             description="The question or task (not blank; at most 32000 characters).",
         ),
     ]

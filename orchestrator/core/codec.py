@@ -18,12 +18,18 @@ import msgspec
 
 from .errors import DecodeError, PayloadTooLargeError
 
-__all__ = ["DEFAULT_MAX_PAYLOAD", "decode", "encode", "invalid_field"]
+__all__ = ["DEFAULT_MAX_PAYLOAD", "NOT_BLANK", "decode", "encode", "invalid_field"]
 
 T = TypeVar("T")
 
 #: Default payload limit (NATS' own default ``max_payload`` is 1 MiB).
 DEFAULT_MAX_PAYLOAD = 1024 * 1024
+
+#: The pattern of a text that must not be blank: a character that is not blank to any regex
+#: engine. The document's patterns are read by ECMA-262 engines (OpenAPI clients,
+#: schemathesis), the server's by Python's, and their ``\s`` differ (Python's also has
+#: U+001C-U+001F and U+0085; ECMA's has U+FEFF).
+NOT_BLANK = r"[^\s\x1c-\x1f\x85\ufeff]"
 
 _encoder = msgspec.json.Encoder()
 _PATH = re.compile(r" - at `(\$[^`]*)`$")
@@ -35,7 +41,7 @@ _SENTENCES: tuple[tuple[re.Pattern[str], str], ...] = tuple(
         (r"^Expected `str` of length <= (\d+)$", "{path} is too long: at most {0} characters"),
         (r"^Expected `str` of length >= 1$", "{path} is empty"),
         (r"^Expected `str` of length >= (\d+)$", "{path} is too short: at least {0} characters"),
-        (r"^Expected `str` matching regex '\\\\S'$", "{path} is blank"),
+        ("^Expected `str` matching regex " + re.escape(repr(NOT_BLANK)) + "$", "{path} is blank"),
         (r"^Expected `array` of length <= (\d+)$", "{path} has too many items: at most {0}"),
         (r"^Expected `(\w+)` ([<>]=?) (\S+)$", "{path} must be {1} {2}"),
     )

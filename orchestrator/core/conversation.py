@@ -11,6 +11,7 @@ from typing import Annotated, Any, Literal
 
 from msgspec import Meta, Struct, field
 
+from .codec import NOT_BLANK
 from .envelopes import (
     MAX_MESSAGE_CHARS,
     AgentName,
@@ -41,8 +42,8 @@ class ConversationRequest(Struct, kw_only=True):
 
     correlation_id: CorrelationId
     user_id: UserId
-    #: Not blank: a message of only spaces is as empty as no message (``\S``: bad_request).
-    message: Annotated[str, Meta(min_length=1, max_length=MAX_MESSAGE_CHARS, pattern=r"\S")]
+    #: Not blank: a message of only spaces is as empty as no message (bad_request).
+    message: Annotated[str, Meta(min_length=1, max_length=MAX_MESSAGE_CHARS, pattern=NOT_BLANK)]
     conversation_id: CorrelationId | None = None
     timeout_s: Timeout | None = None
     #: Restrict the plan to these agents.

@@ -147,3 +147,29 @@ async def test_a_body_over_the_limit_is_a_413_that_names_the_limit(nats_url: str
         "The request body is larger than 449,536 bytes, the limit "
         "(a message may have at most 32000 characters)."
     )
+
+
+def test_the_document_and_the_server_agree_on_what_is_blank() -> None:
+    # The OpenAPI document's pattern is read by ECMA-262 regex engines (schemathesis, a
+    # client's validator); the server reads it with Python's. Their \s differ (Python's
+    # has the separators U+001C-U+001F and U+0085, ECMA's has U+FEFF): a message the
+    # document allows must not be "blank" to the server, and the other way round.
+    import re
+
+    import msgspec
+
+    from switchboard.bff.schemas import ChatRequest
+    from switchboard.orchestrator import ConversationRequest
+
+    ecma_space = "\t\n\v\f\r \u00a0\u1680\u2028\u2029\u202f\u205f\u3000\ufeff" + "".join(
+        chr(c) for c in range(0x2000, 0x200B)
+    )
+    python_space = "".join(chr(c) for c in range(0x110000) if re.match(r"\s", chr(c)))
+    for struct in (ChatRequest, ConversationRequest):
+        schema = msgspec.json.schema(struct)
+        name = struct.__name__
+        pattern = schema["$defs"][name]["properties"]["message"]["pattern"]
+        for char in set(ecma_space) | set(python_space):
+            # Only blanks of either kind: not a message for the document either.
+            assert not re.search(pattern, char), (name, hex(ord(char)))
+        assert re.search(pattern, "hi")
