@@ -83,11 +83,14 @@ class Executor:
         deadline: Deadline,
         events: EventSink,
         prior: Mapping[str, Any] | None = None,
+        calls: CallBudget | None = None,
     ) -> list[StepResult]:
         """Run ``plan``; returns one StepResult per step, in plan order.
 
         ``prior``: the outputs of steps that ran before this plan (earlier rounds), by id;
-        a step may depend on them and gets them as inputs.
+        a step may depend on them and gets them as inputs. ``calls``: the conversation's
+        budget of agent-to-agent calls when it spans several runs (its rounds: one budget
+        for all of them); None: a new one of ``max_calls``.
 
         Steps run in an ``asyncio.TaskGroup``: cancelling the run (its deadline, the
         conversation cancelled) cancels every running step and waits for them all before
@@ -98,7 +101,8 @@ class Executor:
                 every such crash, none lost, after the other steps were cancelled.
         """
         state = _RunState(plan, prior)
-        calls = None if self.max_calls is None else CallBudget(self.max_calls)
+        if calls is None:
+            calls = self.call_budget()
 
         async def run_step(step: PlanStep) -> None:
             lease = 0
@@ -311,6 +315,10 @@ class Executor:
             subject=subject,
             correlation_id=correlation_id,
         )
+
+    def call_budget(self) -> CallBudget | None:
+        """A conversation's budget of agent-to-agent calls (None: no conversation-wide one)."""
+        return None if self.max_calls is None else CallBudget(self.max_calls)
 
     async def _cancel_calls(self, correlation_id: str, step: PlanStep) -> None:
         """The step's agent went silent (its process died): its calls to other agents, and

@@ -22,6 +22,7 @@ from typing import Any
 import msgspec
 import structlog
 
+from ..core.calls import CallBudget
 from ..core.catalog import AgentInfo
 from ..core.conversation import ConversationTurn, Plan, PlanStep, StepResult
 from ..core.deadline import Deadline
@@ -115,7 +116,10 @@ class Rounds:
         Raises:
             ConversationCancelledError: the conversation was cancelled while a round ran.
         """
-        results = await self._run_round(plan, 1, correlation_id, user_id, deadline, events, {})
+        calls = self.executor.call_budget()  # one budget of calls for every round
+        results = await self._run_round(
+            plan, 1, correlation_id, user_id, deadline, events, {}, calls
+        )
         outcome = RoundsOutcome(plan=plan, results=results)
         # The model reads the results only of a plan it made, and only when they may not
         # answer yet: a step failed, part of the request has no step, or outputs a model
@@ -183,7 +187,7 @@ class Rounds:
             )
             prior = {r.id: r.output for r in outcome.results if r.status == "ok"}
             results = await self._run_round(
-                following, outcome.rounds, correlation_id, user_id, deadline, events, prior
+                following, outcome.rounds, correlation_id, user_id, deadline, events, prior, calls
             )
             steps.extend(following.steps)
             outcome.results.extend(results)
@@ -218,6 +222,7 @@ class Rounds:
         deadline: Deadline,
         events: EventSink,
         prior: Mapping[str, Any],
+        calls: CallBudget | None,
     ) -> list[StepResult]:
         results = await self.executor.run(
             plan,
@@ -226,6 +231,7 @@ class Rounds:
             deadline=deadline,
             events=events,
             prior=prior or None,
+            calls=calls,
         )
         if any(r.error is not None and r.error.code == ErrorCode.CANCELLED for r in results):
             raise ConversationCancelledError(

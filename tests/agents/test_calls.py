@@ -364,3 +364,35 @@ async def test_the_whole_conversation_shares_one_budget_of_calls(
     assert 0 < calls_made <= 9, calls_made
     refused = sum(str(s.output).count("call_budget") for s in reply.steps)
     assert calls_made + refused == 32, (calls_made, refused)
+
+
+async def test_every_round_of_a_conversation_draws_on_its_one_budget_of_calls(
+    settings: Settings, requester: Requester
+) -> None:
+    """A conversation's rounds run one after the other, each an executor run: they share the
+    conversation's budget (a later round gets what the earlier ones left, not a new one)."""
+    from switchboard.orchestrator import Deadline, Plan, PlanStep
+    from switchboard.orchestrator.engine import EventSink, Executor
+
+    small = msgspec.structs.replace(settings, max_calls=9)
+    executor = Executor(requester, heartbeat=0.2, accept_timeout=5.0, retries=0, max_calls=9)
+    budget = executor.call_budget()
+    assert budget is not None
+    quiet = EventSink("conv-tester-rounds", subject=None, publish=None)
+    made = []
+    async with agents_running(small, fan, branch, leaf):
+        for round_ in (1, 2):
+            results = await executor.run(
+                Plan(steps=[PlanStep(id=f"r{round_}s1", agent="fan", instruction="fan out")]),
+                correlation_id="conv-tester-rounds",
+                user_id="tester",
+                deadline=Deadline.after(20),
+                events=quiet,
+                calls=budget,
+            )
+            assert [r.status for r in results] == ["ok"], results
+            made.append(len(started("branch")) + len(started("leaf")))
+    # Each round fans out for 16 calls (wanted); the two rounds together stayed within the
+    # conversation's 9 -- a budget per round would have let each make as many again.
+    assert made[0] > 9 // 2, made
+    assert made[1] <= 9, made
