@@ -52,6 +52,7 @@ from switchboard.orchestrator.core import (
     TokenEvent,
     Usage,
     encode_event,
+    event_time,
     headers,
     metrics,
     new_request_id,
@@ -319,7 +320,7 @@ class Caller:
             step=path.step,
             agent=path.agent,
             detail=detail,
-            ts=round(time.time(), 3),
+            ts=event_time(),
         )
         await self._relay(encode_event(event))
 

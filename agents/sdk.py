@@ -34,7 +34,6 @@ See :meth:`TaskContext.call` and :meth:`TaskContext.call_all`.
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -53,6 +52,7 @@ from switchboard.orchestrator.core import (
     TokenEvent,
     Usage,
     encode_event,
+    event_time,
     is_safe_token,
 )
 from switchboard.orchestrator.llm.base import LLM, ChatMessage
@@ -164,7 +164,7 @@ class TaskContext:
             step=self.task.task_id,
             agent=self.task.agent,
             detail=detail,
-            ts=time.time(),
+            ts=event_time(),
         )
         return await self._progress(encode_event(event))
 
@@ -217,7 +217,7 @@ class TaskContext:
             step=self.task.task_id,
             agent=self.task.agent,
             detail=TokenDetail(text=text, path=self.call_path or UNSET),
-            ts=time.time(),
+            ts=event_time(),
         )
         return await self._progress(encode_event(event))
 

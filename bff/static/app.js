@@ -403,31 +403,7 @@
   function renderPlan(view, plan) {
     view.plan.replaceChildren();
     view.steps.clear();
-    for (const step of plan.steps || []) {
-      const row = ui.stepTemplate.content.firstElementChild.cloneNode(true);
-      const part = (id) => row.querySelector(`[data-testid="${id}"]`);
-      row.dataset.step = step.id;
-      row.dataset.agent = step.agent;
-      part("step-id").textContent = step.id;
-      part("step-agent").textContent = step.agent;
-      part("step-instruction").textContent = step.instruction;
-      const deps = step.depends_on || [];
-      if (deps.length) {
-        const deps_ = part("step-deps");
-        deps_.hidden = false;
-        deps_.textContent = `↳ after ${deps.join(", ")}`;
-        deps_.title = `Runs after ${deps.join(", ")} (uses their results)`;
-      }
-      if (step.required === false) row.classList.add("optional");
-      view.steps.set(step.id, {
-        row,
-        status: part("step-status"),
-        note: part("step-note"),
-        duration: part("step-duration"),
-      });
-      view.plan.append(row);
-    }
-    view.plan.hidden = view.steps.size === 0;
+    appendStepRows(view, plan.steps || [], 1);
   }
 
   // -- rounds: the engine planned again after reading the results ------------------------

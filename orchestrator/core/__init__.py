@@ -110,6 +110,7 @@ from .progress import (
     TokenEvent,
     decode_event,
     encode_event,
+    event_time,
 )
 from .replay import ReplayWindow, StoredReply, replay_key
 from .requester import Requester
@@ -246,6 +247,7 @@ __all__ = [
     "discover",
     "encode",
     "encode_event",
+    "event_time",
     "headers",
     "invalid_field",
     "is_permission_error",

@@ -41,6 +41,7 @@ in key order only, and still decodes everywhere).
 
 from __future__ import annotations
 
+import time
 from typing import Any, ClassVar, Literal, TypeAlias, cast
 
 from msgspec import UNSET, Struct, UnsetType
@@ -70,6 +71,7 @@ __all__ = [
     "TokenEvent",
     "decode_event",
     "encode_event",
+    "event_time",
 ]
 
 EventKind = Literal[
@@ -292,6 +294,12 @@ class _WireEvent(Struct):
     detail: Any
     ts: float
     seq: int
+
+
+def event_time() -> float:
+    """An event's ``ts``: wall-clock seconds, to the millisecond, for the people who read it
+    (a page, ``nats sub``). Nothing decides anything by it: parts' clocks disagree."""
+    return round(time.time(), 3)
 
 
 def encode_event(event: ProgressEvent) -> bytes:

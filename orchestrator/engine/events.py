@@ -8,13 +8,12 @@ Events are best effort: a failure to publish one never fails the conversation.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import structlog
 
-from ..core.progress import EVENT_TYPES, EventKind, encode_event
+from ..core.progress import EVENT_TYPES, EventKind, encode_event, event_time
 
 __all__ = ["EventSink"]
 
@@ -70,7 +69,7 @@ class EventSink:
                 step=step,
                 agent=agent,
                 detail=detail,
-                ts=round(time.time(), 3),
+                ts=event_time(),
                 seq=self.seq,
             )
         )

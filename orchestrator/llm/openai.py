@@ -24,7 +24,7 @@ from ..core.errors import LLMError
 from ..metrics import LLM_DURATION, LLM_REQUESTS, LLM_TOKENS
 from .base import ChatMessage, Completion, Tool, ToolCall, ToolTurn
 from .entities import decode_entities
-from .openai_stream import OpenAITokenStream
+from .openai_stream import OpenAITokenStream, token_usage
 
 __all__ = ["OpenAIProvider"]
 
@@ -290,15 +290,7 @@ def _first_message(response: Any) -> Any:
 
 def _usage(response: Any) -> Usage:
     usage = getattr(response, "usage", None)
-    if usage is None:
-        return Usage()
-    prompt = int(getattr(usage, "prompt_tokens", 0) or 0)
-    completion = int(getattr(usage, "completion_tokens", 0) or 0)
-    return Usage(
-        prompt_tokens=prompt,
-        completion_tokens=completion,
-        total_tokens=int(getattr(usage, "total_tokens", 0) or prompt + completion),
-    )
+    return Usage() if usage is None else token_usage(usage)
 
 
 def _strip_fences(text: str) -> str:

@@ -164,7 +164,7 @@ class OpenAITokenStream:
                 raise
             usage = getattr(chunk, "usage", None)
             if usage is not None:
-                self._usage = _usage(usage)
+                self._usage = token_usage(usage)
             text = "".join(
                 content
                 for choice in getattr(chunk, "choices", None) or ()
@@ -185,7 +185,8 @@ class OpenAITokenStream:
         LLM_TOKENS.labels(self.provider, self.model, "completion").inc(usage.completion_tokens)
 
 
-def _usage(usage: Any) -> Usage:
+def token_usage(usage: Any) -> Usage:
+    """The ``usage`` object of an OpenAI response or stream chunk as a :class:`Usage`."""
     prompt = int(getattr(usage, "prompt_tokens", 0) or 0)
     completion = int(getattr(usage, "completion_tokens", 0) or 0)
     return Usage(
