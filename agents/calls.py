@@ -48,7 +48,6 @@ from switchboard.orchestrator.core import (
     RequestOptions,
     RequestTimeoutError,
     SwitchboardError,
-    TimeoutPhase,
     TokenEvent,
     Usage,
     encode_event,
@@ -236,8 +235,7 @@ class Caller:
             try:
                 return await self._stream(task, path, deadline, options)
             except RequestTimeoutError as exc:
-                if exc.phase in (TimeoutPhase.SILENT, TimeoutPhase.NOT_ACCEPTED):
-                    # Silent, or dead before its first beat: what it started runs for nobody.
+                if exc.worker_lost:  # what the callee started runs for nobody
                     await self._cancel_below(path)
                 if not (exc.retryable and attempts <= self.retries):
                     raise

@@ -203,6 +203,12 @@ class RequestTimeoutError(RequestError, TimeoutError):
         copy, wherever it waits."""
         return self.phase is TimeoutPhase.NOT_ACCEPTED
 
+    @property
+    def worker_lost(self) -> bool:
+        """The worker may have started work that nobody waits for now (its own calls to
+        other workers): it went silent, or it died before its first beat (not accepted)."""
+        return self.phase in (TimeoutPhase.SILENT, TimeoutPhase.NOT_ACCEPTED)
+
 
 class NoRespondersError(RequestError):
     """No process subscribes to the subject (NATS status 503)."""

@@ -29,7 +29,7 @@ from ..core.calls import CallBudget
 from ..core.conversation import Plan, PlanStep, StepResult
 from ..core.deadline import Deadline
 from ..core.envelopes import AgentResult, AgentTask, ErrorInfo
-from ..core.errors import RequestError, RequestTimeoutError, SwitchboardError, TimeoutPhase
+from ..core.errors import RequestError, RequestTimeoutError, SwitchboardError
 from ..core.options import RequestOptions, new_request_id
 from ..core.progress import (
     CallFinishedEvent,
@@ -216,7 +216,7 @@ class Executor:
                         subject, task, correlation_id, step_deadline, step, events, options
                     )
             except SwitchboardError as exc:
-                if isinstance(exc, RequestTimeoutError) and exc.phase in _LOST:
+                if isinstance(exc, RequestTimeoutError) and exc.worker_lost:
                     await self._cancel_calls(correlation_id, step)
                 backoff = min(0.05 * 2 ** (attempts - 1), 1.0)
                 if (
@@ -383,11 +383,6 @@ class _RunState:
 
 #: No earlier rounds' outputs (shared: a plan's first round allocates nothing for them).
 _NOTHING: Mapping[str, Any] = MappingProxyType({})
-
-
-#: Timeouts after which the step's agent may have started calls nobody waits for: it went
-#: silent, or it died before its first beat (not accepted: the work may have begun).
-_LOST = frozenset((TimeoutPhase.SILENT, TimeoutPhase.NOT_ACCEPTED))
 
 
 def _step_attributes(step: PlanStep) -> dict[str, Any]:
