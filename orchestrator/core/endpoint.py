@@ -492,10 +492,7 @@ class Endpoint:
         key = replay_key(request.headers)
         if key is not None:
             self._replay.begin(key, request, request.reply)
-        heartbeat = _milliseconds(request.headers.get(h.HEARTBEAT))
-        if heartbeat is not None and request.reply:
-            request.heartbeat = max(0.01, heartbeat)
-            self._ensure_ticker()
+        self._beat_for(request)
 
     async def _run_traced(self, request: Request) -> None:
         """:meth:`_run` inside the request's server span (child of its sender's)."""
@@ -661,6 +658,13 @@ class Endpoint:
         )
 
     # -- concurrency, heartbeats, cancellation -----------------------------------------------
+
+    def _beat_for(self, request: Request) -> None:
+        """Beat for ``request`` while it runs, if its requester asked (``h.HEARTBEAT``)."""
+        heartbeat = _milliseconds(request.headers.get(h.HEARTBEAT))
+        if heartbeat is not None and request.reply:
+            request.heartbeat = max(0.01, heartbeat)
+            self._ensure_ticker()
 
     def _ensure_ticker(self) -> None:
         if self._ticker is None or self._ticker.done():
@@ -890,10 +894,7 @@ class Endpoint:
             endpoint=self.name,
             correlation_id=request.correlation_id,
         )
-        heartbeat = _milliseconds(request.headers.get(h.HEARTBEAT))
-        if heartbeat is not None and request.reply:
-            request.heartbeat = max(0.01, heartbeat)
-            self._ensure_ticker()
+        self._beat_for(request)
         return True
 
     def _rerun_attached(self, key: ReplayKey, request: Request) -> None:
