@@ -25,7 +25,7 @@ from switchboard.agents import Agent, TaskContext, builtin_agents, call_agent, s
 from switchboard.agents.builtin.trip import TRIP
 from switchboard.orchestrator.core import AgentTask, RemoteError, Requester
 from switchboard.orchestrator.runtime import EmbeddedNatsServer
-from tests.support.nats_users import NATS_DIR, dev_env, password
+from tests.support.nats_users import NATS_DIR, password, shipped_server
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -46,15 +46,8 @@ def test_the_agent_users_of_auth_conf_are_generated_from_the_declarations() -> N
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[EmbeddedNatsServer]:
-    srv = EmbeddedNatsServer(config_file=NATS_DIR / "nats.conf", port=-1)
-    with pytest.MonkeyPatch.context() as patch:
-        for name, value in dev_env().items():
-            patch.setenv(name, value)
-        srv.start()
-    try:
+    with shipped_server() as srv:
         yield srv
-    finally:
-        srv.cleanup()
 
 
 class Login:

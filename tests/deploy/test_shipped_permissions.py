@@ -34,7 +34,7 @@ from switchboard.orchestrator.core import (
 )
 from switchboard.orchestrator.runtime import EmbeddedNatsServer, free_port
 from tests.helpers import metric
-from tests.support.nats_users import NATS_DIR, dev_env, login, password
+from tests.support.nats_users import login, password, shipped_server
 
 pytestmark = pytest.mark.slow
 
@@ -44,15 +44,8 @@ QUIET_FOR = 11.0
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[EmbeddedNatsServer]:
-    srv = EmbeddedNatsServer(config_file=NATS_DIR / "nats.conf", port=-1)
-    with pytest.MonkeyPatch.context() as patch:
-        for name, value in dev_env().items():
-            patch.setenv(name, value)
-        srv.start()
-    try:
+    with shipped_server() as srv:
         yield srv
-    finally:
-        srv.cleanup()
 
 
 @asynccontextmanager

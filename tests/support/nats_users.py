@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
+
+import pytest
+
+from switchboard.orchestrator.runtime import EmbeddedNatsServer
 
 NATS_DIR = Path(__file__).resolve().parents[2] / "deploy" / "nats"
 
@@ -29,3 +35,17 @@ def login(user: str, inbox: str | None = None) -> dict[str, str]:
     if inbox:
         env["SWITCHBOARD_INBOX_PREFIX"] = inbox
     return env
+
+
+@contextlib.contextmanager
+def shipped_server() -> Iterator[EmbeddedNatsServer]:
+    """A nats-server on deploy/nats/nats.conf, with dev.env's passwords (stopped after)."""
+    srv = EmbeddedNatsServer(config_file=NATS_DIR / "nats.conf", port=-1)
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in dev_env().items():
+            patch.setenv(name, value)
+        srv.start()
+    try:
+        yield srv
+    finally:
+        srv.cleanup()
