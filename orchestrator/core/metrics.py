@@ -145,6 +145,8 @@ class _HistogramChild:
         if exemplar is not None:
             if self.exemplars is None:
                 self.exemplars = [None] * len(self.counts)
+            # OpenMetrics gives an exemplar a Unix timestamp, for Grafana to place it; it
+            # decides nothing.
             self.exemplars[index] = Exemplar(dict(exemplar), value, time.time())
 
 
