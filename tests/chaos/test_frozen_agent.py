@@ -65,6 +65,11 @@ async def test_agent_process_frozen_mid_task_then_thawed(
         # Long enough that the frozen process still holds them when it is thawed.
         held = [ask(f"u{u:02d}", f"u{u:02d}-a", 12.0) for u in range(USERS)]
         await sleepy.wait_total("switchboard_endpoint_in_flight", USERS, endpoint="sleepy")
+        # A worker says `accepted` at its first heartbeat tick (0.2 s), not on arrival (quick
+        # work never does): let it, so the steps it holds are in its hands when it freezes.
+        # Frozen before that, a step is indistinguishable from one still queued, and fails
+        # as not accepted, as the steps sent during the freeze do.
+        await asyncio.sleep(1.0)
         report.note(f"{USERS} sleepy steps in flight; SIGSTOP the sleepy process")
         sleepy.send_signal(signal.SIGSTOP)
         frozen = report.now()
