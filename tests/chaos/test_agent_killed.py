@@ -61,6 +61,10 @@ async def test_agent_process_killed_mid_task(
 
         doomed = [ask(f"u{u:02d}", f"u{u:02d}-a", 5.0) for u in range(USERS)]
         await sleepy.wait_total("switchboard_endpoint_in_flight", USERS, endpoint="sleepy")
+        # A worker says `accepted` at its first heartbeat tick (0.2 s), not on arrival: let
+        # it, so the steps are in its hands when it dies (killed before that, a step is
+        # indistinguishable from one still queued: not accepted, retried, no responders).
+        await asyncio.sleep(1.0)
         report.note(f"{USERS} sleepy steps in flight; SIGKILL the sleepy process")
         await sleepy.kill()
         killed = report.now()
